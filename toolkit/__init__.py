@@ -1,0 +1,25 @@
+"""Switchover Lab: simulate QEMU precopy live migration page by page.
+
+>>> import toolkit as tk
+>>> ds = tk.simulate(ram_size="4GiB", dirty_rate="300MiB/s", link_bandwidth="10Gbit/s",
+...                  max_bandwidth=0, downtime_limit=300)
+"""
+__version__ = "0.1.0"
+
+from .scenario import PARAMETERS, Scenario
+from .simulate import simulate
+from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
+from .warmup import warmup
+
+__all__ = [
+    "PARAMETERS",
+    "Scenario",
+    "simulate",
+    "warmup",
+    "parse_size",
+    "parse_rate",
+    "parse_duration",
+    "format_size",
+    "format_rate",
+    "__version__",
+]

@@ -1,0 +1,77 @@
+"""Slot numbers of the integer arrays passed between the API layer and the kernels.
+
+Numba has no cheap mutable record that caches well, so a run's parameters and
+state travel as ``int64`` arrays; these names keep the slots readable. They are
+compile-time constants, not mutable globals.
+"""
+
+# --- parameters: int64 array ``p`` (filled by toolkit.simulate.kernel_inputs) ---
+P_N_PAGES = 0           # guest pages [pages]
+P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential
+P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM [pages]
+P_HOT_CUT = 3           # hotcold: a write is hot if (draw >> 11) < P_HOT_CUT (of 2**53)
+P_SEQ_START = 4         # sequential: first page of the written range [pages]
+P_SEQ_PAGES = 5         # sequential: pages in the written range [pages]
+P_ZERO_START = 6        # first page of the initially-zero region (top of RAM) [pages]
+P_RATE_LIMIT_MAX = 7    # max_bandwidth // 10, 0 = unlimited [B per 100 ms window]
+P_DOWNTIME_LIMIT = 8    # downtime-limit [ms]
+P_AVAIL_BW_PER_MS = 9   # avail_switchover_bandwidth // 1000, 0 = use the estimate [B/ms]
+P_PS_NORMAL = 10        # time the thread spends on one normal page [ps]
+P_PS_ZERO = 11          # time the thread spends on one zero page [ps]
+P_PS_SECTION = 12       # wire time of one iterate call's section header/footer/EOS [ps]
+P_PS_SYNC_BASE = 13     # bitmap sync: fixed + per-GiB part [ps]
+P_PS_SYNC_PAGE = 14     # bitmap sync: per page found in the dirty log [ps]
+P_PS_SETUP = 15         # setup overhead before the first sync [ps]
+P_PS_VM_STOP = 16       # vm_stop_force_state: pause vCPUs, drain and flush block [ps]
+P_PS_DEVICE = 17        # wire time of the device state at switchover [ps]
+P_DEVICE_BYTES = 18     # device state size [B]
+P_PS_MAX_TIME = 19      # give up (not converged) after this [ps]
+P_CHECK = 20            # 1: track page versions (no-data-lost check)
+N_PARAMS = 21
+
+# --- state: int64 array ``st`` (kernel-owned, read back as results) ---
+S_T = 0                 # simulated time since `migrate` [ps]
+S_WRITES = 1            # guest page writes applied so far
+S_DIRTY = 2             # migration_dirty_pages [pages]
+S_TRANSFERRED = 3       # migration_transferred_bytes() [B]
+S_NORMAL = 4            # normal pages sent
+S_ZERO = 5              # zero pages sent
+S_CURSOR = 6            # last_page: the page search resumes here
+S_SYNCS = 7             # dirty_sync_count
+S_LAST_SYNC_MS = 8      # time_last_bitmap_sync, -1 before the first sync [ms]
+S_PERIOD_PAGES = 9      # num_dirty_pages_period [pages]
+S_DIRTY_RATE = 10       # dirty_pages_rate [pages/s]
+S_DIRTY_BYTES_LAST_SYNC = 11  # [B]
+S_RATE_START = 12       # rate_limit_start [B]
+S_WIN_START_MS = 13     # iteration_start_time [ms]
+S_WIN_BYTES0 = 14       # iteration_initial_bytes [B]
+S_THRESHOLD = 15        # threshold_size [B]
+S_EXPECTED_DOWNTIME = 16  # expected_downtime [ms]
+S_N_WINDOWS = 17        # windows written to the trace
+S_VM_RUNNING = 18       # 1 while the guest runs (and writes)
+S_SETUP_T = 19          # end of setup [ps]
+S_DOWNTIME_START = 20   # vm stop [ps], -1 if never
+S_DOWNTIME_BYTES = 21   # bytes sent while the VM was stopped [B]
+S_CONVERGED = 22        # 1 if switched over before max_time
+S_LOST_PAGES = 23       # check mode: pages whose destination version differs, else -1
+S_SWITCH_PENDING = 24   # pending at the switchover decision [B]
+N_STATE = 25
+
+# --- trace: float64 array ``trace[window, column]``, one row per closed window ---
+W_TIME = 0              # window close, since `migrate` [ms]
+W_TIME_SPENT = 1        # window length [ms]
+W_BYTES = 2             # bytes queued in the window [B]
+W_BANDWIDTH = 3         # bytes / time_spent [B/ms]
+W_THRESHOLD = 4         # threshold_size [B]
+W_PENDING = 5           # migration_dirty_pages * 4096 at window close [B]
+W_TRANSFERRED = 6       # cumulative bytes [B]
+W_SYNCS = 7             # dirty_sync_count
+W_EXPECTED_DOWNTIME = 8 # [ms]
+W_MBPS = 9              # this window, decimal Mbit/s
+W_DIRTY_RATE = 10       # dirty_pages_rate [pages/s]
+N_TRACE = 11
+
+# --- workloads ---
+UNIFORM = 0
+HOTCOLD = 1
+SEQUENTIAL = 2

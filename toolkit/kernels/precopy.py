@@ -1,0 +1,327 @@
+"""The migration thread of QEMU precopy, one 4 KiB page at a time.
+
+Mirrors QEMU 10.0 ``migration/migration.c`` and ``migration/ram.c`` for a
+RAM-only guest without multifd, xbzrle, postcopy or auto-converge; see
+``docs/model.md`` for what is simplified. Time is an integer number of
+picoseconds since the ``migrate`` command; QEMU's own clocks (``now_ms``) are
+that time truncated to milliseconds.
+"""
+import numpy as np
+from numba import njit
+
+from .bitset import lowest_bit, popcount, set_range
+from .guest import guest_write_pages
+from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
+                     P_DOWNTIME_LIMIT, P_N_PAGES, P_PS_DEVICE, P_PS_MAX_TIME,
+                     P_PS_NORMAL, P_PS_SECTION, P_PS_SETUP, P_PS_SYNC_BASE,
+                     P_PS_SYNC_PAGE, P_PS_VM_STOP, P_PS_ZERO,
+                     P_RATE_LIMIT_MAX, P_ZERO_START, S_CONVERGED, S_CURSOR,
+                     S_DIRTY, S_DIRTY_BYTES_LAST_SYNC, S_DIRTY_RATE,
+                     S_DOWNTIME_BYTES, S_DOWNTIME_START, S_EXPECTED_DOWNTIME,
+                     S_LAST_SYNC_MS, S_LOST_PAGES, S_N_WINDOWS, S_NORMAL,
+                     S_PERIOD_PAGES, S_RATE_START, S_SETUP_T,
+                     S_SWITCH_PENDING, S_SYNCS, S_T, S_THRESHOLD,
+                     S_TRANSFERRED, S_VM_RUNNING, S_WIN_BYTES0,
+                     S_WIN_START_MS, S_ZERO, W_BANDWIDTH, W_BYTES,
+                     W_DIRTY_RATE, W_EXPECTED_DOWNTIME, W_MBPS, W_PENDING,
+                     W_SYNCS, W_THRESHOLD, W_TIME, W_TIME_SPENT,
+                     W_TRANSFERRED)
+
+TARGET_PAGE_SIZE = 4096      # [B]
+NORMAL_PAGE_WIRE = 4104      # 8 B page header + 4096 B data [B]
+ZERO_PAGE_WIRE = 9           # 8 B header (RAM_SAVE_FLAG_ZERO) + 1 fill byte [B]
+SECTION_WIRE = 18            # section header 5 B + footer 5 B + RAM_SAVE_FLAG_EOS 8 B [B]
+BUFFER_DELAY = 100           # window of the rate limit and the estimate [ms]
+MAX_WAIT = 50                # cap on one ram_save_iterate call [ms]
+PS_PER_MS = 1_000_000_000
+
+
+@njit(cache=True, nogil=True, inline="always")
+def highest_bit(x):
+    """Index (0..63) of the highest set bit of a non-zero ``uint64`` word."""
+    n = 0
+    for shift in (32, 16, 8, 4, 2, 1):
+        if x >> np.uint64(shift):
+            x = x >> np.uint64(shift)
+            n += shift
+    return n
+
+
+@njit(cache=True, nogil=True)
+def migration_rate_exceeded(p, st):
+    """True once this window's bytes exceed ``max_bandwidth / 10`` (0 = unlimited)."""
+    limit = p[P_RATE_LIMIT_MAX]
+    return limit != 0 and st[S_TRANSFERRED] - st[S_RATE_START] > limit
+
+
+@njit(cache=True, nogil=True)
+def migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero, src_version):
+    """Merge the dirty log into the migration bitmap; count only newly dirty pages.
+
+    The log is read at the start of the sync; the thread is then busy for
+    ``sync_time_fixed + sync_time_per_gib * RAM + sync_time_per_dirty_page * logged``.
+    The dirty-page rate period (> 1 s) closes as in QEMU.
+    """
+    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version)
+    st[S_SYNCS] += 1
+    if st[S_LAST_SYNC_MS] < 0:
+        st[S_LAST_SYNC_MS] = st[S_T] // PS_PER_MS
+    logged = 0
+    new = 0
+    for i in range(dirty_log.shape[0]):
+        w = dirty_log[i]
+        if w:
+            logged += popcount(w)
+            new += popcount(w & ~bitmap[i])
+            bitmap[i] |= w
+            dirty_log[i] = np.uint64(0)
+    st[S_DIRTY] += new
+    st[S_PERIOD_PAGES] += new
+    st[S_DIRTY_BYTES_LAST_SYNC] = st[S_DIRTY] * TARGET_PAGE_SIZE
+    st[S_T] += p[P_PS_SYNC_BASE] + logged * p[P_PS_SYNC_PAGE]
+    end_ms = st[S_T] // PS_PER_MS
+    if end_ms > st[S_LAST_SYNC_MS] + 1000:
+        st[S_DIRTY_RATE] = st[S_PERIOD_PAGES] * 1000 // (end_ms - st[S_LAST_SYNC_MS])
+        st[S_LAST_SYNC_MS] = end_ms
+        st[S_PERIOD_PAGES] = 0
+
+
+@njit(cache=True, nogil=True)
+def find_dirty_block(bitmap, n_pages, cursor):
+    """First bitmap word holding a dirty page at or after ``cursor``, wrapping once.
+
+    Returns
+    -------
+    word : int
+        Word index, -1 if no page is dirty.
+    mask : uint64
+        The dirty bits of that word at or after the first dirty page found.
+    """
+    n_words = (n_pages + 63) >> 6
+    wi = cursor >> 6
+    w = bitmap[wi] & (~np.uint64(0) << np.uint64(cursor & 63))
+    if w:
+        return wi, w
+    for j in range(wi + 1, n_words):
+        if bitmap[j]:
+            return j, bitmap[j]
+    for j in range(0, wi + 1):
+        if bitmap[j]:
+            return j, bitmap[j]
+    return -1, np.uint64(0)
+
+
+@njit(cache=True, nogil=True)
+def ram_save_pages(p, st, wi, mask, bitmap, nonzero, src_version, dst_version):
+    """Send the dirty pages ``mask`` of bitmap word ``wi`` (ram_save_target_page).
+
+    A page that was never written goes as a 9 B zero-page record after a full
+    4 KiB scan; any other page as 4104 B. The thread's clock advances by each
+    page's time (the longer of its CPU time and its wire time).
+    """
+    n = popcount(mask)
+    n_zero = popcount(mask & ~nonzero[wi])
+    n_normal = n - n_zero
+    bitmap[wi] &= ~mask
+    nbytes = n_normal * NORMAL_PAGE_WIRE + n_zero * ZERO_PAGE_WIRE
+    st[S_DIRTY] -= n
+    st[S_NORMAL] += n_normal
+    st[S_ZERO] += n_zero
+    st[S_TRANSFERRED] += nbytes
+    if st[S_VM_RUNNING] == 0:
+        st[S_DOWNTIME_BYTES] += nbytes
+    st[S_T] += n_normal * p[P_PS_NORMAL] + n_zero * p[P_PS_ZERO]
+    cursor = (wi << 6) + highest_bit(mask) + 1
+    st[S_CURSOR] = 0 if cursor >= p[P_N_PAGES] else cursor
+    if p[P_CHECK] != 0:
+        m = mask
+        while m:
+            page = (wi << 6) + lowest_bit(m)
+            dst_version[page] = src_version[page]
+            m &= m - np.uint64(1)
+
+
+@njit(cache=True, nogil=True)
+def _send_section(st, p):
+    st[S_TRANSFERRED] += SECTION_WIRE
+    if st[S_VM_RUNNING] == 0:
+        st[S_DOWNTIME_BYTES] += SECTION_WIRE
+    st[S_T] += p[P_PS_SECTION]
+
+
+@njit(cache=True, nogil=True)
+def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+                     src_version, dst_version):
+    """One iterate call: send dirty pages from the cursor until the window's byte
+    budget is exceeded, 50 ms have passed, or nothing is dirty.
+
+    Pages are taken one bitmap word (64 pages) at a time: guest writes due are
+    applied before each word and the 50 ms cap (``MAX_WAIT``) is checked after
+    each word; the rate limit is checked before every page, as in QEMU.
+    """
+    _send_section(st, p)
+    t0 = st[S_T]
+    limit = p[P_RATE_LIMIT_MAX]
+    word_budget = 64 * NORMAL_PAGE_WIRE
+    while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
+        guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version)
+        wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR])
+        if limit == 0 or st[S_TRANSFERRED] - st[S_RATE_START] + word_budget <= limit:
+            ram_save_pages(p, st, wi, mask, bitmap, nonzero, src_version, dst_version)
+        else:  # near the budget: the limit is checked before each page
+            while mask and not migration_rate_exceeded(p, st):
+                bit = mask & (~mask + np.uint64(1))
+                ram_save_pages(p, st, wi, bit, bitmap, nonzero, src_version, dst_version)
+                mask &= ~bit
+        if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
+            break
+
+
+@njit(cache=True, nogil=True)
+def migration_update_counters(p, st, trace):
+    """Close the ~100 ms window: bandwidth estimate, threshold, expected downtime.
+
+    Exactly QEMU's single-window estimate: ``bandwidth = bytes / time_spent``
+    [B/ms], ``threshold_size = expected_bw_per_ms * downtime_limit`` where
+    ``expected_bw_per_ms`` is ``avail_switchover_bandwidth // 1000`` when set.
+    """
+    now_ms = st[S_T] // PS_PER_MS
+    if now_ms < st[S_WIN_START_MS] + BUFFER_DELAY:
+        return
+    transferred = st[S_TRANSFERRED] - st[S_WIN_BYTES0]
+    time_spent = now_ms - st[S_WIN_START_MS]
+    bandwidth = np.float64(transferred) / np.float64(time_spent)
+    avail = p[P_AVAIL_BW_PER_MS]
+    expected_bw_per_ms = np.float64(avail) if avail != 0 else bandwidth
+    st[S_THRESHOLD] = np.int64(expected_bw_per_ms * np.float64(p[P_DOWNTIME_LIMIT]))
+    mbps = ((np.float64(transferred) * 8.0) / (np.float64(time_spent) / 1000.0)) / 1e6
+    if st[S_DIRTY_RATE] != 0 and transferred > 10000 and expected_bw_per_ms > 0.0:
+        st[S_EXPECTED_DOWNTIME] = np.int64(st[S_DIRTY_BYTES_LAST_SYNC] / expected_bw_per_ms)
+    st[S_RATE_START] = st[S_TRANSFERRED]          # migration_rate_reset
+    st[S_WIN_START_MS] = now_ms                   # update_iteration_initial_status
+    st[S_WIN_BYTES0] = st[S_TRANSFERRED]
+    row = st[S_N_WINDOWS]
+    if row < trace.shape[0]:
+        trace[row, W_TIME] = now_ms
+        trace[row, W_TIME_SPENT] = time_spent
+        trace[row, W_BYTES] = transferred
+        trace[row, W_BANDWIDTH] = bandwidth
+        trace[row, W_THRESHOLD] = st[S_THRESHOLD]
+        trace[row, W_PENDING] = st[S_DIRTY] * TARGET_PAGE_SIZE
+        trace[row, W_TRANSFERRED] = st[S_TRANSFERRED]
+        trace[row, W_SYNCS] = st[S_SYNCS]
+        trace[row, W_EXPECTED_DOWNTIME] = st[S_EXPECTED_DOWNTIME]
+        trace[row, W_MBPS] = mbps
+        trace[row, W_DIRTY_RATE] = st[S_DIRTY_RATE]
+        st[S_N_WINDOWS] = row + 1
+
+
+@njit(cache=True, nogil=True)
+def migration_rate_limit(p, st, trace):
+    """Update the counters; if the budget is spent, sleep to the window's end."""
+    migration_update_counters(p, st, trace)
+    if migration_rate_exceeded(p, st):
+        wake = (st[S_WIN_START_MS] + BUFFER_DELAY) * PS_PER_MS
+        if wake > st[S_T]:
+            st[S_T] = wake
+
+
+@njit(cache=True, nogil=True)
+def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+                         src_version, dst_version):
+    """Stop the VM, final sync, send everything left at full speed, then device state.
+
+    Mirrors ``migration_completion`` → ``migration_stop_vm``,
+    ``migration_switchover_start`` (rate limit off) and ``ram_save_complete``.
+    """
+    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version)
+    st[S_DOWNTIME_START] = st[S_T]
+    st[S_VM_RUNNING] = 0
+    st[S_T] += p[P_PS_VM_STOP]
+    migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero, src_version)
+    _send_section(st, p)
+    while st[S_DIRTY] > 0:
+        wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR])
+        ram_save_pages(p, st, wi, mask, bitmap, nonzero, src_version, dst_version)
+    st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
+    st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
+    st[S_T] += p[P_PS_DEVICE]
+    st[S_CONVERGED] = 1
+
+
+@njit(cache=True, nogil=True)
+def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+                            src_version, dst_version):
+    """QEMU 10.0's decision: cheap estimate, exact sync only below the threshold,
+    switch over when pending is 0 or below the threshold, else iterate.
+
+    Returns
+    -------
+    bool
+        True once the migration has completed.
+    """
+    pending = st[S_DIRTY] * TARGET_PAGE_SIZE
+    if pending < st[S_THRESHOLD]:
+        migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+                              src_version)
+        pending = st[S_DIRTY] * TARGET_PAGE_SIZE
+    # threshold 0 (no window closed yet, or downtime-limit 0): no exact sync, and
+    # the switchover happens as soon as the estimate drains to 0.
+    if pending == 0 or pending < st[S_THRESHOLD]:
+        st[S_SWITCH_PENDING] = pending
+        migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+                             src_version, dst_version)
+        return True
+    ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+                     src_version, dst_version)
+    return False
+
+
+@njit(cache=True, nogil=True)
+def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+                     src_version, dst_version, trace):
+    """Run one precopy migration from the ``migrate`` command to completion or ``max_time``.
+
+    Parameters
+    ----------
+    p : ndarray(int64, N_PARAMS)
+        Parameters, see ``layout.P_*``.
+    writes_per_ps : float
+        Guest page writes per picosecond. [1/ps]
+    st : ndarray(int64, N_STATE)
+        State and results, zero on entry; see ``layout.S_*``.
+    rng : ndarray(uint64, 1)
+        SplitMix64 state of the guest's writes.
+    dirty_log, bitmap, nonzero : ndarray(uint64, ceil(pages / 64))
+        Zeroed bitsets: KVM's dirty log, the migration bitmap, non-zero pages.
+    src_version, dst_version : ndarray(int32)
+        Check mode: per-page versions (zeros, and -1 for never received);
+        empty otherwise.
+    trace : ndarray(float64, (windows, N_TRACE))
+        One row per closed window, see ``layout.W_*``.
+    """
+    n_pages = p[P_N_PAGES]
+    st[S_LAST_SYNC_MS] = -1
+    st[S_VM_RUNNING] = 1
+    st[S_DOWNTIME_START] = -1
+    st[S_LOST_PAGES] = -1
+    st[S_EXPECTED_DOWNTIME] = p[P_DOWNTIME_LIMIT]
+    set_range(nonzero, 0, p[P_ZERO_START])
+    # setup: the window opens before setup, so setup time dilutes the first estimate
+    st[S_T] = p[P_PS_SETUP]
+    set_range(bitmap, 0, n_pages)                 # ram_init_bitmaps: all pages dirty
+    st[S_DIRTY] = n_pages
+    migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero, src_version)
+    st[S_SETUP_T] = st[S_T]
+    while st[S_T] < p[P_PS_MAX_TIME]:
+        if not migration_rate_exceeded(p, st):
+            if migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap,
+                                       nonzero, src_version, dst_version):
+                break
+        migration_rate_limit(p, st, trace)
+    if p[P_CHECK] != 0 and st[S_CONVERGED] == 1:
+        lost = 0
+        for page in range(n_pages):
+            if dst_version[page] != src_version[page]:
+                lost += 1
+        st[S_LOST_PAGES] = lost

@@ -1,0 +1,263 @@
+"""One validated, immutable migration scenario, with QEMU's names, defaults and ranges.
+
+Every public parameter is listed once in :data:`PARAMETERS` with its kind, base
+unit, default, allowed range and a one-line description; validation, the
+README's parameter table and the Dataset attributes all read that table.
+Values may be numbers in the base unit or strings with units (see
+:mod:`toolkit.units`). Errors name the parameter, the value and the range,
+and are raised before any simulation work starts.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import numbers
+from dataclasses import dataclass, fields
+
+from .units import parse_duration, parse_rate, parse_size
+
+PAGE_SIZE = 4096                    # TARGET_PAGE_SIZE on x86 [B]
+SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-switchover-bandwidth
+MAX_MIGRATE_DOWNTIME = 2000 * 1000  # QEMU's bound for downtime-limit [ms]
+MAX_THROTTLE = 128 << 20            # QEMU's default max-bandwidth [B/s]
+WORKLOADS = ("uniform", "hotcold", "sequential")
+
+
+@dataclass(frozen=True)
+class Param:
+    """Specification of one scenario parameter."""
+
+    name: str
+    kind: str          # size | rate | duration | fraction | int | choice | bool
+    default: object
+    unit: str          # base unit of bare numbers, UDUNITS-style
+    lo: float | None = None
+    hi: float | None = None
+    doc: str = ""
+    time_unit: str = "ms"   # for kind == "duration": the unit bare numbers are in
+    integer: bool = False   # QEMU takes an integer here
+    qemu: str | None = None  # QEMU parameter name, when this is one
+    lo_open: bool = False    # the lower bound itself is not allowed
+
+
+PARAMETERS = (
+    # the guest
+    Param("ram_size", "size", "4GiB", "B", PAGE_SIZE, 2**44,
+          "Guest RAM, rounded down to whole 4 KiB pages."),
+    Param("dirty_rate", "rate", "100MiB/s", "B s-1", 0, 2**40,
+          "Guest page writes per second times 4096 B (writes may hit the same page)."),
+    Param("workload", "choice", "uniform", "1", doc="Which pages the guest writes: "
+          "'uniform' (any page), 'hotcold' (a hot set takes most writes) or "
+          "'sequential' (a cursor sweeping write_range, like QEMU's test guest)."),
+    Param("hot_fraction", "fraction", 0.1, "1", 0, 1,
+          "hotcold: share of RAM in the hot set (the lowest pages).", lo_open=True),
+    Param("hot_share", "fraction", 0.9, "1", 0, 1, "hotcold: share of writes that hit the hot set."),
+    Param("write_range", "size", "100MiB", "B", PAGE_SIZE, 2**44,
+          "sequential: bytes swept by the write cursor."),
+    Param("write_range_start", "size", "1MiB", "B", 0, 2**44,
+          "sequential: first byte of the swept range."),
+    Param("zero_fraction", "fraction", 0.0, "1", 0, 1,
+          "Share of RAM (the top pages) that is zero until written."),
+    # the link and QEMU's migration parameters
+    Param("link_bandwidth", "rate", "10Gbit/s", "B s-1", 1000, 1e12,
+          "What the network carries; the final copy runs at this rate."),
+    Param("max_bandwidth", "rate", MAX_THROTTLE, "B s-1", 0, SIZE_MAX,
+          "QEMU max-bandwidth: precopy rate limit, 0 = unlimited.", integer=True,
+          qemu="max-bandwidth"),
+    Param("downtime_limit", "duration", 300, "ms", 0, MAX_MIGRATE_DOWNTIME,
+          "QEMU downtime-limit: the switchover threshold is bandwidth x this.",
+          integer=True, qemu="downtime-limit"),
+    Param("avail_switchover_bandwidth", "rate", 0, "B s-1", 0, SIZE_MAX,
+          "QEMU avail-switchover-bandwidth: used instead of the estimate when non-zero.",
+          integer=True, qemu="avail-switchover-bandwidth"),
+    # host costs: why the migration thread can be slower than the link
+    Param("page_send_time", "duration", 250.0, "ns", 0, 1e9,
+          "CPU time of the migration thread per normal page sent.", time_unit="ns"),
+    Param("zero_page_scan_time", "duration", 100.0, "ns", 0, 1e9,
+          "CPU time to scan one 4 KiB zero page (buffer_is_zero).", time_unit="ns"),
+    Param("sync_time_fixed", "duration", 1.0, "ms", 0, 1e6,
+          "Bitmap sync: fixed cost per sync."),
+    Param("sync_time_per_gib", "duration", 0.5, "ms", 0, 1e6,
+          "Bitmap sync: cost per GiB of guest RAM [ms/GiB]."),
+    Param("sync_time_per_dirty_page", "duration", 10.0, "ns", 0, 1e9,
+          "Bitmap sync: cost per page found in the dirty log.", time_unit="ns"),
+    Param("setup_overhead", "duration", 5.0, "ms", 0, 1e6,
+          "Setup work before the first bitmap sync (connect, header, dirty-log start)."),
+    Param("vm_stop_time", "duration", 2.0, "ms", 0, 1e6,
+          "Stopping the VM at switchover (pause vCPUs, drain and flush block devices)."),
+    Param("device_state_size", "size", "512KiB", "B", 0, 2**40,
+          "Non-RAM device state sent during downtime."),
+    # the run
+    Param("max_time", "duration", 300.0, "s", 0, 1e6,
+          "Give up (not converged) after this much simulated time.", time_unit="s",
+          lo_open=True),
+    Param("seed", "int", 0, "1", 0, SIZE_MAX, "Seed of the guest's writes."),
+    Param("check", "bool", False, "1",
+          doc="Track every page's version and count pages the destination lacks."),
+)
+PARAMETER_INDEX = {p.name: p for p in PARAMETERS}
+
+# parameters that define the guest's write stream (and so its random seed)
+GUEST_PARAMETERS = ("ram_size", "dirty_rate", "workload", "hot_fraction", "hot_share",
+                    "write_range", "write_range_start", "zero_fraction")
+
+
+def _range_text(spec: Param) -> str:
+    lo = "" if spec.lo is None else f"{spec.lo:g}"
+    hi = "" if spec.hi is None else f"{spec.hi:g}"
+    if spec.hi == SIZE_MAX:
+        hi = str(SIZE_MAX)
+    if spec.hi == MAX_MIGRATE_DOWNTIME:
+        hi = str(MAX_MIGRATE_DOWNTIME)
+    open_lo = "(" if spec.lo_open else "["
+    kind = "an integer" if spec.integer else "a number"
+    text = f"{kind} in {open_lo}{lo}, {hi}] {spec.unit}"
+    if spec.qemu:
+        text += f" (QEMU '{spec.qemu}')"
+    return text
+
+
+def _number(spec: Param, value):
+    """Parse one value to a number in the base unit, then check its range."""
+    name = spec.name
+    if spec.kind == "size":
+        x = parse_size(value, name)
+    elif spec.kind == "rate":
+        x = parse_rate(value, name)
+    elif spec.kind == "duration":
+        x = parse_duration(value, name, spec.time_unit)
+    else:  # fraction, int
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+        x = value
+    x = float(x) if not isinstance(x, int) else x
+    bad = (isinstance(x, float) and not math.isfinite(x)) or \
+        (spec.lo is not None and (x < spec.lo or (spec.lo_open and x == spec.lo))) or \
+        (spec.hi is not None and x > spec.hi)
+    if spec.integer or spec.kind == "int":
+        if not bad and float(x) != math.floor(float(x)):
+            bad = True
+        if not bad:
+            x = int(x) if isinstance(x, int) else int(round(x))
+    if bad:
+        raise ValueError(f"{name}={value!r} is out of range: expected {_range_text(spec)}")
+    return x
+
+
+def _validate(name: str, value):
+    spec = PARAMETER_INDEX[name]
+    if spec.kind == "choice":
+        if not isinstance(value, str):
+            raise TypeError(f"workload: expected one of {WORKLOADS}, got "
+                            f"{type(value).__name__} {value!r}")
+        if value not in WORKLOADS:
+            raise ValueError(f"workload={value!r} is not a known workload: expected one of "
+                             f"{', '.join(WORKLOADS)}")
+        return value
+    if spec.kind == "bool":
+        if not isinstance(value, (bool,)) and type(value).__name__ != "bool_":
+            raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+        return bool(value)
+    return _number(spec, value)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One migration scenario: every parameter validated and in its base unit.
+
+    Build it with keyword arguments named as in :data:`PARAMETERS`; omitted ones
+    take their defaults. Numbers are in the base unit (B, B/s, ms, ns or s as
+    listed); strings may carry units ("4GiB", "10Gbit/s", "300ms").
+
+    Raises
+    ------
+    TypeError
+        Unknown parameter, or a value of the wrong type.
+    ValueError
+        A value that cannot be read, or is outside its range.
+    """
+
+    ram_size: int = None
+    dirty_rate: float = None
+    workload: str = None
+    hot_fraction: float = None
+    hot_share: float = None
+    write_range: int = None
+    write_range_start: int = None
+    zero_fraction: float = None
+    link_bandwidth: float = None
+    max_bandwidth: int = None
+    downtime_limit: int = None
+    avail_switchover_bandwidth: int = None
+    page_send_time: float = None
+    zero_page_scan_time: float = None
+    sync_time_fixed: float = None
+    sync_time_per_gib: float = None
+    sync_time_per_dirty_page: float = None
+    setup_overhead: float = None
+    vm_stop_time: float = None
+    device_state_size: int = None
+    max_time: float = None
+    seed: int = None
+    check: bool = None
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                value = PARAMETER_INDEX[f.name].default
+            object.__setattr__(self, f.name, _validate(f.name, value))
+        object.__setattr__(self, "ram_size", self.ram_size // PAGE_SIZE * PAGE_SIZE)
+        if self.workload == "sequential" and \
+                self.write_range_start + self.write_range > self.ram_size:
+            raise ValueError(
+                f"write_range_start + write_range = {self.write_range_start} + "
+                f"{self.write_range} B is beyond ram_size = {self.ram_size} B")
+        if self.workload == "hotcold":
+            hot = self.hot_pages
+            if not 1 <= hot < self.n_pages:
+                raise ValueError(
+                    f"hot_fraction={self.hot_fraction!r} gives {hot} hot pages of "
+                    f"{self.n_pages}: expected at least 1 and fewer than all")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> "Scenario":
+        """Build a Scenario, rejecting unknown names with a suggestion."""
+        for key in kwargs:
+            if key not in PARAMETER_INDEX:
+                close = difflib.get_close_matches(key, PARAMETER_INDEX, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise TypeError(f"unknown parameter {key!r}{hint} Known: "
+                                f"{', '.join(PARAMETER_INDEX)}")
+        return cls(**kwargs)
+
+    def replace(self, **changes) -> "Scenario":
+        """A copy with some parameters changed (and validated again)."""
+        values = self.to_dict()
+        values.update(changes)
+        return Scenario.from_kwargs(**values)
+
+    def to_dict(self) -> dict:
+        """Parameters by name, in base units."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def n_pages(self) -> int:
+        """Guest pages. [pages]"""
+        return self.ram_size // PAGE_SIZE
+
+    @property
+    def hot_pages(self) -> int:
+        """hotcold: pages in the hot set. [pages]"""
+        return int(round(self.hot_fraction * self.n_pages))
+
+    @property
+    def stream_seed(self) -> int:
+        """64-bit seed of the guest's writes, from ``seed`` and the guest's parameters.
+
+        Migration parameters do not enter it, so runs that differ only in how
+        they migrate see exactly the same guest writes.
+        """
+        key = repr((self.seed,) + tuple(getattr(self, n) for n in GUEST_PARAMETERS))
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")

@@ -1,0 +1,145 @@
+"""Run one scenario through the kernel and return a Dataset: :func:`simulate`.
+
+This layer turns a validated :class:`~toolkit.scenario.Scenario` into the
+kernel's integer parameters (picoseconds, pages, bytes), allocates the bitsets,
+runs :func:`toolkit.kernels.precopy.migration_thread`, and hands the raw
+numbers to :func:`toolkit.schema.build_dataset`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import layout as L
+from .kernels.precopy import (NORMAL_PAGE_WIRE, SECTION_WIRE, ZERO_PAGE_WIRE,
+                              migration_thread)
+from .scenario import PAGE_SIZE, Scenario
+
+PS_PER_S = 10**12
+GIB = 2**30
+WORKLOAD_CODES = {"uniform": L.UNIFORM, "hotcold": L.HOTCOLD, "sequential": L.SEQUENTIAL}
+
+
+@dataclass
+class RawRun:
+    """What the kernel left behind for one scenario.
+
+    Attributes
+    ----------
+    state : ndarray(int64)
+        Final state, indexed by ``layout.S_*``.
+    trace : ndarray(float64, (windows, N_TRACE))
+        Closed windows, indexed by ``layout.W_*``.
+    """
+
+    state: np.ndarray
+    trace: np.ndarray
+
+
+def _ps(seconds: float) -> int:
+    return int(round(seconds * PS_PER_S))
+
+
+def wire_ps(nbytes: int, link_bandwidth: float) -> int:
+    """Time to put ``nbytes`` on a link of ``link_bandwidth`` [B/s]. [ps]"""
+    return _ps(nbytes / link_bandwidth)
+
+
+def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, float]:
+    """The kernel's parameter array and guest write rate for a scenario.
+
+    Returns
+    -------
+    p : ndarray(int64, N_PARAMS)
+        See ``layout.P_*``.
+    writes_per_ps : float
+        Guest page writes per picosecond. [1/ps]
+    """
+    n = sc.n_pages
+    link = sc.link_bandwidth
+    p = np.zeros(L.N_PARAMS, dtype=np.int64)
+    p[L.P_N_PAGES] = n
+    p[L.P_WORKLOAD] = WORKLOAD_CODES[sc.workload]
+    p[L.P_HOT_PAGES] = sc.hot_pages
+    p[L.P_HOT_CUT] = int(round(sc.hot_share * 2**53))
+    p[L.P_SEQ_START] = sc.write_range_start // PAGE_SIZE
+    p[L.P_SEQ_PAGES] = max(1, sc.write_range // PAGE_SIZE)
+    p[L.P_ZERO_START] = n - int(round(sc.zero_fraction * n))
+    p[L.P_RATE_LIMIT_MAX] = sc.max_bandwidth // 10         # migration_rate_set
+    p[L.P_DOWNTIME_LIMIT] = sc.downtime_limit
+    p[L.P_AVAIL_BW_PER_MS] = sc.avail_switchover_bandwidth // 1000
+    # a page costs the thread the longer of its CPU time and its wire time:
+    # the blocking socket makes the thread wait for the link (back-pressure)
+    p[L.P_PS_NORMAL] = max(_ps(sc.page_send_time * 1e-9), wire_ps(NORMAL_PAGE_WIRE, link))
+    p[L.P_PS_ZERO] = max(_ps(sc.zero_page_scan_time * 1e-9), wire_ps(ZERO_PAGE_WIRE, link))
+    p[L.P_PS_SECTION] = wire_ps(SECTION_WIRE, link)
+    p[L.P_PS_SYNC_BASE] = _ps((sc.sync_time_fixed + sc.sync_time_per_gib * sc.ram_size / GIB)
+                              * 1e-3)
+    p[L.P_PS_SYNC_PAGE] = _ps(sc.sync_time_per_dirty_page * 1e-9)
+    p[L.P_PS_SETUP] = _ps(sc.setup_overhead * 1e-3)
+    p[L.P_PS_VM_STOP] = _ps(sc.vm_stop_time * 1e-3)
+    p[L.P_PS_DEVICE] = wire_ps(sc.device_state_size, link)
+    p[L.P_DEVICE_BYTES] = sc.device_state_size
+    p[L.P_PS_MAX_TIME] = _ps(sc.max_time)
+    p[L.P_CHECK] = int(sc.check)
+    writes_per_ps = sc.dirty_rate / PAGE_SIZE / PS_PER_S
+    return p, writes_per_ps
+
+
+def run_kernel(sc: Scenario) -> RawRun:
+    """Allocate the bitsets, run the migration thread once, return its raw output."""
+    p, writes_per_ps = kernel_inputs(sc)
+    n = sc.n_pages
+    n_words = (n + 63) // 64
+    versions = n if sc.check else 0
+    st = np.zeros(L.N_STATE, dtype=np.int64)
+    rng = np.array([sc.stream_seed], dtype=np.uint64)
+    max_windows = int(sc.max_time * 1000) // 100 + 4   # windows last >= 100 ms
+    trace = np.full((max_windows, L.N_TRACE), np.nan)
+    migration_thread(p, writes_per_ps, st, rng,
+                     np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
+                     np.zeros(n_words, np.uint64),
+                     np.zeros(versions, np.int32), np.full(versions, -1, np.int32), trace)
+    return RawRun(state=st, trace=trace[: st[L.S_N_WINDOWS]].copy())
+
+
+def simulate(scenario: Scenario | None = None, **params):
+    """Simulate one QEMU precopy migration, page by page.
+
+    Parameters
+    ----------
+    scenario : Scenario, optional
+        A ready scenario; if given, no other parameters are allowed.
+    **params
+        Scenario parameters by QEMU-style name (see ``toolkit.PARAMETERS``),
+        numbers in base units or strings with units, e.g.
+        ``ram_size="4GiB"``, ``link_bandwidth="10Gbit/s"``,
+        ``downtime_limit=300`` [ms], ``avail_switchover_bandwidth=0`` [B/s].
+
+    Returns
+    -------
+    xarray.Dataset
+        Scalars shaped like ``query-migrate`` (``converged``, ``total_time``
+        [ms], ``downtime`` [ms], ``transferred`` [B], ...) and a per-window
+        trace along ``window``; see :mod:`toolkit.schema`.
+
+    Examples
+    --------
+    >>> import toolkit as tk
+    >>> ds = tk.simulate(ram_size="1GiB", dirty_rate="100MiB/s", max_bandwidth=0)
+    >>> bool(ds.converged)
+    True
+    """
+    from .schema import build_dataset
+
+    if scenario is not None:
+        if params:
+            raise TypeError("simulate: give either a Scenario or keyword parameters, not both")
+        if not isinstance(scenario, Scenario):
+            raise TypeError(f"scenario: expected a toolkit.Scenario, got "
+                            f"{type(scenario).__name__}")
+        sc = scenario
+    else:
+        sc = Scenario.from_kwargs(**params)
+    return build_dataset(sc, run_kernel(sc))
