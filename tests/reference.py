@@ -1,0 +1,220 @@
+"""A slow, obviously correct pure-Python simulator of the same model as the kernel.
+
+It shares nothing with ``toolkit.kernels`` or ``toolkit.simulate``: it reads the
+:class:`toolkit.Scenario` and follows the model's rules (docs/model.md) with
+Python sets, one page at a time. Tests compare it with the kernel on small
+guests; the results must be identical.
+"""
+from __future__ import annotations
+
+MASK64 = (1 << 64) - 1
+PS_PER_MS = 10**9
+PAGE = 4096
+
+
+def splitmix64(state: int) -> tuple[int, int]:
+    """SplitMix64 (Steele, Lea, Flood 2014): next state and 64-bit output."""
+    state = (state + 0x9E3779B97F4A7C15) & MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return state, z ^ (z >> 31)
+
+
+def ps(seconds: float) -> int:
+    return int(round(seconds * 10**12))
+
+
+class Reference:
+    """One migration, run by :meth:`run`; results in attributes."""
+
+    def __init__(self, sc):
+        self.sc = sc
+        n = self.n = sc.ram_size // PAGE
+        link = sc.link_bandwidth
+        self.t_normal = max(ps(sc.page_send_time * 1e-9), ps(4104 / link))
+        self.t_zero = max(ps(sc.zero_page_scan_time * 1e-9), ps(9 / link))
+        self.t_section = ps(18 / link)
+        self.t_sync = ps((sc.sync_time_fixed + sc.sync_time_per_gib * sc.ram_size / 2**30) / 1e3)
+        self.t_sync_page = ps(sc.sync_time_per_dirty_page * 1e-9)
+        self.limit = sc.max_bandwidth // 10
+        self.avail_per_ms = sc.avail_switchover_bandwidth // 1000
+        self.writes_per_ps = sc.dirty_rate / PAGE / 10**12
+        self.hot = int(round(sc.hot_fraction * n))
+        self.hot_cut = int(round(sc.hot_share * 2**53))
+        self.rng = sc.stream_seed
+        # state
+        self.t = 0
+        self.writes = 0
+        self.running = True
+        self.log: set[int] = set()
+        self.dirty: set[int] = set()
+        self.nonzero = set(range(n - int(round(sc.zero_fraction * n))))
+        self.src = [0] * n
+        self.dst = [-1] * n
+        self.cursor = 0
+        self.transferred = self.normal = self.zero = self.downtime_bytes = 0
+        self.syncs = 0
+        self.last_sync_ms = None
+        self.period_pages = 0
+        self.dirty_rate = 0
+        self.dirty_bytes_last_sync = 0
+        self.rate_start = 0
+        self.win_start_ms = 0
+        self.win_bytes0 = 0
+        self.threshold = 0
+        self.expected_downtime = sc.downtime_limit
+        self.trace: list[tuple] = []
+        self.converged = False
+        self.downtime_start = None
+        self.switch_pending = 0
+
+    # --- the guest ---
+    def next_write_page(self, k: int) -> int:
+        sc = self.sc
+        if sc.workload == "uniform":
+            self.rng, z = splitmix64(self.rng)
+            return z % self.n
+        if sc.workload == "hotcold":
+            self.rng, z = splitmix64(self.rng)
+            hot = (z >> 11) < self.hot_cut
+            self.rng, z = splitmix64(self.rng)
+            return z % self.hot if hot else self.hot + z % (self.n - self.hot)
+        start = sc.write_range_start // PAGE
+        span = max(1, sc.write_range // PAGE)
+        return start + k % span
+
+    def catch_up_writes(self):
+        if not self.running:
+            return
+        due = int(float(self.t) * self.writes_per_ps)
+        while self.writes < due:
+            page = self.next_write_page(self.writes)
+            self.log.add(page)
+            self.nonzero.add(page)
+            self.src[page] += 1
+            self.writes += 1
+
+    # --- the migration thread ---
+    def now_ms(self) -> int:
+        return self.t // PS_PER_MS
+
+    def exceeded(self) -> bool:
+        return self.limit != 0 and self.transferred - self.rate_start > self.limit
+
+    def sync(self):
+        self.catch_up_writes()
+        self.syncs += 1
+        if self.last_sync_ms is None:
+            self.last_sync_ms = self.now_ms()
+        logged = len(self.log)
+        new = len(self.log - self.dirty)
+        self.dirty |= self.log
+        self.log = set()
+        self.period_pages += new
+        self.dirty_bytes_last_sync = len(self.dirty) * PAGE
+        self.t += self.t_sync + logged * self.t_sync_page
+        end = self.now_ms()
+        if end > self.last_sync_ms + 1000:
+            self.dirty_rate = self.period_pages * 1000 // (end - self.last_sync_ms)
+            self.last_sync_ms = end
+            self.period_pages = 0
+
+    def send(self, page: int):
+        self.dirty.remove(page)
+        if page in self.nonzero:
+            nbytes, self.normal = 4104, self.normal + 1
+            self.t += self.t_normal
+        else:
+            nbytes, self.zero = 9, self.zero + 1
+            self.t += self.t_zero
+        self.add_bytes(nbytes)
+        self.dst[page] = self.src[page]
+        self.cursor = 0 if page + 1 == self.n else page + 1
+
+    def add_bytes(self, nbytes: int):
+        self.transferred += nbytes
+        if not self.running:
+            self.downtime_bytes += nbytes
+
+    def next_dirty(self) -> int:
+        """First dirty page at or after the cursor, going round once."""
+        for i in range(self.n):
+            page = (self.cursor + i) % self.n
+            if page in self.dirty:
+                return page
+        raise AssertionError("called with no dirty page")
+
+    def iterate(self):
+        self.add_bytes(18)
+        self.t += self.t_section
+        t0 = self.t
+        while not self.exceeded() and self.dirty:
+            self.catch_up_writes()
+            first = self.next_dirty()
+            group = [q for q in range(first, (first // 64 + 1) * 64) if q in self.dirty]
+            whole = self.limit == 0 or \
+                self.transferred - self.rate_start + 64 * 4104 <= self.limit
+            for q in group:
+                if not whole and self.exceeded():
+                    break
+                self.send(q)
+            if (self.t - t0) // PS_PER_MS > 50:
+                break
+
+    def update_counters(self):
+        now = self.now_ms()
+        if now < self.win_start_ms + 100:
+            return
+        transferred = self.transferred - self.win_bytes0
+        spent = now - self.win_start_ms
+        bandwidth = transferred / spent
+        expected = float(self.avail_per_ms) if self.avail_per_ms else bandwidth
+        self.threshold = int(expected * self.sc.downtime_limit)
+        mbps = ((transferred * 8.0) / (spent / 1000.0)) / 1e6
+        if self.dirty_rate != 0 and transferred > 10000 and expected > 0:
+            self.expected_downtime = int(self.dirty_bytes_last_sync / expected)
+        self.rate_start = self.transferred
+        self.win_start_ms = now
+        self.win_bytes0 = self.transferred
+        self.trace.append((now, spent, transferred, bandwidth, self.threshold,
+                           len(self.dirty) * PAGE, self.transferred, self.syncs,
+                           self.expected_downtime, mbps, self.dirty_rate))
+
+    def complete(self):
+        self.catch_up_writes()
+        self.downtime_start = self.t
+        self.running = False
+        self.t += ps(self.sc.vm_stop_time * 1e-3)
+        self.sync()
+        self.add_bytes(18)
+        self.t += self.t_section
+        while self.dirty:
+            self.send(self.next_dirty())
+        self.add_bytes(self.sc.device_state_size)
+        self.t += ps(self.sc.device_state_size / self.sc.link_bandwidth)
+        self.converged = True
+
+    def run(self) -> "Reference":
+        self.t = ps(self.sc.setup_overhead * 1e-3)
+        self.dirty = set(range(self.n))
+        self.sync()
+        self.setup_t = self.t
+        while self.t < ps(self.sc.max_time):
+            if not self.exceeded():
+                pending = len(self.dirty) * PAGE
+                if pending < self.threshold:
+                    self.sync()
+                    pending = len(self.dirty) * PAGE
+                if pending == 0 or pending < self.threshold:
+                    self.switch_pending = pending
+                    self.complete()
+                    break
+                self.iterate()
+            self.update_counters()
+            if self.exceeded():
+                self.t = max(self.t, (self.win_start_ms + 100) * PS_PER_MS)
+        return self
+
+    def lost_pages(self) -> int:
+        return sum(1 for a, b in zip(self.src, self.dst) if a != b)

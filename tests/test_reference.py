@@ -1,0 +1,92 @@
+"""The kernel against the slow pure-Python reference: identical results."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from toolkit import Scenario
+from toolkit.kernels import layout as L
+from toolkit.simulate import run_kernel
+
+from .reference import Reference
+
+# small guests on a slow link, so runs span many windows, syncs and rounds
+SMALL = dict(ram_size="4MiB", link_bandwidth="50Mbit/s", max_bandwidth=0, max_time=4.0,
+             downtime_limit=20,
+             sync_time_fixed=2.0, sync_time_per_gib=100.0, device_state_size="64KiB",
+             check=True)
+
+CASES = {
+    "uniform-converges": dict(dirty_rate="500KiB/s"),
+    "uniform-many-rounds": dict(dirty_rate="4MiB/s"),
+    "hotcold-rate-limited": dict(workload="hotcold", dirty_rate="20MiB/s",
+                                 max_bandwidth="5MB/s", hot_fraction=0.05),
+    "sequential-avail": dict(workload="sequential", write_range="1MiB", write_range_start=0,
+                             dirty_rate="30MiB/s", avail_switchover_bandwidth="80MB/s"),
+    "sequential-avail-too-low": dict(workload="sequential", write_range="1MiB",
+                                     dirty_rate="30MiB/s", avail_switchover_bandwidth="20MB/s"),
+    "rate-limited-converges": dict(dirty_rate="100KiB/s", max_bandwidth="2MB/s"),
+    "zero-pages-converge": dict(zero_fraction=0.6, dirty_rate="300KiB/s",
+                                zero_page_scan_time=2000, max_bandwidth="3MB/s"),
+    "zero-pages": dict(zero_fraction=0.6, dirty_rate="3MiB/s", zero_page_scan_time=2000,
+                       max_bandwidth="3000000"),
+    "threshold-zero": dict(downtime_limit=0, dirty_rate="2MiB/s"),
+    "odd-size-tiny-budget": dict(ram_size=4096 * 1000 + 5, max_bandwidth=100_000,
+                                 dirty_rate="200KiB/s", max_time=2.0),
+    "host-costs": dict(dirty_rate="4MiB/s", page_send_time="40us", sync_time_per_dirty_page=500,
+                       setup_overhead=150),
+}
+
+
+def assert_same(sc: Scenario):
+    raw = run_kernel(sc)
+    ref = Reference(sc).run()
+    s = raw.state
+    got = {
+        "converged": bool(s[L.S_CONVERGED]), "t": s[L.S_T], "setup": s[L.S_SETUP_T],
+        "writes": s[L.S_WRITES], "dirty": s[L.S_DIRTY], "transferred": s[L.S_TRANSFERRED],
+        "normal": s[L.S_NORMAL], "zero": s[L.S_ZERO], "syncs": s[L.S_SYNCS],
+        "cursor": s[L.S_CURSOR], "threshold": s[L.S_THRESHOLD],
+        "expected_downtime": s[L.S_EXPECTED_DOWNTIME], "dirty_rate": s[L.S_DIRTY_RATE],
+        "downtime_bytes": s[L.S_DOWNTIME_BYTES], "switch_pending": s[L.S_SWITCH_PENDING],
+        "downtime_start": s[L.S_DOWNTIME_START],
+    }
+    want = {
+        "converged": ref.converged, "t": ref.t, "setup": ref.setup_t, "writes": ref.writes,
+        "dirty": len(ref.dirty), "transferred": ref.transferred, "normal": ref.normal,
+        "zero": ref.zero, "syncs": ref.syncs, "cursor": ref.cursor, "threshold": ref.threshold,
+        "expected_downtime": ref.expected_downtime, "dirty_rate": ref.dirty_rate,
+        "downtime_bytes": ref.downtime_bytes, "switch_pending": ref.switch_pending,
+        "downtime_start": -1 if ref.downtime_start is None else ref.downtime_start,
+    }
+    assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in want.items()}
+    np.testing.assert_array_equal(raw.trace, np.array(ref.trace, dtype=float).reshape(-1, L.N_TRACE))
+    if ref.converged:
+        assert s[L.S_LOST_PAGES] == ref.lost_pages() == 0
+    return raw, ref
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_kernel_equals_reference(case):
+    raw, ref = assert_same(Scenario(**{**SMALL, **CASES[case]}))
+    assert ref.writes > 0 or CASES[case].get("dirty_rate") is None
+    assert len(ref.trace) > 0
+
+
+def test_cases_cover_both_verdicts():
+    verdicts = {bool(run_kernel(Scenario(**{**SMALL, **c})).state[L.S_CONVERGED])
+                for c in CASES.values()}
+    assert verdicts == {True, False}
+
+
+@given(dirty=st.floats(0, 50e6), workload=st.sampled_from(["uniform", "hotcold", "sequential"]),
+       max_bw=st.sampled_from([0, 2_000_000, 8_000_000]), downtime=st.integers(0, 2000),
+       avail=st.sampled_from([0, 999, 5_000_000, 10**9]), zero=st.floats(0, 1),
+       seed=st.integers(0, 2**64 - 1))
+def test_kernel_equals_reference_random(dirty, workload, max_bw, downtime, avail, zero, seed):
+    sc = Scenario(**{**SMALL, "ram_size": "1MiB", "max_time": 1.5, "dirty_rate": dirty,
+                     "workload": workload, "write_range": "256KiB",
+                     "write_range_start": "128KiB", "max_bandwidth": max_bw,
+                     "downtime_limit": downtime, "avail_switchover_bandwidth": avail,
+                     "zero_fraction": zero, "seed": seed})
+    assert_same(sc)
