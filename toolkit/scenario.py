@@ -15,7 +15,7 @@ import math
 import numbers
 from dataclasses import dataclass, fields
 
-from .units import parse_duration, parse_rate, parse_size
+from .units import format_size, parse_duration, parse_rate, parse_size
 
 PAGE_SIZE = 4096                    # TARGET_PAGE_SIZE on x86 [B]
 SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-switchover-bandwidth
@@ -103,16 +103,18 @@ GUEST_PARAMETERS = ("ram_size", "dirty_rate", "workload", "hot_fraction", "hot_s
                     "write_range", "write_range_start", "zero_fraction")
 
 
+def _bound(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _range_text(spec: Param) -> str:
-    lo = "" if spec.lo is None else f"{spec.lo:g}"
-    hi = "" if spec.hi is None else f"{spec.hi:g}"
-    if spec.hi == SIZE_MAX:
-        hi = str(SIZE_MAX)
-    if spec.hi == MAX_MIGRATE_DOWNTIME:
-        hi = str(MAX_MIGRATE_DOWNTIME)
-    open_lo = "(" if spec.lo_open else "["
-    kind = "an integer" if spec.integer else "a number"
-    text = f"{kind} in {open_lo}{lo}, {hi}] {spec.unit}"
+    """'an integer in [0, 2000000] ms (QEMU 'downtime-limit')' and the like."""
+    kind = "an integer" if spec.integer or spec.kind == "int" else "a number"
+    unit = spec.time_unit if spec.kind == "duration" else spec.unit
+    unit = "" if unit == "1" else f" {unit}"
+    text = f"{kind} in {'(' if spec.lo_open else '['}{_bound(spec.lo)}, {_bound(spec.hi)}]{unit}"
+    if spec.kind == "size":
+        text += f" ({format_size(spec.lo)} to {format_size(spec.hi)})"
     if spec.qemu:
         text += f" (QEMU '{spec.qemu}')"
     return text
