@@ -49,7 +49,7 @@ class Reference:
         self.running = True
         self.log: set[int] = set()
         self.dirty: set[int] = set()
-        self.nonzero = set(range(n - int(round(sc.zero_fraction * n))))
+        self.nonzero = set(range(sc.zero_start))
         self.src = [0] * n
         self.dst = [-1] * n
         self.cursor = 0

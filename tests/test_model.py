@@ -57,14 +57,14 @@ def test_distinct_dirty_pages_closed_form(workload):
                   hot_share=0.7, write_range="1GiB", write_range_start="1GiB")
     p, writes_per_ps = kernel_inputs(sc)
     n_words = sc.n_pages // 64
-    log, nonzero = np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64)
+    log, written = np.zeros(n_words, np.uint64), np.zeros(0, np.uint64)   # no zero region
     st = np.zeros(L.N_STATE, np.int64)
     st[L.S_VM_RUNNING] = 1
     rng = np.array([sc.stream_seed], np.uint64)
     n = sc.n_pages
     for t_s in (0.5, 2.0, 10.0):
         st[L.S_T] = int(t_s * 1e12)
-        guest_write_pages(p, writes_per_ps, st, rng, log, nonzero, np.zeros(0, np.int32))
+        guest_write_pages(p, writes_per_ps, st, rng, log, written, np.zeros(0, np.int32))
         w = st[L.S_WRITES]
         assert w == int(t_s * 400 * 2**20 / 4096)
         if workload == "uniform":
@@ -156,3 +156,16 @@ def test_seed_changes_writes_but_not_migration_parameters():
     assert a.transferred.item() != b.transferred.item()
     assert Scenario(**base, seed=1).stream_seed == \
         Scenario(**base, seed=1, downtime_limit=50, avail_switchover_bandwidth=10**9).stream_seed
+
+
+def test_a_1_tib_guest_fits_in_tens_of_mib():
+    import tracemalloc
+
+    from toolkit.simulate import run_kernel
+    tracemalloc.start()
+    raw = run_kernel(Scenario(ram_size="1TiB", dirty_rate="1GiB/s", max_bandwidth=0,
+                              max_time=1.0))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert raw.state[L.S_NORMAL] > 0
+    assert peak < 70 * 2**20          # two 32 MiB bitsets, nothing per page beyond them

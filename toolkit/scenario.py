@@ -255,6 +255,16 @@ class Scenario:
         return int(round(self.hot_fraction * self.n_pages))
 
     @property
+    def zero_start(self) -> int:
+        """First page of the initially-zero region at the top of RAM. [pages]
+
+        ``zero_fraction`` of the pages, rounded to start on a 64-page (256 KiB)
+        boundary so that the region is whole bitmap words.
+        """
+        start = self.n_pages - int(round(self.zero_fraction * self.n_pages))
+        return min(self.n_pages, -(-start // 64) * 64)
+
+    @property
     def stream_seed(self) -> int:
         """64-bit seed of the guest's writes, from ``seed`` and the guest's parameters.
 

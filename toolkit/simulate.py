@@ -65,7 +65,7 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, float]:
     p[L.P_HOT_CUT] = int(round(sc.hot_share * 2**53))
     p[L.P_SEQ_START] = sc.write_range_start // PAGE_SIZE
     p[L.P_SEQ_PAGES] = max(1, sc.write_range // PAGE_SIZE)
-    p[L.P_ZERO_START] = n - int(round(sc.zero_fraction * n))
+    p[L.P_ZERO_START] = sc.zero_start
     p[L.P_RATE_LIMIT_MAX] = sc.max_bandwidth // 10         # migration_rate_set
     p[L.P_DOWNTIME_LIMIT] = sc.downtime_limit
     p[L.P_AVAIL_BW_PER_MS] = sc.avail_switchover_bandwidth // 1000
@@ -97,9 +97,10 @@ def run_kernel(sc: Scenario) -> RawRun:
     rng = np.array([sc.stream_seed], dtype=np.uint64)
     max_windows = int(sc.max_time * 1000) // 100 + 4   # windows last >= 100 ms
     trace = np.full((max_windows, L.N_TRACE), np.nan)
+    zero_words = (n - sc.zero_start + 63) // 64
     migration_thread(p, writes_per_ps, st, rng,
                      np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
-                     np.zeros(n_words, np.uint64),
+                     np.zeros(zero_words, np.uint64),
                      np.zeros(versions, np.int32), np.full(versions, -1, np.int32), trace)
     return RawRun(state=st, trace=trace[: st[L.S_N_WINDOWS]].copy())
 

@@ -4,7 +4,7 @@ Writes form one deterministic stream per run: write ``k`` happens at the instant
 the stream's rate reaches ``k + 1`` writes, and its page comes from the run's
 SplitMix64 stream (``uniform``, ``hotcold``) or from a cursor (``sequential``).
 A write sets the page's bit in the dirty log (read and cleared by the next bitmap
-sync), marks the page non-zero, and in check mode bumps the page's version.
+sync), marks a page of the initially-zero region as written, and in check mode bumps the page's version.
 """
 import numpy as np
 from numba import njit
@@ -12,7 +12,7 @@ from numba import njit
 from .bitset import set_bit
 from .rng import splitmix64
 from .layout import (HOTCOLD, P_CHECK, P_HOT_CUT, P_HOT_PAGES, P_N_PAGES,
-                     P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD, S_T, S_VM_RUNNING,
+                     P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD, P_ZERO_START, S_T, S_VM_RUNNING,
                      S_WRITES, UNIFORM)
 
 
@@ -23,7 +23,7 @@ def writes_due(t_ps, writes_per_ps):
 
 
 @njit(cache=True, nogil=True)
-def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version):
+def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version):
     """Apply every guest write due by the current time ``st[S_T]``.
 
     Parameters
@@ -36,8 +36,11 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version
         Run state (``layout.S_*``); ``S_WRITES`` is advanced.
     rng : ndarray(uint64, 1)
         SplitMix64 state, advanced in place.
-    dirty_log, nonzero : ndarray(uint64)
-        Bitsets: pages written since the last sync; pages that are not zero.
+    dirty_log : ndarray(uint64)
+        Bitset of pages written since the last sync.
+    written : ndarray(uint64)
+        Bitset of the initially-zero region (from page ``P_ZERO_START``, a
+        multiple of 64): pages written at least once, so no longer zero.
     src_version : ndarray(int32)
         Per-page write count (check mode only, else empty).
     """
@@ -50,6 +53,7 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version
     n_pages = p[P_N_PAGES]
     workload = p[P_WORKLOAD]
     check = p[P_CHECK] != 0
+    zero_start = p[P_ZERO_START]
     state = rng[0]
     if workload == UNIFORM:
         n = np.uint64(n_pages)
@@ -57,7 +61,8 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version
             state, z = splitmix64(state)
             page = np.int64(z % n)
             set_bit(dirty_log, page)
-            set_bit(nonzero, page)
+            if page >= zero_start:
+                set_bit(written, page - zero_start)
             if check:
                 src_version[page] += 1
     elif workload == HOTCOLD:
@@ -73,7 +78,8 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version
             else:
                 page = np.int64(hot + z % cold)
             set_bit(dirty_log, page)
-            set_bit(nonzero, page)
+            if page >= zero_start:
+                set_bit(written, page - zero_start)
             if check:
                 src_version[page] += 1
     else:  # SEQUENTIAL: one write per page, in address order, wrapping in the range
@@ -82,7 +88,8 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version
         for k in range(done, due):
             page = start + k % span
             set_bit(dirty_log, page)
-            set_bit(nonzero, page)
+            if page >= zero_start:
+                set_bit(written, page - zero_start)
             if check:
                 src_version[page] += 1
     rng[0] = state

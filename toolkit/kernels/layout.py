@@ -12,7 +12,7 @@ P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM [p
 P_HOT_CUT = 3           # hotcold: a write is hot if (draw >> 11) < P_HOT_CUT (of 2**53)
 P_SEQ_START = 4         # sequential: first page of the written range [pages]
 P_SEQ_PAGES = 5         # sequential: pages in the written range [pages]
-P_ZERO_START = 6        # first page of the initially-zero region (top of RAM) [pages]
+P_ZERO_START = 6        # first page of the initially-zero region (top of RAM, multiple of 64) [pages]
 P_RATE_LIMIT_MAX = 7    # max_bandwidth // 10, 0 = unlimited [B per 100 ms window]
 P_DOWNTIME_LIMIT = 8    # downtime-limit [ms]
 P_AVAIL_BW_PER_MS = 9   # avail_switchover_bandwidth // 1000, 0 = use the estimate [B/ms]

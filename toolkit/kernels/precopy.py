@@ -55,14 +55,14 @@ def migration_rate_exceeded(p, st):
 
 
 @njit(cache=True, nogil=True)
-def migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero, src_version):
+def migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version):
     """Merge the dirty log into the migration bitmap; count only newly dirty pages.
 
     The log is read at the start of the sync; the thread is then busy for
     ``sync_time_fixed + sync_time_per_gib * RAM + sync_time_per_dirty_page * logged``.
     The dirty-page rate period (> 1 s) closes as in QEMU.
     """
-    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version)
+    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version)
     st[S_SYNCS] += 1
     if st[S_LAST_SYNC_MS] < 0:
         st[S_LAST_SYNC_MS] = st[S_T] // PS_PER_MS
@@ -112,15 +112,16 @@ def find_dirty_block(bitmap, n_pages, cursor):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_pages(p, st, wi, mask, bitmap, nonzero, src_version, dst_version):
+def ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version):
     """Send the dirty pages ``mask`` of bitmap word ``wi`` (ram_save_target_page).
 
-    A page that was never written goes as a 9 B zero-page record after a full
-    4 KiB scan; any other page as 4104 B. The thread's clock advances by each
+    A page of the initially-zero region that was never written goes as a 9 B
+    zero-page record after a full 4 KiB scan; any other page as 4104 B. The thread's clock advances by each
     page's time (the longer of its CPU time and its wire time).
     """
     n = popcount(mask)
-    n_zero = popcount(mask & ~nonzero[wi])
+    zero_word = p[P_ZERO_START] >> 6
+    n_zero = popcount(mask & ~written[wi - zero_word]) if wi >= zero_word else 0
     n_normal = n - n_zero
     bitmap[wi] &= ~mask
     nbytes = n_normal * NORMAL_PAGE_WIRE + n_zero * ZERO_PAGE_WIRE
@@ -150,7 +151,7 @@ def _send_section(st, p):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                      src_version, dst_version):
     """One iterate call: send dirty pages from the cursor until the window's byte
     budget is exceeded, 50 ms have passed, or nothing is dirty.
@@ -164,14 +165,14 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
     limit = p[P_RATE_LIMIT_MAX]
     word_budget = 64 * NORMAL_PAGE_WIRE
     while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
-        guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version)
+        guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version)
         wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR])
         if limit == 0 or st[S_TRANSFERRED] - st[S_RATE_START] + word_budget <= limit:
-            ram_save_pages(p, st, wi, mask, bitmap, nonzero, src_version, dst_version)
+            ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version)
         else:  # near the budget: the limit is checked before each page
             while mask and not migration_rate_exceeded(p, st):
                 bit = mask & (~mask + np.uint64(1))
-                ram_save_pages(p, st, wi, bit, bitmap, nonzero, src_version, dst_version)
+                ram_save_pages(p, st, wi, bit, bitmap, written, src_version, dst_version)
                 mask &= ~bit
         if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
             break
@@ -227,22 +228,22 @@ def migration_rate_limit(p, st, trace):
 
 
 @njit(cache=True, nogil=True)
-def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                          src_version, dst_version):
     """Stop the VM, final sync, send everything left at full speed, then device state.
 
     Mirrors ``migration_completion`` → ``migration_stop_vm``,
     ``migration_switchover_start`` (rate limit off) and ``ram_save_complete``.
     """
-    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, nonzero, src_version)
+    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version)
     st[S_DOWNTIME_START] = st[S_T]
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero, src_version)
+    migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version)
     _send_section(st, p)
     while st[S_DIRTY] > 0:
         wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR])
-        ram_save_pages(p, st, wi, mask, bitmap, nonzero, src_version, dst_version)
+        ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
     st[S_T] += p[P_PS_DEVICE]
@@ -250,7 +251,7 @@ def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
 
 
 @njit(cache=True, nogil=True)
-def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                             src_version, dst_version):
     """QEMU 10.0's decision: cheap estimate, exact sync only below the threshold,
     switch over when pending is 0 or below the threshold, else iterate.
@@ -262,23 +263,23 @@ def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzer
     """
     pending = st[S_DIRTY] * TARGET_PAGE_SIZE
     if pending < st[S_THRESHOLD]:
-        migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+        migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                               src_version)
         pending = st[S_DIRTY] * TARGET_PAGE_SIZE
     # threshold 0 (no window closed yet, or downtime-limit 0): no exact sync, and
     # the switchover happens as soon as the estimate drains to 0.
     if pending == 0 or pending < st[S_THRESHOLD]:
         st[S_SWITCH_PENDING] = pending
-        migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+        migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                              src_version, dst_version)
         return True
-    ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+    ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                      src_version, dst_version)
     return False
 
 
 @njit(cache=True, nogil=True)
-def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
+def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                      src_version, dst_version, trace):
     """Run one precopy migration from the ``migrate`` command to completion or ``max_time``.
 
@@ -292,8 +293,10 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
         State and results, zero on entry; see ``layout.S_*``.
     rng : ndarray(uint64, 1)
         SplitMix64 state of the guest's writes.
-    dirty_log, bitmap, nonzero : ndarray(uint64, ceil(pages / 64))
-        Zeroed bitsets: KVM's dirty log, the migration bitmap, non-zero pages.
+    dirty_log, bitmap : ndarray(uint64, ceil(pages / 64))
+        Zeroed bitsets: KVM's dirty log, the migration bitmap.
+    written : ndarray(uint64, ceil((pages - P_ZERO_START) / 64))
+        Zeroed bitset of the initially-zero region: pages written since.
     src_version, dst_version : ndarray(int32)
         Check mode: per-page versions (zeros, and -1 for never received);
         empty otherwise.
@@ -306,17 +309,16 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero,
     st[S_DOWNTIME_START] = -1
     st[S_LOST_PAGES] = -1
     st[S_EXPECTED_DOWNTIME] = p[P_DOWNTIME_LIMIT]
-    set_range(nonzero, 0, p[P_ZERO_START])
     # setup: the window opens before setup, so setup time dilutes the first estimate
     st[S_T] = p[P_PS_SETUP]
     set_range(bitmap, 0, n_pages)                 # ram_init_bitmaps: all pages dirty
     st[S_DIRTY] = n_pages
-    migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, nonzero, src_version)
+    migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version)
     st[S_SETUP_T] = st[S_T]
     while st[S_T] < p[P_PS_MAX_TIME]:
         if not migration_rate_exceeded(p, st):
             if migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap,
-                                       nonzero, src_version, dst_version):
+                                       written, src_version, dst_version):
                 break
         migration_rate_limit(p, st, trace)
     if p[P_CHECK] != 0 and st[S_CONVERGED] == 1:
