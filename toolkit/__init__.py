@@ -8,6 +8,8 @@ __version__ = "0.1.0"
 
 from .scenario import PARAMETERS, Scenario
 from .simulate import simulate
+from .sweep import geomspace, linspace, sweep
+from .rescue import class_counts, rescue
 from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
 from .warmup import warmup
 
@@ -15,6 +17,11 @@ __all__ = [
     "PARAMETERS",
     "Scenario",
     "simulate",
+    "sweep",
+    "linspace",
+    "geomspace",
+    "rescue",
+    "class_counts",
     "warmup",
     "parse_size",
     "parse_rate",

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import math
 import numbers
+import re
 from dataclasses import dataclass, fields
 
 from .units import format_size, parse_duration, parse_rate, parse_size
@@ -69,7 +70,8 @@ PARAMETERS = (
           "QEMU downtime-limit: the switchover threshold is bandwidth x this.",
           integer=True, qemu="downtime-limit"),
     Param("avail_switchover_bandwidth", "rate", 0, "B s-1", 0, SIZE_MAX,
-          "QEMU avail-switchover-bandwidth: used instead of the estimate when non-zero.",
+          "QEMU avail-switchover-bandwidth: used instead of the estimate when non-zero; "
+          "also 'estimate' (0), 'link' or 'Nx link'.",
           integer=True, qemu="avail-switchover-bandwidth"),
     # host costs: why the migration thread can be slower than the link
     Param("page_send_time", "duration", 250.0, "ns", 0, 1e9,
@@ -147,6 +149,40 @@ def _number(spec: Param, value):
     return x
 
 
+_RELATIVE = re.compile(r"^\s*(?:(?P<factor>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*x\s*)?link\s*$")
+
+
+def resolve_avail(value, link_bandwidth: float):
+    """Read avail-switchover-bandwidth given relative to the link.
+
+    ``"estimate"`` means 0 (QEMU uses its own estimate); ``"link"`` the link
+    rate; ``"0.5x link"``, ``"2x link"`` multiples of it, rounded to whole B/s.
+    Anything else is returned unchanged for the usual parsing.
+    """
+    if not isinstance(value, str):
+        return value
+    if value.strip() == "estimate":
+        return 0
+    match = _RELATIVE.match(value)
+    if match is None:
+        if "link" in value or "estimate" in value:
+            raise ValueError(f"avail_switchover_bandwidth={value!r}: expected a rate such as "
+                             "'10Gbit/s', or 'estimate', 'link', 'Nx link' (e.g. '2x link')")
+        return value
+    factor = float(match["factor"]) if match["factor"] else 1.0
+    return int(round(factor * link_bandwidth))
+
+
+def check_names(names) -> None:
+    """Raise TypeError for a name that is not a scenario parameter, suggesting the closest."""
+    for key in names:
+        if key not in PARAMETER_INDEX:
+            close = difflib.get_close_matches(key, PARAMETER_INDEX, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"unknown parameter {key!r}{hint} Known: "
+                            f"{', '.join(PARAMETER_INDEX)}")
+
+
 def _validate(name: str, value):
     spec = PARAMETER_INDEX[name]
     if spec.kind == "choice":
@@ -209,6 +245,8 @@ class Scenario:
             value = getattr(self, f.name)
             if value is None:
                 value = PARAMETER_INDEX[f.name].default
+            if f.name == "avail_switchover_bandwidth":
+                value = resolve_avail(value, self.link_bandwidth)
             object.__setattr__(self, f.name, _validate(f.name, value))
         object.__setattr__(self, "ram_size", self.ram_size // PAGE_SIZE * PAGE_SIZE)
         if self.workload == "sequential" and \
@@ -226,12 +264,7 @@ class Scenario:
     @classmethod
     def from_kwargs(cls, **kwargs) -> "Scenario":
         """Build a Scenario, rejecting unknown names with a suggestion."""
-        for key in kwargs:
-            if key not in PARAMETER_INDEX:
-                close = difflib.get_close_matches(key, PARAMETER_INDEX, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise TypeError(f"unknown parameter {key!r}{hint} Known: "
-                                f"{', '.join(PARAMETER_INDEX)}")
+        check_names(kwargs)
         return cls(**kwargs)
 
     def replace(self, **changes) -> "Scenario":

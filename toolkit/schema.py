@@ -1,6 +1,6 @@
 """The one place that names the variables, dimensions, units and attributes of results.
 
-:func:`build_dataset` turns a kernel run into an ``xarray.Dataset``: scalars
+:func:`build_dataset` turns kernel runs (one, or a sweep) into an ``xarray.Dataset``: scalars
 shaped like QEMU's ``query-migrate`` and a per-window trace along ``window``.
 Every variable and coordinate carries ``units`` (UDUNITS-style) and
 ``long_name``; the scenario's parameters are global attributes.
@@ -14,7 +14,7 @@ import xarray as xr
 
 from .kernels import layout as L
 from .kernels.precopy import PS_PER_MS
-from .scenario import PARAMETERS, Scenario
+from .scenario import PARAMETER_INDEX, PARAMETERS
 
 QEMU_MODEL = "10.0"
 
@@ -68,82 +68,108 @@ TRACE = {
 }
 
 
-def _ms(ps) -> float:
-    return float(ps) / PS_PER_MS
-
-
-def scalar_results(sc: Scenario, st: np.ndarray) -> dict:
-    """Scalar results of one run, by name, in the units of :data:`SCALARS`."""
-    converged = bool(st[L.S_CONVERGED])
-    end = st[L.S_T]
-    setup = st[L.S_SETUP_T]
-    transfer_ms = _ms(end - setup)
-    return {
-        "converged": converged,
-        "total_time": _ms(end),
-        "setup_time": _ms(setup),
-        "downtime": _ms(end - st[L.S_DOWNTIME_START]) if converged else np.nan,
-        "expected_downtime": float(st[L.S_EXPECTED_DOWNTIME]),
-        "transferred": int(st[L.S_TRANSFERRED]),
-        "remaining": int(st[L.S_DIRTY]) * 4096,
-        "dirty_sync_count": int(st[L.S_SYNCS]),
-        "normal_pages": int(st[L.S_NORMAL]),
-        "zero_pages": int(st[L.S_ZERO]),
-        "switchover_threshold": int(st[L.S_THRESHOLD]),
-        "switchover_pending": float(st[L.S_SWITCH_PENDING]) if converged else np.nan,
-        "mbps": (st[L.S_TRANSFERRED] * 8 / transfer_ms / 1000) if transfer_ms > 0 else 0.0,
-        "downtime_bytes": int(st[L.S_DOWNTIME_BYTES]),
-        "dirty_pages_rate": int(st[L.S_DIRTY_RATE]),
-        "guest_writes": int(st[L.S_WRITES]),
-        "lost_pages": int(st[L.S_LOST_PAGES]),
-    }
-
-
-def parameter_attrs(sc: Scenario) -> dict:
-    """The scenario's parameters as netCDF-friendly attributes, plus their units."""
-    attrs = {}
-    for spec in PARAMETERS:
-        value = getattr(sc, spec.name)
-        attrs[spec.name] = int(value) if isinstance(value, bool) else value
-    attrs["parameter_units"] = "; ".join(
-        f"{s.name}: {s.time_unit if s.kind == 'duration' else s.unit}" for s in PARAMETERS)
-    return attrs
-
-
-def build_dataset(sc: Scenario, raw) -> xr.Dataset:
-    """Dataset of one run: scalars, the per-window trace, units and attributes.
+def scalar_results(states: np.ndarray) -> dict:
+    """Scalar results by name, in the units of :data:`SCALARS`.
 
     Parameters
     ----------
-    sc : Scenario
-        The scenario that was run.
-    raw : toolkit.simulate.RawRun
-        The kernel's state and trace.
+    states : ndarray(int64, (..., N_STATE))
+        Final kernel states of one run or of many (leading axes kept).
     """
-    data_vars = {}
-    for name, value in scalar_results(sc, raw.state).items():
-        units, long_name, description = SCALARS[name]
-        data_vars[name] = xr.Variable((), value, {"units": units, "long_name": long_name,
-                                                  "description": description})
-    trace = raw.trace
-    for name, (col, scale, units, long_name) in TRACE.items():
-        data_vars[name] = xr.Variable(("window",), trace[:, col] * scale,
-                                      {"units": units, "long_name": long_name})
-    coords = {
-        "window": ("window", np.arange(trace.shape[0]),
-                   {"units": "1", "long_name": "window number (~100 ms each)"}),
-        "time": ("window", trace[:, L.W_TIME],
-                 {"units": "ms", "long_name": "time since migrate (window close)"}),
+    st = np.asarray(states)
+    converged = st[..., L.S_CONVERGED] == 1
+    end = st[..., L.S_T] / PS_PER_MS
+    setup = st[..., L.S_SETUP_T] / PS_PER_MS
+    transfer = end - setup
+    nbytes = st[..., L.S_TRANSFERRED]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mbps = np.where(transfer > 0, nbytes * 8 / transfer / 1000, 0.0)
+    return {
+        "converged": converged,
+        "total_time": end,
+        "setup_time": setup,
+        "downtime": np.where(converged, end - st[..., L.S_DOWNTIME_START] / PS_PER_MS, np.nan),
+        "expected_downtime": st[..., L.S_EXPECTED_DOWNTIME].astype(float),
+        "transferred": nbytes,
+        "remaining": st[..., L.S_DIRTY] * 4096,
+        "dirty_sync_count": st[..., L.S_SYNCS],
+        "normal_pages": st[..., L.S_NORMAL],
+        "zero_pages": st[..., L.S_ZERO],
+        "switchover_threshold": st[..., L.S_THRESHOLD],
+        "switchover_pending": np.where(converged, st[..., L.S_SWITCH_PENDING], np.nan),
+        "mbps": mbps,
+        "downtime_bytes": st[..., L.S_DOWNTIME_BYTES],
+        "dirty_pages_rate": st[..., L.S_DIRTY_RATE],
+        "guest_writes": st[..., L.S_WRITES],
+        "lost_pages": st[..., L.S_LOST_PAGES],
     }
+
+
+def _unit(spec) -> str:
+    return spec.time_unit if spec.kind == "duration" else spec.unit
+
+
+def build_dataset(states: np.ndarray, params: dict, traces: np.ndarray | None = None,
+                  dims: dict | None = None, resolved: dict | None = None) -> xr.Dataset:
+    """The Dataset of one run or of a sweep: the one place that names everything.
+
+    Parameters
+    ----------
+    states : ndarray(int64, (*shape, N_STATE))
+        Final kernel states; ``shape`` is that of ``dims`` (empty for one run).
+    params : dict
+        Fixed scenario parameters (base units), stored as global attributes.
+    traces : ndarray(float64, (*shape, windows, N_TRACE)), optional
+        Per-window traces, NaN-padded past each run's last window.
+    dims : dict, optional
+        Swept parameter name -> coordinate values, in dimension order.
+    resolved : dict, optional
+        Swept parameter name -> values (base units, shaped like ``dims``) for a
+        dimension labelled by text, such as avail "2x link"; stored as ``<name>_value``.
+    """
+    dims = dims or {}
+    names = tuple(dims)
+    data_vars = {}
+    for name, value in scalar_results(states).items():
+        units, long_name, description = SCALARS[name]
+        data_vars[name] = xr.Variable(names, value, {"units": units, "long_name": long_name,
+                                                     "description": description})
+    coords = {}
+    for name, values in dims.items():
+        spec = PARAMETER_INDEX[name]
+        values = np.asarray(values)
+        units = "1" if values.dtype.kind in "OUS" else _unit(spec)
+        coords[name] = (name, values, {"units": units, "long_name": name.replace("_", " "),
+                                       "description": spec.doc})
+    for name, values in (resolved or {}).items():
+        spec = PARAMETER_INDEX[name]
+        data_vars[f"{name}_value"] = xr.Variable(
+            names, values, {"units": _unit(spec), "long_name": f"{name.replace('_', ' ')} used",
+                            "description": f"{name} in base units at each point"})
+    if traces is not None:
+        tdims = names + ("window",)
+        for name, (col, scale, units, long_name) in TRACE.items():
+            data_vars[name] = xr.Variable(tdims, traces[..., col] * scale,
+                                          {"units": units, "long_name": long_name})
+        coords["window"] = ("window", np.arange(traces.shape[-2]),
+                            {"units": "1", "long_name": "window number (~100 ms each)"})
+        coords["time"] = (tdims, traces[..., L.W_TIME],
+                          {"units": "ms", "long_name": "time since migrate (window close)"})
     attrs = {
         "title": "Simulated QEMU precopy live migration",
         "source": f"switchover-lab {_version()} (QEMU {QEMU_MODEL} precopy model)",
         "history": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%dT%H:%M:%SZ} "
-                   "toolkit.simulate",
+                   f"toolkit.{'sweep' if dims else 'simulate'}",
         "Conventions": "CF-1.10",
         "qemu_model": QEMU_MODEL,
     }
-    attrs.update(parameter_attrs(sc))
+    if dims:
+        attrs["swept_parameters"] = " ".join(names)
+    fixed = [spec for spec in PARAMETERS if spec.name in params and spec.name not in dims]
+    for spec in fixed:
+        value = params[spec.name]
+        attrs[spec.name] = int(value) if isinstance(value, bool) else value
+    attrs["parameter_units"] = "; ".join(f"{s.name}: {_unit(s)}" for s in PARAMETERS)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 

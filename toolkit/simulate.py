@@ -143,4 +143,5 @@ def simulate(scenario: Scenario | None = None, **params):
         sc = scenario
     else:
         sc = Scenario.from_kwargs(**params)
-    return build_dataset(sc, run_kernel(sc))
+    raw = run_kernel(sc)
+    return build_dataset(raw.state, sc.to_dict(), traces=raw.trace)

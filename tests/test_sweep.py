@@ -1,0 +1,117 @@
+"""Sweeps equal a loop of simulate() calls, whatever the workers, chunks or scheduler."""
+import numpy as np
+import pytest
+import xarray as xr
+
+import toolkit as tk
+from toolkit.rescue import CLASSES
+
+GRID = dict(ram_size="256MiB", workload="hotcold", max_time=8.0,
+            dirty_rate=["20MiB/s", "300MiB/s", "1GiB/s"], downtime_limit=[30, 300],
+            link_bandwidth=["1Gbit/s", "10Gbit/s"],
+            avail_switchover_bandwidth=["estimate", "0.5x link", "4x link"], seed=range(2))
+
+
+@pytest.fixture(scope="module")
+def serial():
+    return tk.sweep(**GRID, workers=1, chunk_size=5)
+
+
+def test_dims_coords_and_units(serial):
+    assert serial.converged.dims == ("dirty_rate", "downtime_limit", "link_bandwidth",
+                                     "avail_switchover_bandwidth", "seed")
+    np.testing.assert_array_equal(serial.dirty_rate, [20 * 2**20, 300 * 2**20, 2**30])
+    assert serial.dirty_rate.attrs["units"] == "B s-1"
+    assert serial.downtime_limit.attrs["units"] == "ms"
+    assert list(serial.avail_switchover_bandwidth.values) == ["estimate", "0.5x link", "4x link"]
+    value = serial.avail_switchover_bandwidth_value.sel(link_bandwidth=1.25e9, seed=0,
+                                                       dirty_rate=2**30, downtime_limit=30)
+    np.testing.assert_array_equal(value, [0, 625_000_000, 5_000_000_000])
+    assert serial.attrs["ram_size"] == 256 * 2**20 and "dirty_rate" not in serial.attrs
+    assert "window" not in serial.dims
+
+
+def test_sweep_equals_a_loop_of_simulate(serial):
+    for point in [dict(dirty_rate=1, downtime_limit=0, link_bandwidth=1,
+                       avail_switchover_bandwidth=2, seed=1),
+                  dict(dirty_rate=2, downtime_limit=1, link_bandwidth=0,
+                       avail_switchover_bandwidth=0, seed=0)]:
+        got = serial.isel(point)
+        params = {k: GRID[k][v] if not isinstance(GRID[k], range) else list(GRID[k])[v]
+                  for k, v in point.items()}
+        fixed = {k: v for k, v in GRID.items() if k not in point}
+        want = tk.simulate(**fixed, **params)
+        for name in ("converged", "total_time", "downtime", "transferred", "dirty_sync_count"):
+            np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
+
+
+def test_same_numbers_for_1_and_2_workers_and_any_chunking(serial):
+    two = tk.sweep(**GRID, workers=2, chunk_size=3)
+    xr.testing.assert_identical(serial.drop_attrs(), two.drop_attrs())
+
+
+def test_traces_are_padded_along_window():
+    ds = tk.sweep(ram_size="64MiB", dirty_rate=["10MiB/s", "200MiB/s"], max_bandwidth=0,
+                  link_bandwidth="1Gbit/s", downtime_limit=20, max_time=3.0, traces=True)
+    assert ds.threshold.dims == ("dirty_rate", "window")
+    one = tk.simulate(ram_size="64MiB", dirty_rate="200MiB/s", max_bandwidth=0,
+                      link_bandwidth="1Gbit/s", downtime_limit=20, max_time=3.0)
+    n = one.sizes["window"]
+    np.testing.assert_array_equal(ds.threshold.isel(dirty_rate=1)[:n], one.threshold)
+    assert np.isnan(ds.threshold.isel(dirty_rate=0)[ds.sizes["window"] - 1])
+
+
+def test_rescue_classes(serial):
+    res = tk.rescue(serial)
+    assert res.rescue_class.attrs["flag_meanings"].split() == list(CLASSES)
+    counts = tk.class_counts(res)
+    assert sum(counts.values()) == serial.converged.size
+    assert counts["lost"] > 0 and counts["overshoots"] > 0 and counts["converges_anyway"] > 0
+    code = res.rescue_class
+    conv, down = serial.converged, serial.downtime
+    limit = serial.downtime_limit
+    base = conv.sel(avail_switchover_bandwidth="estimate")
+    assert ((code == 2) == (conv & (down > limit))).all()
+    assert ((code == 3) == (~conv & ~base)).all()
+    assert ((code == 1) == (~base & conv & (down <= limit))).all()
+    over = res.overshoot.where(code == 2)
+    np.testing.assert_array_equal(over.fillna(-1), (down - limit).where(code == 2).fillna(-1))
+    safe = res.largest_safe_avail
+    ok = (code <= 1) & (serial.avail_switchover_bandwidth_value > 0)
+    want = serial.avail_switchover_bandwidth_value.where(ok).max("avail_switchover_bandwidth")
+    xr.testing.assert_equal(safe.drop_attrs(), want.drop_attrs())
+
+
+def test_rescue_needs_the_estimate():
+    ds = tk.sweep(ram_size="64MiB", avail_switchover_bandwidth=["link", "2x link"], max_time=2.0)
+    with pytest.raises(ValueError, match="estimate"):
+        tk.rescue(ds)
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(dirty_rate=[]), "dirty_rate"),
+    (dict(downtime_limit=[10, 10]), "downtime_limit"),
+    (dict(downtime_limit=[10, -1]), "downtime_limit"),
+    (dict(dirty_rat=[1, 2]), "dirty_rat"),
+    (dict(ram_size=["64MiB", "1GiB"], workload="sequential", write_range="100MiB"),
+     "write_range"),
+])
+def test_bad_sweeps_fail_before_any_work(params, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        tk.sweep(**params)
+
+
+def test_linspace_reads_units():
+    np.testing.assert_allclose(tk.linspace("1GiB/s", "2GiB/s", 3), [2**30, 1.5 * 2**30, 2**31])
+    np.testing.assert_allclose(tk.geomspace("1GiB", "4GiB", 3), [2**30, 2**31, 2**32])
+    with pytest.raises(ValueError, match="linspace"):
+        tk.linspace("1GiB", "3s", 3)
+
+
+def test_dask_local_cluster_gives_identical_results(serial):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        ds = tk.sweep(**GRID, scheduler=client, chunk_size=7)
+    xr.testing.assert_identical(serial.drop_attrs(), ds.drop_attrs())

@@ -1,0 +1,104 @@
+"""Does a user-set avail-switchover-bandwidth rescue a migration, or make it overshoot?
+
+:func:`rescue` reads a sweep with an ``avail_switchover_bandwidth`` dimension
+that includes ``"estimate"`` (0: QEMU's own estimate) and classifies every
+point and setting, and finds the range of safe values per point.
+"""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+AVAIL = "avail_switchover_bandwidth"
+CLASSES = ("converges_anyway", "rescued", "overshoots", "lost", "broken")
+CLASS_HELP = {
+    "converges_anyway": "converges with QEMU's estimate, and with this setting within the limit",
+    "rescued": "does not converge with the estimate; converges with this setting within the limit",
+    "overshoots": "converges with this setting, but the real downtime exceeds downtime-limit",
+    "lost": "converges neither with the estimate nor with this setting",
+    "broken": "converges with the estimate but not with this setting",
+}
+
+
+def avail_values(ds: xr.Dataset) -> xr.DataArray:
+    """avail-switchover-bandwidth at every point, in B/s (labels such as "2x link" resolved)."""
+    if f"{AVAIL}_value" in ds:
+        return ds[f"{AVAIL}_value"]
+    return ds[AVAIL].astype(float)
+
+
+def downtime_limit(ds: xr.Dataset):
+    """downtime-limit [ms]: the coordinate when swept, else the fixed attribute."""
+    return ds["downtime_limit"] if "downtime_limit" in ds.coords else ds.attrs["downtime_limit"]
+
+
+def classify(ds: xr.Dataset) -> xr.DataArray:
+    """Class of every point and avail setting, as codes into :data:`CLASSES`."""
+    if AVAIL not in ds.dims:
+        raise ValueError(f"rescue needs a sweep over {AVAIL}, e.g. "
+                         f"{AVAIL}=['estimate', 'link', '2x link']")
+    values = avail_values(ds)
+    is_estimate = (values == 0).all([d for d in values.dims if d != AVAIL])
+    if not bool(is_estimate.any()):
+        raise ValueError(f"rescue needs 'estimate' (0) among the {AVAIL} values, to compare with")
+    base = ds.converged.isel({AVAIL: int(np.argmax(is_estimate.values))})
+    conv = ds.converged
+    within = conv & (ds.downtime <= downtime_limit(ds))
+    code = xr.where(base & within, 0,
+                    xr.where(~base & within, 1,
+                             xr.where(conv & ~within, 2,
+                                      xr.where(~base & ~conv, 3, 4))))
+    code = code.astype(np.int8).transpose(*ds.converged.dims)
+    code.attrs = {"units": "1", "long_name": "rescue class",
+                  "flag_values": np.arange(len(CLASSES), dtype=np.int8),
+                  "flag_meanings": " ".join(CLASSES),
+                  "description": "; ".join(f"{k}: {v}" for k, v in CLASS_HELP.items())}
+    return code
+
+
+def rescue(ds: xr.Dataset) -> xr.Dataset:
+    """Classify each point of a sweep and find the safe avail-switchover-bandwidth values.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A :func:`toolkit.sweep` result with an ``avail_switchover_bandwidth``
+        dimension that includes ``"estimate"`` (or 0).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``rescue_class`` (codes into :data:`CLASSES`, CF flag attributes),
+        ``overshoot`` [ms] where the downtime exceeds the limit, and, per point
+        without the avail dimension, ``smallest_converging_avail`` [B/s] and
+        ``largest_safe_avail`` [B/s] (NaN where no swept value qualifies).
+    """
+    code = classify(ds)
+    values = avail_values(ds)
+    user = values > 0
+    limit = downtime_limit(ds)
+    within = ds.converged & (ds.downtime <= limit)
+    overshoot = (ds.downtime - limit).where(ds.converged & ~within)
+    smallest = values.where(user & ds.converged).min(AVAIL)
+    largest = values.where(user & within).max(AVAIL)
+    out = xr.Dataset({
+        "rescue_class": code,
+        "overshoot": overshoot.assign_attrs(
+            units="ms", long_name="downtime beyond downtime-limit",
+            description="real downtime minus downtime-limit where it overshoots; else NaN"),
+        "smallest_converging_avail": smallest.assign_attrs(
+            units="B s-1", long_name="smallest avail-switchover-bandwidth that converges",
+            description="among the swept user-set values; NaN if none converges"),
+        "largest_safe_avail": largest.assign_attrs(
+            units="B s-1", long_name="largest avail-switchover-bandwidth within the limit",
+            description="among the swept user-set values, the largest that converges with "
+                        "the real downtime within downtime-limit; NaN if none"),
+    }, attrs=dict(ds.attrs))
+    out.attrs["title"] = "Rescue analysis of avail-switchover-bandwidth"
+    return out
+
+
+def class_counts(res: xr.Dataset) -> dict:
+    """Number of points in each class, by class name."""
+    codes = res["rescue_class"].values.ravel()
+    return {name: int((codes == i).sum()) for i, name in enumerate(CLASSES)}
