@@ -1,16 +1,42 @@
+"""The command line: main job, run, sweep (configs, resume), info, exit codes."""
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
 import toolkit as tk
 from toolkit.cli import AVAIL_SETTINGS, main
+from toolkit.config import DEFAULT_CONFIG, ConfigError, load_config, parse_config
+
+SMALL = """
+title = "small test sweep"
+[sweep]
+traces = false
+[fixed]
+ram_size = "256MiB"
+workload = "hotcold"
+max_time = "10s"
+[grid]
+dirty_rate = { geomspace = ["50MiB/s", "1GiB/s", 4] }
+downtime_limit = [50, 300]
+avail_switchover_bandwidth = ["estimate", "link", "4x link"]
+"""
 
 
-def test_default_run_prints_a_verdict_table(capsys):
-    assert main([]) == 0
+def test_run_prints_a_verdict_table(capsys):
+    assert main(["run"]) == 0
     out = capsys.readouterr().out
-    lines = out.strip().splitlines()
-    assert len(lines) == 3 + len(AVAIL_SETTINGS)
+    assert len(out.strip().splitlines()) == 3 + len(AVAIL_SETTINGS)
     assert "never converges" in out and "converges" in out and "OVERSHOOTS" in out
 
 
-def test_set_changes_the_scenario(capsys):
+def test_run_set_changes_the_scenario(capsys):
     assert main(["run", "--set", "dirty_rate=0", "--set", "ram_size=512MiB"]) == 0
     out = capsys.readouterr().out
     assert "512 MiB guest" in out and "never" not in out
@@ -23,6 +49,93 @@ def test_bad_input_exits_2_with_the_parameter_named(capsys):
     assert "nonsense" in capsys.readouterr().err
 
 
-def test_warmup_reports_seconds(capsys):
-    assert tk.warmup() >= 0
-    assert "kernels ready" in capsys.readouterr().out
+def test_sweep_writes_dataset_map_and_counts(tmp_path, capsys):
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    out = tmp_path / "res" / "small.nc"
+    assert main(["sweep", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "24 scenarios" in text and "lost" in text and "overshoots" in text
+    assert out.exists() and out.with_suffix(".png").stat().st_size > 10_000
+    assert not (tmp_path / "res" / "small.nc.partial").exists()
+    ds = tk.open_dataset(out)
+    assert ds.attrs["title"] == "small test sweep"
+    assert ds.rescue_class.dims == ("dirty_rate", "downtime_limit", "avail_switchover_bandwidth")
+    want = tk.sweep(**load_config(config)[0])
+    xr.testing.assert_equal(ds[list(want.data_vars)].drop_attrs(), want.drop_attrs())
+
+
+def test_default_config_is_valid():
+    params, options = load_config(DEFAULT_CONFIG)
+    assert list(params)[-4:] == ["dirty_rate", "downtime_limit", "link_bandwidth",
+                                 "avail_switchover_bandwidth"]
+    assert options["title"]
+
+
+@pytest.mark.parametrize("text, key", [
+    ("[grid]\ndirty_rat = [1, 2]", "grid.dirty_rat"),
+    ("[grid]\ndirty_rate = 5", "grid.dirty_rate"),
+    ("[grid]\ndirty_rate = { linspace = [1, 2] }", "grid.dirty_rate.linspace"),
+    ("[fixed]\ndowntime_limit = [1, 2]", "fixed.downtime_limit"),
+    ("[fixed]\ndowntime_limit = -5", "fixed.downtime_limit"),
+    ("[grid]\ndowntime_limit = [1, -5]", "grid.downtime_limit"),
+    ("[sweep]\ntraces = 'yes'", "sweep.traces"),
+    ("[sweep]\nworkers = 2", "sweep.workers"),
+    ("[grids]\nx = 1", "grids"),
+])
+def test_bad_configs_name_the_key(text, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        import tomllib
+        parse_config(tomllib.loads(text))
+
+
+def test_bad_config_file_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[grid]\ndirty_rate = [\n")
+    assert main(["sweep", "--config", str(bad), "--out", str(tmp_path / "x.nc")]) == 2
+    assert "bad.toml" in capsys.readouterr().err
+    assert main(["sweep", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert main(["sweep", "--config", str(DEFAULT_CONFIG), "--out", "x.csv"]) == 2
+
+
+def test_progress_is_off_under_ci(monkeypatch):
+    from toolkit.cli import _progress, build_parser
+    args = build_parser().parse_args(["sweep"])
+    monkeypatch.setenv("CI", "1")
+    assert not _progress(args)
+
+
+def test_info(capsys, tmp_path):
+    assert main(["info"]) == 0
+    assert "switchover-lab" in capsys.readouterr().out
+    assert main(["info", "no-such-dataset"]) == 2
+
+
+def test_interrupted_sweep_resumes_without_losing_or_repeating(tmp_path):
+    config = tmp_path / "slow.toml"
+    config.write_text(SMALL.replace('max_time = "10s"', 'max_time = "40s"')
+                      .replace("4] }", "12] }"))
+    out = tmp_path / "slow.nc"
+    cmd = [sys.executable, "-m", "toolkit", "sweep", "--config", str(config), "--out", str(out),
+           "--chunk-size", "2", "--workers", "1", "--no-progress", "--no-map"]
+    env = {**os.environ, "CI": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    partial = pathlib.Path(str(out) + ".partial")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(partial.glob("chunk-*.npz"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(partial.glob("chunk-*.npz")))
+    assert 3 <= done_before < 36 and not out.exists()
+    # without --resume the checkpoint is not silently discarded
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"({36 - done_before} run now, {done_before} resumed)" in resumed.stdout
+    whole = tk.sweep(**load_config(config)[0])
+    got = tk.open_dataset(out)
+    for name in whole.data_vars:
+        np.testing.assert_array_equal(got[name].values, whole[name].values, err_msg=name)

@@ -10,6 +10,7 @@ from .scenario import PARAMETERS, Scenario
 from .simulate import simulate
 from .sweep import geomspace, linspace, sweep
 from .rescue import class_counts, rescue
+from .store import open_dataset, save
 from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
 from .warmup import warmup
 
@@ -22,6 +23,8 @@ __all__ = [
     "geomspace",
     "rescue",
     "class_counts",
+    "save",
+    "open_dataset",
     "warmup",
     "parse_size",
     "parse_rate",

@@ -1,26 +1,37 @@
 """Command line: ``python -m toolkit`` (or the ``toolkit`` script).
 
-``toolkit run`` (the default) simulates the embedded default scenario, or one
-changed with ``--set name=value``, under three avail-switchover-bandwidth
-settings and prints a verdict table.
+``toolkit`` alone runs the main job: the default rescue sweep (the embedded
+``configs/rescue-default.toml``), writing a dataset and a PNG map and printing
+the class counts. ``toolkit sweep --config F --out P`` runs any TOML sweep,
+``toolkit run`` one scenario under several avail settings, ``toolkit info``
+versions, shipped datasets, or a summary of one dataset.
+
+Exit status: 0 done, 1 failed while running, 2 bad input or config,
+130 interrupted (rerun with ``--resume`` to continue a sweep).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import pathlib
 import sys
 
 from .scenario import PARAMETER_INDEX, Scenario
 from .units import format_rate, format_size
 
-# The embedded default: QEMU's default 128 MiB/s rate limit on a 10 Gbit/s link,
-# a guest re-writing 128 MiB at 1 GiB/s. The estimate (~134 MB/s) sets a 40 MB
-# threshold that 128 MiB of hot pages never get under; the real link could
-# send them in ~110 ms.
+# `toolkit run`: QEMU's default 128 MiB/s rate limit on a 10 Gbit/s link, a guest
+# re-writing 128 MiB at 1 GiB/s. The estimate (~134 MB/s) sets a 40 MB threshold
+# that 128 MiB of hot pages never get under; the real link could send them in ~110 ms.
 DEFAULT_SCENARIO = dict(ram_size="4GiB", workload="sequential", write_range="128MiB",
                         dirty_rate="1GiB/s", link_bandwidth="10Gbit/s", downtime_limit=300,
                         max_time=120.0)
 AVAIL_SETTINGS = (("estimate", 0.0), ("0.1x link", 0.1), ("0.5x link", 0.5),
                   ("link", 1.0), ("4x link", 4.0))
+DEFAULT_OUT = pathlib.Path("out")
+
+
+class UsageError(ValueError):
+    """Bad command-line input (exit status 2)."""
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -29,20 +40,17 @@ def _parse_set(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep:
-            raise ValueError(f"--set {item!r}: expected name=value, e.g. ram_size=8GiB")
+            raise UsageError(f"--set {item!r}: expected name=value, e.g. ram_size=8GiB")
         if key not in PARAMETER_INDEX:
-            raise ValueError(f"--set {item!r}: unknown parameter {key!r}")
+            raise UsageError(f"--set {item!r}: unknown parameter {key!r}")
         value = value.strip()
         if value.lower() in ("true", "false"):
             values[key] = value.lower() == "true"
-        elif key in ("workload",):
-            values[key] = value
         else:
-            try:
-                values[key] = int(value)
-            except ValueError:
+            for kind in (int, float):
                 try:
-                    values[key] = float(value)
+                    values[key] = kind(value)
+                    break
                 except ValueError:
                     values[key] = value
     return values
@@ -96,29 +104,137 @@ def cmd_run(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="toolkit", description="Switchover Lab: simulate QEMU precopy live migration.")
+def _progress(args) -> bool:
+    return not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def cmd_sweep(args) -> int:
+    from .config import DEFAULT_CONFIG, load_config
+    from .rescue import AVAIL, class_counts, rescue
+    from .store import ChunkStore, save
+    from .sweep import plan, sweep
+
+    config = pathlib.Path(args.config) if args.config else DEFAULT_CONFIG
+    params, options = load_config(config)
+    params.update(_parse_set(args.set))
+    out = pathlib.Path(args.out) if args.out else DEFAULT_OUT / f"{config.stem}.nc"
+    if out.suffix not in (".nc", ".zarr"):
+        raise UsageError(f"--out {out}: expected a path ending in .nc or .zarr")
+    traces = options.get("traces", False)
+    grid = plan(**params)
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists() and not args.resume:
+        raise UsageError(f"{partial} holds an interrupted run of a sweep: rerun with --resume "
+                         "to continue it, or delete it to start again")
+    store = ChunkStore(partial, grid.fingerprint(traces) + f"-{args.chunk_size}")
+    resumed = len(store.done())
+    if resumed:
+        print(f"resuming: {resumed} chunks already done in {partial}", file=sys.stderr)
+    ds = sweep(**params, traces=traces, workers=args.workers, chunk_size=args.chunk_size,
+               scheduler=args.scheduler, progress=_progress(args), checkpoint=store)
+    n_chunks = -(-len(grid.scenarios) // args.chunk_size)
+    if options.get("title"):
+        ds.attrs["title"] = options["title"]
+    ds.attrs["config"] = config.name
+    lines = [f"{ds.converged.size} scenarios in {n_chunks} chunks ({n_chunks - resumed} run now, "
+             f"{resumed} resumed), {int(ds.converged.sum())} converged"]
+    res = None
+    if AVAIL in ds.dims:
+        try:
+            res = rescue(ds)
+        except ValueError:
+            res = None
+    if res is not None:
+        ds = ds.merge(res[["rescue_class", "overshoot", "smallest_converging_avail",
+                           "largest_safe_avail"]])
+        counts = class_counts(res)
+        width = max(map(len, counts))
+        lines += [f"  {name.replace('_', ' '):<{width}} {n:>7}" for name, n in counts.items()]
+    save(ds, out)
+    store.clear()
+    lines.append(f"wrote {out}")
+    if res is not None and not args.no_map:
+        import matplotlib
+        matplotlib.use("Agg")
+        from .plot import rescue_map
+        png = out.with_suffix(".png")
+        fig = rescue_map(ds)
+        tmp = png.with_name(f".{png.name}.tmp.png")
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, png)
+        lines.append(f"wrote {png}")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_info(args) -> int:
     from . import __version__
+    from .store import DATASETS_DIR, open_dataset
+
+    if args.dataset:
+        ds = open_dataset(args.dataset)
+        print(ds)
+        if "rescue_class" in ds:
+            from .rescue import class_counts
+            print("rescue classes:", class_counts(ds))
+        return 0
+    import numba
+    import numpy
+    import xarray
+    print(f"switchover-lab {__version__} (QEMU 10.0 precopy model)")
+    print(f"python {sys.version.split()[0]}, numba {numba.__version__}, "
+          f"numpy {numpy.__version__}, xarray {xarray.__version__}, {os.cpu_count()} CPUs")
+    shipped = sorted(p.name for p in DATASETS_DIR.glob("*") if p.suffix in (".nc", ".zarr"))
+    print(f"shipped datasets in {DATASETS_DIR}: {', '.join(shipped) or '(none)'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    parser = argparse.ArgumentParser(
+        prog="toolkit", description="Switchover Lab: simulate QEMU precopy live migration. "
+        "Without a command: run the default rescue sweep.")
     parser.add_argument("--version", action="version", version=f"switchover-lab {__version__}")
     sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="simulate one scenario under several avail settings "
-                                     "(the default command)")
+    run = sub.add_parser("run", help="one scenario under several avail-switchover-bandwidth "
+                                     "settings: a verdict table")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                     help="change a parameter of the default scenario, e.g. --set "
-                          "dirty_rate=2GiB/s (repeatable)")
+                     help="change a parameter, e.g. --set dirty_rate=2GiB/s (repeatable)")
     run.set_defaults(func=cmd_run)
+    sw = sub.add_parser("sweep", help="run a TOML sweep; write a dataset (and a rescue map)")
+    sw.add_argument("--config", help="TOML sweep config (default: the embedded "
+                                     "rescue-default.toml)")
+    sw.add_argument("--out", help="output .nc or .zarr (default: out/<config name>.nc)")
+    sw.add_argument("--scheduler", choices=("threads", "dask"), default="threads")
+    sw.add_argument("--workers", type=int, default=None, help="threads or Dask worker "
+                                                              "processes (default: CPUs)")
+    sw.add_argument("--chunk-size", type=int, default=16, help="scenarios per task and per "
+                                                               "checkpoint (default 16)")
+    sw.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw.add_argument("--no-map", action="store_true", help="do not write the PNG rescue map")
+    sw.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a fixed parameter of the config (repeatable)")
+    sw.set_defaults(func=cmd_sweep)
+    info = sub.add_parser("info", help="versions and shipped datasets, or one dataset")
+    info.add_argument("dataset", nargs="?", help="a path or the name of a shipped dataset")
+    info.set_defaults(func=cmd_info)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 bad input)."""
+    """Entry point; returns the exit status."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("run", "sweep", "info", "-h", "--help", "--version"):
+        argv = ["sweep"] + argv          # the main job
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["run"] + list(argv or []))
     try:
         return args.func(args)
-    except (ValueError, TypeError) as err:
+    except KeyboardInterrupt:
+        print("toolkit: interrupted; finished chunks are kept: rerun with --resume to "
+              "continue", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as err:
         print(f"toolkit: error: {err}", file=sys.stderr)
         return 2
