@@ -153,7 +153,7 @@ def cmd_sweep(args) -> int:
     save(ds, out)
     store.clear()
     lines.append(f"wrote {out}")
-    if res is not None and not args.no_map:
+    if res is not None and not args.no_map and len(ds.rescue_class.dims) >= 3:
         import matplotlib
         matplotlib.use("Agg")
         from .plot import rescue_map

@@ -40,20 +40,20 @@ def _axis_label(ds, name: str) -> str:
     return f"{name.replace('_', ' ')}" + (f" [{units}]" if units not in ("", "1") else "")
 
 
-def rescue_map(res, x: str = "dirty_rate", y: str = "downtime_limit",
-               col: str = "avail_switchover_bandwidth", row: str | None = "link_bandwidth",
-               **select):
+def rescue_map(res, x: str | None = None, y: str | None = None,
+               col: str = "avail_switchover_bandwidth", row: str | None = None, **select):
     """Map the rescue classes over two swept dimensions, one panel per setting.
 
     Parameters
     ----------
     res : xarray.Dataset
         Output of :func:`toolkit.rescue`.
-    x, y : str
-        Dimensions on the axes of each panel.
+    x, y : str, optional
+        Dimensions on the axes of each panel; default the first two swept
+        dimensions other than ``col``.
     col, row : str or None
-        Dimensions spread over panel columns and rows (``row`` is dropped when
-        absent from ``res``).
+        Dimensions spread over panel columns and rows; ``row`` defaults to the
+        third swept dimension, if any.
     **select
         Index (by position) into any other dimension; the first is used otherwise.
 
@@ -62,8 +62,13 @@ def rescue_map(res, x: str = "dirty_rate", y: str = "downtime_limit",
     matplotlib.figure.Figure
     """
     code = res["rescue_class"]
-    if row is not None and row not in code.dims:
-        row = None
+    free = [d for d in code.dims if d not in (col, x, y, row)]
+    x = x or (free.pop(0) if free else None)
+    y = y or (free.pop(0) if free else None)
+    if x is None or y is None:
+        raise ValueError(f"rescue_map needs two swept dimensions besides {col!r}; "
+                         f"this result has {list(code.dims)}")
+    row = row or (free.pop(0) if free else None)
     keep = {d for d in (x, y, col, row) if d is not None}
     for dim in code.dims:
         if dim not in keep:
