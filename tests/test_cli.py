@@ -139,3 +139,16 @@ def test_interrupted_sweep_resumes_without_losing_or_repeating(tmp_path):
     got = tk.open_dataset(out)
     for name in whole.data_vars:
         np.testing.assert_array_equal(got[name].values, whole[name].values, err_msg=name)
+
+
+def test_sweep_on_dask_to_zarr_matches_threads(tmp_path):
+    pytest.importorskip("distributed")
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    out = tmp_path / "small.zarr"
+    assert main(["sweep", "--config", str(config), "--out", str(out), "--scheduler", "dask",
+                 "--workers", "2", "--no-progress", "--no-map"]) == 0
+    got = tk.open_dataset(out)
+    want = tk.sweep(**load_config(config)[0])
+    for name in want.data_vars:
+        np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
