@@ -29,7 +29,7 @@ from tests.reference import Reference  # noqa: E402
 from toolkit import Scenario, warmup  # noqa: E402
 from toolkit.kernels import layout as L  # noqa: E402
 from toolkit.kernels.bitset import set_bit  # noqa: E402
-from toolkit.kernels.rng import splitmix64  # noqa: E402
+from toolkit.kernels.rng import below, splitmix64  # noqa: E402
 from toolkit.simulate import run_kernel  # noqa: E402
 
 BIG = dict(ram_size="16GiB", workload="uniform", dirty_rate="1GiB/s",
@@ -41,10 +41,9 @@ SMALL = dict(ram_size="32MiB", workload="uniform", dirty_rate="200MiB/s",
 @njit(cache=True, nogil=True)
 def minimal_loop(bits, n_pages, n_events, state):
     """Draw ``n_events`` random pages and set their bits: nothing else."""
-    n = np.uint64(n_pages)
     for _ in range(n_events):
         state, z = splitmix64(state)
-        set_bit(bits, np.int64(z % n))
+        set_bit(bits, below(z, n_pages))
     return state
 
 

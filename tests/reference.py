@@ -21,6 +21,11 @@ def splitmix64(state: int) -> tuple[int, int]:
     return state, z ^ (z >> 31)
 
 
+def below(z: int, n: int) -> int:
+    """A page in range(n) from a 64-bit draw: the top 32 bits scaled by n."""
+    return (z >> 32) * n >> 32
+
+
 def ps(seconds: float) -> int:
     return int(round(seconds * 10**12))
 
@@ -74,12 +79,12 @@ class Reference:
         sc = self.sc
         if sc.workload == "uniform":
             self.rng, z = splitmix64(self.rng)
-            return z % self.n
+            return below(z, self.n)
         if sc.workload == "hotcold":
             self.rng, z = splitmix64(self.rng)
             hot = (z >> 11) < self.hot_cut
             self.rng, z = splitmix64(self.rng)
-            return z % self.hot if hot else self.hot + z % (self.n - self.hot)
+            return below(z, self.hot) if hot else self.hot + below(z, self.n - self.hot)
         start = sc.write_range_start // PAGE
         span = max(1, sc.write_range // PAGE)
         return start + k % span

@@ -18,3 +18,32 @@ guest
 precopy
     The migration thread: setup, iterate loop, window estimator, switchover.
 """
+
+import hashlib as _hashlib
+import pathlib as _pathlib
+
+
+def _drop_stale_cache() -> None:
+    """Delete numba's cache when any kernel source changed.
+
+    numba keys each cached function on its own file only, so a function that
+    inlines or calls code from another kernel module would keep running the
+    old code after that module changed. A stamp of all kernel sources guards
+    against it; a read-only install simply skips the check.
+    """
+    here = _pathlib.Path(__file__).parent
+    digest = _hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("*.py"))))
+    cache = here / "__pycache__"
+    stamp = cache / "kernels.sha256"
+    try:
+        if stamp.exists() and stamp.read_text() == digest.hexdigest():
+            return
+        cache.mkdir(exist_ok=True)
+        for path in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
+            path.unlink()
+        stamp.write_text(digest.hexdigest())
+    except OSError:
+        pass
+
+
+_drop_stale_cache()

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .bitset import set_bit
-from .rng import splitmix64
+from .rng import below, splitmix64
 from .layout import (HOTCOLD, P_CHECK, P_HOT_CUT, P_HOT_PAGES, P_N_PAGES,
                      P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD, P_ZERO_START, S_T, S_VM_RUNNING,
                      S_WRITES, UNIFORM)
@@ -56,27 +56,27 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version
     zero_start = p[P_ZERO_START]
     state = rng[0]
     if workload == UNIFORM:
-        n = np.uint64(n_pages)
+        n = n_pages
         for k in range(done, due):
             state, z = splitmix64(state)
-            page = np.int64(z % n)
+            page = below(z, n)
             set_bit(dirty_log, page)
             if page >= zero_start:
                 set_bit(written, page - zero_start)
             if check:
                 src_version[page] += 1
     elif workload == HOTCOLD:
-        hot = np.uint64(p[P_HOT_PAGES])
-        cold = np.uint64(n_pages - p[P_HOT_PAGES])
+        hot = p[P_HOT_PAGES]
+        cold = n_pages - hot
         cut = np.uint64(p[P_HOT_CUT])
         for k in range(done, due):
             state, z = splitmix64(state)
             is_hot = (z >> np.uint64(11)) < cut
             state, z = splitmix64(state)
             if is_hot:
-                page = np.int64(z % hot)
+                page = below(z, hot)
             else:
-                page = np.int64(hot + z % cold)
+                page = hot + below(z, cold)
             set_bit(dirty_log, page)
             if page >= zero_start:
                 set_bit(written, page - zero_start)
