@@ -14,9 +14,11 @@ x 5 seeds = 10,000 points; max-bandwidth unlimited, each run given up after
     6th dirty rate, 2 seeds: 800 points), best of ``--repeats`` each
     (target: >= 1.7x);
 and asserts that the 1- and 2-worker results are identical (and equal to the
-same points of the full grid), as ``sweep`` promises.
+same points of the full grid), as ``sweep`` promises. The 1-minute load
+average before and after is printed too: other work on the machine skews
+every figure.
 
-Run: ``python benchmarks/bench_sweep.py`` (a few minutes on 2 cores), or
+Run: ``python benchmarks/bench_sweep.py`` (about 6 minutes on 2 cores), or
 ``python benchmarks/bench_sweep.py --points 800`` for a quick look. The full
 grid runs once (``--grid-repeats`` for more); ratios are taken within one run
 because this machine is noisy.
@@ -104,6 +106,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     warmup(verbose=False)
     cpus = os.cpu_count() or 1
+    load_before = os.getloadavg()[0]
 
     n_rates, n_seeds = grid_shape(args.points)
     rates = tk.linspace("50MiB/s", "2GiB/s", n_rates) if n_rates > 1 else \
@@ -158,6 +161,8 @@ def main(argv=None) -> int:
     print(f"  2 workers: {times[2]:7.2f} s = {n_sub / times[2]:7.1f} scenarios/s")
     print(f"  speed-up 1 -> 2 workers: {times[1] / times[2]:.2f}x  (target >= 1.7x)")
     print("  1- and 2-worker results identical (and equal to the full grid's points): yes")
+    print(f"load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
+          f" on {cpus} CPUs (other work on the machine skews every figure above)")
     return 0
 
 

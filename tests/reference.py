@@ -71,6 +71,7 @@ class Reference:
         self.expected_downtime = sc.downtime_limit
         self.trace: list[tuple] = []
         self.converged = False
+        self.full_logs = self.full_hot_logs = 0   # syncs that found every (hot) page logged
         self.downtime_start = None
         self.switch_pending = 0
 
@@ -113,6 +114,8 @@ class Reference:
         if self.last_sync_ms is None:
             self.last_sync_ms = self.now_ms()
         logged = len(self.log)
+        self.full_logs += logged == self.n
+        self.full_hot_logs += self.hot > 0 and all(p in self.log for p in range(self.hot))
         new = len(self.log - self.dirty)
         self.dirty |= self.log
         self.log = set()

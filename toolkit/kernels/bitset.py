@@ -58,3 +58,20 @@ def count(words):
     for w in words:
         n += popcount(w)
     return n
+
+
+@njit(cache=True, nogil=True)
+def count_range(words, start, stop):
+    """Number of set pages ``start <= i < stop``."""
+    n = 0
+    i = start
+    while i < stop and (i & 63) != 0:
+        n += test_bit(words, i)
+        i += 1
+    while i + 64 <= stop:
+        n += popcount(words[i >> 6])
+        i += 64
+    while i < stop:
+        n += test_bit(words, i)
+        i += 1
+    return n

@@ -9,11 +9,11 @@ sync), marks a page of the initially-zero region as written, and in check mode b
 import numpy as np
 from numba import njit
 
-from .bitset import set_bit
-from .rng import below, splitmix64
+from .bitset import count, count_range, set_bit
+from .rng import below, skip_ahead, splitmix64
 from .layout import (HOTCOLD, P_CHECK, P_HOT_CUT, P_HOT_PAGES, P_N_PAGES,
-                     P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD, P_ZERO_START, S_T, S_VM_RUNNING,
-                     S_WRITES, UNIFORM)
+                     P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD, P_ZERO_START, S_LOG_HOT,
+                     S_LOG_PAGES, S_SYNC_WRITES, S_T, S_VM_RUNNING, S_WRITES, UNIFORM)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -53,45 +53,62 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version
     n_pages = p[P_N_PAGES]
     workload = p[P_WORKLOAD]
     check = p[P_CHECK] != 0
+    # once every page a write can hit is in the log, further writes change
+    # nothing but versions: skip them (exactly, SplitMix64 skips ahead in O(1))
+    skip = not check
     zero_start = p[P_ZERO_START]
-    state = rng[0]
+    hot = p[P_HOT_PAGES]
+    cold = n_pages - hot
+    cut = np.uint64(p[P_HOT_CUT])
+    start = p[P_SEQ_START]
+    span = p[P_SEQ_PAGES]
     if workload == UNIFORM:
-        n = n_pages
-        for k in range(done, due):
-            state, z = splitmix64(state)
-            page = below(z, n)
-            set_bit(dirty_log, page)
-            if page >= zero_start:
-                set_bit(written, page - zero_start)
-            if check:
-                src_version[page] += 1
+        reachable, draws = n_pages, 1
     elif workload == HOTCOLD:
-        hot = p[P_HOT_PAGES]
-        cold = n_pages - hot
-        cut = np.uint64(p[P_HOT_CUT])
-        for k in range(done, due):
+        reachable, draws = n_pages, 2
+    else:
+        reachable, draws = span, 0
+    logged = st[S_LOG_PAGES]
+    hot_logged = st[S_LOG_HOT]
+    if skip and logged < 0 and done - st[S_SYNC_WRITES] >= reachable:
+        # enough writes since the sync that the log may fill: count it once, then
+        # keep counting (counting costs each write a dependent load, so not before)
+        logged = count(dirty_log)
+        hot_logged = count_range(dirty_log, 0, hot)
+    counting = skip and logged >= 0
+    state = rng[0]
+    for k in range(done, due):
+        if counting and logged == reachable:
+            state = skip_ahead(state, draws * (due - k))
+            break
+        if workload == UNIFORM:
+            state, z = splitmix64(state)
+            page = below(z, n_pages)
+        elif workload == HOTCOLD:
             state, z = splitmix64(state)
             is_hot = (z >> np.uint64(11)) < cut
+            if is_hot and counting and hot_logged == hot:
+                state = skip_ahead(state, 1)        # its page draw: the write changes nothing
+                continue
             state, z = splitmix64(state)
-            if is_hot:
-                page = below(z, hot)
-            else:
-                page = hot + below(z, cold)
-            set_bit(dirty_log, page)
-            if page >= zero_start:
-                set_bit(written, page - zero_start)
-            if check:
-                src_version[page] += 1
-    else:  # SEQUENTIAL: one write per page, in address order, wrapping in the range
-        start = p[P_SEQ_START]
-        span = p[P_SEQ_PAGES]
-        for k in range(done, due):
+            page = below(z, hot) if is_hot else hot + below(z, cold)
+        else:  # SEQUENTIAL: one write per page, in address order, wrapping in the range
             page = start + k % span
-            set_bit(dirty_log, page)
-            if page >= zero_start:
-                set_bit(written, page - zero_start)
-            if check:
-                src_version[page] += 1
+        # inline, not a helper call: a call costs more than the write itself
+        i = page >> 6
+        shift = np.uint64(page & 63)
+        w = dirty_log[i]
+        dirty_log[i] = w | (np.uint64(1) << shift)
+        if counting:
+            new = np.int64(((w >> shift) & np.uint64(1)) ^ np.uint64(1))
+            logged += new
+            if page < hot:
+                hot_logged += new
+        if page >= zero_start:
+            set_bit(written, page - zero_start)
+        if check:
+            src_version[page] += 1
     rng[0] = state
+    st[S_LOG_PAGES] = logged if counting else -1
+    st[S_LOG_HOT] = hot_logged
     st[S_WRITES] = due
-

@@ -55,7 +55,10 @@ S_DOWNTIME_BYTES = 21   # bytes sent while the VM was stopped [B]
 S_CONVERGED = 22        # 1 if switched over before max_time
 S_LOST_PAGES = 23       # check mode: pages whose destination version differs, else -1
 S_SWITCH_PENDING = 24   # pending at the switchover decision [B]
-N_STATE = 25
+S_LOG_PAGES = 25        # distinct pages in the dirty log, -1 while not counted
+S_LOG_HOT = 26          # distinct pages of the hot set in the dirty log, -1 while not counted
+S_SYNC_WRITES = 27      # guest writes applied when the log was last cleared
+N_STATE = 28
 
 # --- trace: float64 array ``trace[window, column]``, one row per closed window ---
 W_TIME = 0              # window close, since `migrate` [ms]

@@ -42,3 +42,9 @@ def below(value, n):
     64-bit division (several times faster), bias below ``n / 2**32``.
     """
     return np.int64(((value >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def skip_ahead(state, n):
+    """The state after ``n`` more draws: SplitMix64's state only counts up by a constant."""
+    return state + np.uint64(n) * _GOLDEN
