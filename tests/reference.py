@@ -44,10 +44,13 @@ class Reference:
         self.t_sync_page = ps(sc.sync_time_per_dirty_page * 1e-9)
         self.limit = sc.max_bandwidth // 10
         self.avail_per_ms = sc.avail_switchover_bandwidth // 1000
-        self.writes_per_ps = sc.dirty_rate / PAGE / 10**12
-        self.hot = int(round(sc.hot_fraction * n))
-        self.hot_cut = int(round(sc.hot_share * 2**53))
-        self.rng = sc.stream_seed
+        rate = sc.dirty_rate / PAGE / 10**12
+        hotcold = sc.workload == "hotcold"
+        share = sc.hot_share if hotcold else 1.0
+        self.rates = [rate * share, rate * (1.0 - share)]   # write streams, per ps
+        self.hot = int(round(sc.hot_fraction * n)) if hotcold else 0
+        self.rng = list(sc.stream_seeds)
+        self.done = [0, 0]
         # state
         self.t = 0
         self.writes = 0
@@ -76,30 +79,34 @@ class Reference:
         self.switch_pending = 0
 
     # --- the guest ---
-    def next_write_page(self, k: int) -> int:
+    def stream_pages(self, s: int) -> tuple[int, int]:
+        """First page and number of pages that write stream ``s`` writes to."""
         sc = self.sc
-        if sc.workload == "uniform":
-            self.rng, z = splitmix64(self.rng)
-            return below(z, self.n)
+        if sc.workload == "sequential":
+            return sc.write_range_start // PAGE, max(1, sc.write_range // PAGE)
         if sc.workload == "hotcold":
-            self.rng, z = splitmix64(self.rng)
-            hot = (z >> 11) < self.hot_cut
-            self.rng, z = splitmix64(self.rng)
-            return below(z, self.hot) if hot else self.hot + below(z, self.n - self.hot)
-        start = sc.write_range_start // PAGE
-        span = max(1, sc.write_range // PAGE)
-        return start + k % span
+            return (0, self.hot) if s == 0 else (self.hot, self.n - self.hot)
+        return 0, self.n
 
     def catch_up_writes(self):
         if not self.running:
             return
-        due = int(float(self.t) * self.writes_per_ps)
-        while self.writes < due:
-            page = self.next_write_page(self.writes)
-            self.log.add(page)
-            self.nonzero.add(page)
-            self.src[page] += 1
-            self.writes += 1
+        for s in (0, 1):
+            if self.rates[s] == 0:
+                continue
+            lo, size = self.stream_pages(s)
+            due = int(float(self.t) * self.rates[s])
+            while self.done[s] < due:
+                if self.sc.workload == "sequential":
+                    page = lo + self.done[s] % size
+                else:
+                    self.rng[s], z = splitmix64(self.rng[s])
+                    page = lo + below(z, size)
+                self.log.add(page)
+                self.nonzero.add(page)
+                self.src[page] += 1
+                self.done[s] += 1
+        self.writes = sum(self.done)
 
     # --- the migration thread ---
     def now_ms(self) -> int:

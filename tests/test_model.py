@@ -60,13 +60,13 @@ def test_distinct_dirty_pages_closed_form(workload):
     log, written = np.zeros(n_words, np.uint64), np.zeros(0, np.uint64)   # no zero region
     st = np.zeros(L.N_STATE, np.int64)
     st[L.S_VM_RUNNING] = 1
-    rng = np.array([sc.stream_seed], np.uint64)
+    rng = np.array(sc.stream_seeds, np.uint64)
     n = sc.n_pages
     for t_s in (0.5, 2.0, 10.0):
         st[L.S_T] = int(t_s * 1e12)
         guest_write_pages(p, writes_per_ps, st, rng, log, written, np.zeros(0, np.int32))
         w = st[L.S_WRITES]
-        assert w == int(t_s * 400 * 2**20 / 4096)
+        assert abs(w - int(t_s * 400 * 2**20 / 4096)) <= 1     # each stream rounds down
         if workload == "uniform":
             expected = n * (1 - math.exp(-w / n))
         elif workload == "hotcold":
@@ -152,10 +152,11 @@ def test_seed_changes_writes_but_not_migration_parameters():
     a = tk.simulate(**base, seed=1)
     b = tk.simulate(**base, seed=2)
     c = tk.simulate(**base, seed=1)
-    assert a.transferred.item() == c.transferred.item()
-    assert a.transferred.item() != b.transferred.item()
-    assert Scenario(**base, seed=1).stream_seed == \
-        Scenario(**base, seed=1, downtime_limit=50, avail_switchover_bandwidth=10**9).stream_seed
+    assert a.total_time.item() == c.total_time.item()
+    assert a.total_time.item() != b.total_time.item()
+    assert a.switchover_pending.item() != b.switchover_pending.item()
+    assert Scenario(**base, seed=1).stream_seeds == \
+        Scenario(**base, seed=1, downtime_limit=50, avail_switchover_bandwidth=10**9).stream_seeds
 
 
 def test_a_1_tib_guest_fits_in_tens_of_mib():

@@ -298,11 +298,13 @@ class Scenario:
         return min(self.n_pages, -(-start // 64) * 64)
 
     @property
-    def stream_seed(self) -> int:
-        """64-bit seed of the guest's writes, from ``seed`` and the guest's parameters.
+    def stream_seeds(self) -> tuple[int, int]:
+        """64-bit seeds of the guest's two write streams, from ``seed`` and the guest's
+        parameters.
 
-        Migration parameters do not enter it, so runs that differ only in how
+        Migration parameters do not enter them, so runs that differ only in how
         they migrate see exactly the same guest writes.
         """
         key = repr((self.seed,) + tuple(getattr(self, n) for n in GUEST_PARAMETERS))
-        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+        return tuple(int.from_bytes(hashlib.blake2b(f"{key}/{s}".encode(), digest_size=8)
+                                    .digest(), "little") for s in (0, 1))

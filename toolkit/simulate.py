@@ -53,16 +53,16 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, float]:
     -------
     p : ndarray(int64, N_PARAMS)
         See ``layout.P_*``.
-    writes_per_ps : float
-        Guest page writes per picosecond. [1/ps]
+    writes_per_ps : ndarray(float64, 2)
+        Page writes per picosecond of each write stream (hotcold: hot set,
+        rest; otherwise one stream). [1/ps]
     """
     n = sc.n_pages
     link = sc.link_bandwidth
     p = np.zeros(L.N_PARAMS, dtype=np.int64)
     p[L.P_N_PAGES] = n
     p[L.P_WORKLOAD] = WORKLOAD_CODES[sc.workload]
-    p[L.P_HOT_PAGES] = sc.hot_pages
-    p[L.P_HOT_CUT] = int(round(sc.hot_share * 2**53))
+    p[L.P_HOT_PAGES] = sc.hot_pages if sc.workload == "hotcold" else 0
     p[L.P_SEQ_START] = sc.write_range_start // PAGE_SIZE
     p[L.P_SEQ_PAGES] = max(1, sc.write_range // PAGE_SIZE)
     p[L.P_ZERO_START] = sc.zero_start
@@ -83,7 +83,9 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, float]:
     p[L.P_DEVICE_BYTES] = sc.device_state_size
     p[L.P_PS_MAX_TIME] = _ps(sc.max_time)
     p[L.P_CHECK] = int(sc.check)
-    writes_per_ps = sc.dirty_rate / PAGE_SIZE / PS_PER_S
+    rate = sc.dirty_rate / PAGE_SIZE / PS_PER_S
+    share = sc.hot_share if sc.workload == "hotcold" else 1.0
+    writes_per_ps = np.array([rate * share, rate * (1.0 - share)])
     return p, writes_per_ps
 
 
@@ -94,7 +96,7 @@ def run_kernel(sc: Scenario) -> RawRun:
     n_words = (n + 63) // 64
     versions = n if sc.check else 0
     st = np.zeros(L.N_STATE, dtype=np.int64)
-    rng = np.array([sc.stream_seed], dtype=np.uint64)
+    rng = np.array(sc.stream_seeds, dtype=np.uint64)
     max_windows = int(sc.max_time * 1000) // 100 + 4   # windows last >= 100 ms
     trace = np.full((max_windows, L.N_TRACE), np.nan)
     zero_words = (n - sc.zero_start + 63) // 64

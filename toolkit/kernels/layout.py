@@ -8,26 +8,25 @@ compile-time constants, not mutable globals.
 # --- parameters: int64 array ``p`` (filled by toolkit.simulate.kernel_inputs) ---
 P_N_PAGES = 0           # guest pages [pages]
 P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential
-P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM [pages]
-P_HOT_CUT = 3           # hotcold: a write is hot if (draw >> 11) < P_HOT_CUT (of 2**53)
-P_SEQ_START = 4         # sequential: first page of the written range [pages]
-P_SEQ_PAGES = 5         # sequential: pages in the written range [pages]
-P_ZERO_START = 6        # first page of the initially-zero region (top of RAM, multiple of 64) [pages]
-P_RATE_LIMIT_MAX = 7    # max_bandwidth // 10, 0 = unlimited [B per 100 ms window]
-P_DOWNTIME_LIMIT = 8    # downtime-limit [ms]
-P_AVAIL_BW_PER_MS = 9   # avail_switchover_bandwidth // 1000, 0 = use the estimate [B/ms]
-P_PS_NORMAL = 10        # time the thread spends on one normal page [ps]
-P_PS_ZERO = 11          # time the thread spends on one zero page [ps]
-P_PS_SECTION = 12       # wire time of one iterate call's section header/footer/EOS [ps]
-P_PS_SYNC_BASE = 13     # bitmap sync: fixed + per-GiB part [ps]
-P_PS_SYNC_PAGE = 14     # bitmap sync: per page found in the dirty log [ps]
-P_PS_SETUP = 15         # setup overhead before the first sync [ps]
-P_PS_VM_STOP = 16       # vm_stop_force_state: pause vCPUs, drain and flush block [ps]
-P_PS_DEVICE = 17        # wire time of the device state at switchover [ps]
-P_DEVICE_BYTES = 18     # device state size [B]
-P_PS_MAX_TIME = 19      # give up (not converged) after this [ps]
-P_CHECK = 20            # 1: track page versions (no-data-lost check)
-N_PARAMS = 21
+P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM; 0 otherwise [pages]
+P_SEQ_START = 3         # sequential: first page of the written range [pages]
+P_SEQ_PAGES = 4         # sequential: pages in the written range [pages]
+P_ZERO_START = 5        # first page of the initially-zero region (top of RAM, multiple of 64) [pages]
+P_RATE_LIMIT_MAX = 6    # max_bandwidth // 10, 0 = unlimited [B per 100 ms window]
+P_DOWNTIME_LIMIT = 7    # downtime-limit [ms]
+P_AVAIL_BW_PER_MS = 8   # avail_switchover_bandwidth // 1000, 0 = use the estimate [B/ms]
+P_PS_NORMAL = 9         # time the thread spends on one normal page [ps]
+P_PS_ZERO = 10          # time the thread spends on one zero page [ps]
+P_PS_SECTION = 11       # wire time of one iterate call's section header/footer/EOS [ps]
+P_PS_SYNC_BASE = 12     # bitmap sync: fixed + per-GiB part [ps]
+P_PS_SYNC_PAGE = 13     # bitmap sync: per page found in the dirty log [ps]
+P_PS_SETUP = 14         # setup overhead before the first sync [ps]
+P_PS_VM_STOP = 15       # vm_stop_force_state: pause vCPUs, drain and flush block [ps]
+P_PS_DEVICE = 16        # wire time of the device state at switchover [ps]
+P_DEVICE_BYTES = 17     # device state size [B]
+P_PS_MAX_TIME = 18      # give up (not converged) after this [ps]
+P_CHECK = 19            # 1: track page versions (no-data-lost check)
+N_PARAMS = 20
 
 # --- state: int64 array ``st`` (kernel-owned, read back as results) ---
 S_T = 0                 # simulated time since `migrate` [ps]
@@ -55,10 +54,12 @@ S_DOWNTIME_BYTES = 21   # bytes sent while the VM was stopped [B]
 S_CONVERGED = 22        # 1 if switched over before max_time
 S_LOST_PAGES = 23       # check mode: pages whose destination version differs, else -1
 S_SWITCH_PENDING = 24   # pending at the switchover decision [B]
-S_LOG_PAGES = 25        # distinct pages in the dirty log, -1 while not counted
-S_LOG_HOT = 26          # distinct pages of the hot set in the dirty log, -1 while not counted
-S_SYNC_WRITES = 27      # guest writes applied when the log was last cleared
-N_STATE = 28
+S_LOG_0 = 25            # stream 0: distinct pages of its range in the log, -1 while not counted
+S_LOG_1 = 26            # stream 1: the same
+S_SYNC_WRITES_0 = 27    # stream 0: its writes applied when the log was last cleared
+S_SYNC_WRITES_1 = 28    # stream 1: the same
+S_WRITES_1 = 29         # stream 1: its writes applied so far (S_WRITES counts both)
+N_STATE = 30
 
 # --- trace: float64 array ``trace[window, column]``, one row per closed window ---
 W_TIME = 0              # window close, since `migrate` [ms]

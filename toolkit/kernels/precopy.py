@@ -18,7 +18,8 @@ from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      P_RATE_LIMIT_MAX, P_ZERO_START, S_CONVERGED, S_CURSOR,
                      S_DIRTY, S_DIRTY_BYTES_LAST_SYNC, S_DIRTY_RATE,
                      S_DOWNTIME_BYTES, S_DOWNTIME_START, S_EXPECTED_DOWNTIME,
-                     S_LAST_SYNC_MS, S_LOG_HOT, S_LOG_PAGES, S_LOST_PAGES, S_SYNC_WRITES, S_N_WINDOWS, S_NORMAL,
+                     S_LAST_SYNC_MS, S_LOG_0, S_LOG_1, S_LOST_PAGES, S_SYNC_WRITES_0,
+                     S_SYNC_WRITES_1, S_WRITES_1, S_N_WINDOWS, S_NORMAL,
                      S_PERIOD_PAGES, S_RATE_START, S_SETUP_T,
                      S_SWITCH_PENDING, S_SYNCS, S_T, S_THRESHOLD,
                      S_TRANSFERRED, S_VM_RUNNING, S_WIN_BYTES0, S_WRITES,
@@ -75,9 +76,10 @@ def migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
             new += popcount(w & ~bitmap[i])
             bitmap[i] |= w
             dirty_log[i] = np.uint64(0)
-    st[S_LOG_PAGES] = -1
-    st[S_LOG_HOT] = -1
-    st[S_SYNC_WRITES] = st[S_WRITES]
+    st[S_LOG_0] = -1
+    st[S_LOG_1] = -1
+    st[S_SYNC_WRITES_0] = st[S_WRITES] - st[S_WRITES_1]
+    st[S_SYNC_WRITES_1] = st[S_WRITES_1]
     st[S_DIRTY] += new
     st[S_PERIOD_PAGES] += new
     st[S_DIRTY_BYTES_LAST_SYNC] = st[S_DIRTY] * TARGET_PAGE_SIZE
@@ -290,12 +292,12 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     ----------
     p : ndarray(int64, N_PARAMS)
         Parameters, see ``layout.P_*``.
-    writes_per_ps : float
-        Guest page writes per picosecond. [1/ps]
+    writes_per_ps : ndarray(float64, 2)
+        Guest page writes per picosecond of each write stream. [1/ps]
     st : ndarray(int64, N_STATE)
         State and results, zero on entry; see ``layout.S_*``.
-    rng : ndarray(uint64, 1)
-        SplitMix64 state of the guest's writes.
+    rng : ndarray(uint64, 2)
+        SplitMix64 state of each write stream.
     dirty_log, bitmap : ndarray(uint64, ceil(pages / 64))
         Zeroed bitsets: KVM's dirty log, the migration bitmap.
     written : ndarray(uint64, ceil((pages - P_ZERO_START) / 64))
@@ -311,8 +313,8 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     st[S_VM_RUNNING] = 1
     st[S_DOWNTIME_START] = -1
     st[S_LOST_PAGES] = -1
-    st[S_LOG_PAGES] = -1
-    st[S_LOG_HOT] = -1
+    st[S_LOG_0] = -1
+    st[S_LOG_1] = -1
     st[S_EXPECTED_DOWNTIME] = p[P_DOWNTIME_LIMIT]
     # setup: the window opens before setup, so setup time dilutes the first estimate
     st[S_T] = p[P_PS_SETUP]
