@@ -116,3 +116,195 @@ def rescue_map(res, x: str | None = None, y: str | None = None,
                frameon=False)
     fig.suptitle(res.attrs.get("title", "Rescue map"), fontsize=10)
     return fig
+
+
+# Okabe-Ito colours and line styles for the timeline's series (distinct in greyscale too)
+PENDING_STYLE = dict(color="#0072B2", linestyle="-", linewidth=1.6)
+THRESHOLD_STYLE = dict(color="#D55E00", linestyle="--", linewidth=1.6)
+ESTIMATE_STYLE = dict(color="#009E73", linestyle="-", linewidth=1.4, marker=".", markersize=3)
+LINK_STYLE = dict(color="#000000", linestyle=":", linewidth=1.2)
+LIMIT_STYLE = dict(color="#CC79A7", linestyle="-.", linewidth=1.2)
+
+
+def _bits(bytes_per_s):
+    return np.asarray(bytes_per_s, dtype=float) * 8 / 1e9
+
+
+def timeline(ds, axes=None, title: str | None = None):
+    """A migration's timeline from one :func:`toolkit.simulate` result.
+
+    Top: pending dirty bytes and the switchover threshold per ~100 ms window
+    (log scale), bitmap syncs as ticks, the switchover marked and the downtime
+    shaded. Bottom: the bandwidth estimate of each window against the link and
+    the max-bandwidth rate limit.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        One run, with its per-window trace (dimension ``window``).
+    axes : pair of matplotlib Axes, optional
+        Where to draw; a new figure otherwise.
+    title : str, optional
+        Figure title; a verdict line by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, sharex=True, figsize=(8, 5.2), constrained_layout=True,
+                                 height_ratios=[3, 2])
+    top, bottom = axes
+    fig = top.figure
+    t = ds["time"].values / 1000                                   # s
+    mib = 2.0**20
+    top.plot(t, ds["pending"].values / mib, label="pending [MiB]", **PENDING_STYLE)
+    top.plot(t, ds["threshold"].values / mib, label="threshold [MiB]", **THRESHOLD_STYLE)
+    top.set_yscale("symlog", linthresh=1.0)
+    top.set_ylabel("MiB")
+    syncs = ds["syncs"].values
+    new_sync = np.flatnonzero(np.diff(np.concatenate([[1], syncs])) > 0)
+    for k, i in enumerate(new_sync):
+        top.axvline(t[i], color="grey", linewidth=0.6, alpha=0.6,
+                    label="bitmap sync" if k == 0 else None)
+    converged = bool(ds["converged"])
+    total = ds["total_time"].item() / 1000
+    if converged:
+        start = total - ds["downtime"].item() / 1000
+        for ax in axes:
+            ax.axvspan(start, total, color="#E69F00", alpha=0.35, linewidth=0,
+                       hatch="//", label="downtime" if ax is top else None)
+            ax.axvline(start, color="#E69F00", linewidth=1.2)
+    top.legend(loc="upper right", fontsize=8, ncol=2)
+    bottom.plot(t, _bits(ds["bandwidth"].values), label="estimate (one window)",
+                **ESTIMATE_STYLE)
+    bottom.axhline(_bits(ds.attrs["link_bandwidth"]), label="link", **LINK_STYLE)
+    if ds.attrs.get("max_bandwidth"):
+        bottom.axhline(_bits(ds.attrs["max_bandwidth"]), label="max-bandwidth", **LIMIT_STYLE)
+    if ds.attrs.get("avail_switchover_bandwidth"):
+        bottom.axhline(_bits(ds.attrs["avail_switchover_bandwidth"]),
+                       label="avail-switchover-bandwidth", color="#56B4E9", linewidth=1.2)
+    bottom.set_ylabel("Gbit/s")
+    bottom.set_xlabel("time since migrate [s]")
+    bottom.set_ylim(bottom=0)
+    bottom.legend(loc="upper right", fontsize=8)
+    if title is None:
+        limit = ds.attrs.get("downtime_limit")
+        title = (f"converged in {total:.1f} s, downtime {ds['downtime'].item():.0f} ms "
+                 f"(limit {limit} ms)" if converged else
+                 f"not converged after {total:.0f} s ({int(ds['dirty_sync_count'])} syncs)")
+    top.set_title(title, fontsize=10)
+    return fig
+
+
+def convergence_map(ds, x: str | None = None, y: str | None = None, var: str = "converged",
+                    ax=None, **select):
+    """One result variable over two swept dimensions.
+
+    ``converged`` is drawn as two classes (hatched where it does not
+    converge); any other variable (``total_time``, ``downtime`` ...) with a
+    colour bar in its units, blank where it is NaN.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A :func:`toolkit.sweep` result.
+    x, y : str, optional
+        Dimensions on the axes; default the first two of ``ds[var]``.
+    var : str
+        Variable to map.
+    ax : matplotlib Axes, optional
+    **select
+        Index (by position) into any other dimension; the first is used otherwise.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    data = ds[var]
+    dims = [d for d in data.dims if d not in (x, y)]
+    x = x or dims.pop(0)
+    y = y or dims.pop(0)
+    for dim in list(data.dims):
+        if dim not in (x, y):
+            data = data.isel({dim: select.get(dim, 0)})
+    grid = data.transpose(y, x).values
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    fig = ax.figure
+    nx, ny = data.sizes[x], data.sizes[y]
+    if var == "converged":
+        cmap = ListedColormap(["#000000", "#009E73"])
+        ax.pcolormesh(np.arange(nx + 1), np.arange(ny + 1), grid.astype(int), cmap=cmap,
+                      vmin=0, vmax=1)
+        for (iy, ix), ok in np.ndenumerate(grid):
+            if not ok:
+                ax.add_patch(Rectangle((ix, iy), 1, 1, fill=False, hatch="..", linewidth=0,
+                                       edgecolor="grey"))
+        ax.legend(handles=[Patch(facecolor="#009E73", label="converges"),
+                           Patch(facecolor="#000000", hatch="..", edgecolor="grey",
+                                 label="iterates forever")],
+                  loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8,
+                  frameon=False)
+    else:
+        mesh = ax.pcolormesh(np.arange(nx + 1), np.arange(ny + 1),
+                             np.ma.masked_invalid(grid.astype(float)), cmap="cividis")
+        units = ds[var].attrs.get("units", "")
+        fig.colorbar(mesh, ax=ax, label=f"{var.replace('_', ' ')} [{units}]")
+    step = max(1, nx // 6)
+    ax.set_xticks(np.arange(0, nx, step) + 0.5, _tick_labels(x, data[x].values[::step]),
+                  rotation=45, fontsize=7)
+    ax.set_yticks(np.arange(ny) + 0.5, _tick_labels(y, data[y].values), fontsize=7)
+    ax.set_xlabel(_axis_label(ds, x), fontsize=8)
+    ax.set_ylabel(_axis_label(ds, y), fontsize=8)
+    ax.set_title(ds[var].attrs.get("long_name", var), fontsize=10)
+    return fig
+
+
+def safe_avail(res, x: str = "dirty_rate", hue: str | None = None, ax=None, **select):
+    """The smallest avail-switchover-bandwidth that converges and the largest that keeps
+    the downtime within the limit, against a swept dimension.
+
+    Parameters
+    ----------
+    res : xarray.Dataset
+        Output of :func:`toolkit.rescue`.
+    x : str
+        Dimension on the x axis.
+    hue : str, optional
+        Dimension drawn as separate lines (e.g. ``downtime_limit``).
+    ax : matplotlib Axes, optional
+    **select
+        Index (by position) into any other dimension; the first is used otherwise.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    small, large = res["smallest_converging_avail"], res["largest_safe_avail"]
+    for dim in list(small.dims):
+        if dim not in (x, hue):
+            small = small.isel({dim: select.get(dim, 0)})
+            large = large.isel({dim: select.get(dim, 0)})
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    fig = ax.figure
+    hues = small[hue].values if hue else [None]
+    markers = "osD^v"
+    xs = np.arange(small.sizes[x])
+    for k, h in enumerate(hues):
+        s = small.sel({hue: h}) if hue else small
+        g = large.sel({hue: h}) if hue else large
+        tag = f" ({_tick_labels(hue, [h])[0]})" if hue else ""
+        ax.plot(xs, _bits(s.values), color="#0072B2", linestyle="-",
+                marker=markers[k % len(markers)], label=f"smallest that converges{tag}")
+        ax.plot(xs, _bits(g.values), color="#D55E00", linestyle="--",
+                marker=markers[k % len(markers)], fillstyle="none",
+                label=f"largest within the limit{tag}")
+    step = max(1, len(xs) // 6)
+    ax.set_xticks(xs[::step], _tick_labels(x, small[x].values[::step]), rotation=45, fontsize=7)
+    ax.set_xlabel(_axis_label(res, x), fontsize=8)
+    ax.set_ylabel("avail-switchover-bandwidth [Gbit/s]", fontsize=8)
+    ax.set_title("safe avail-switchover-bandwidth (among the swept values)", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
