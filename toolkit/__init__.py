@@ -6,16 +6,18 @@
 """
 __version__ = "0.1.0"
 
-from .scenario import PARAMETERS, Scenario
+from .scenario import IDEAL_HOST, PARAMETERS, Scenario
 from .simulate import simulate
 from .sweep import geomspace, linspace, sweep
 from .rescue import class_counts, rescue
 from .store import open_dataset, save
+from . import analytic, plot
 from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
 from .warmup import warmup
 
 __all__ = [
     "PARAMETERS",
+    "IDEAL_HOST",
     "Scenario",
     "simulate",
     "sweep",
@@ -25,6 +27,8 @@ __all__ = [
     "class_counts",
     "save",
     "open_dataset",
+    "analytic",
+    "plot",
     "warmup",
     "parse_size",
     "parse_rate",

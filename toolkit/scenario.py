@@ -100,6 +100,11 @@ PARAMETERS = (
 )
 PARAMETER_INDEX = {p.name: p for p in PARAMETERS}
 
+#: Host costs all zero: the migration thread is never slower than the link.
+IDEAL_HOST = dict(page_send_time=0, zero_page_scan_time=0, sync_time_fixed=0,
+                  sync_time_per_gib=0, sync_time_per_dirty_page=0, setup_overhead=0,
+                  vm_stop_time=0, device_state_size=0)
+
 # parameters that define the guest's write stream (and so its random seed)
 GUEST_PARAMETERS = ("ram_size", "dirty_rate", "workload", "hot_fraction", "hot_share",
                     "write_range", "write_range_start", "zero_fraction")
