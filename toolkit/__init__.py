@@ -12,6 +12,7 @@ from .sweep import geomspace, linspace, sweep
 from .rescue import class_counts, rescue
 from .store import open_dataset, save
 from . import analytic, plot
+from .widgets import explore, explore_sweep
 from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
 from .warmup import warmup
 
@@ -29,6 +30,8 @@ __all__ = [
     "open_dataset",
     "analytic",
     "plot",
+    "explore",
+    "explore_sweep",
     "warmup",
     "parse_size",
     "parse_rate",

@@ -164,9 +164,9 @@ def timeline(ds, axes=None, title: str | None = None):
     top.set_ylabel("MiB")
     syncs = ds["syncs"].values
     new_sync = np.flatnonzero(np.diff(np.concatenate([[1], syncs])) > 0)
-    for k, i in enumerate(new_sync):
-        top.axvline(t[i], color="grey", linewidth=0.6, alpha=0.6,
-                    label="bitmap sync" if k == 0 else None)
+    if len(new_sync):
+        top.vlines(t[new_sync], 0, 1, transform=top.get_xaxis_transform(), color="grey",
+                   linewidth=0.6, alpha=0.6, label="bitmap sync")
     converged = bool(ds["converged"])
     total = ds["total_time"].item() / 1000
     if converged:

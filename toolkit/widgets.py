@@ -1,0 +1,430 @@
+"""Interactive Jupyter apps (ipywidgets) over simulations and sweep Datasets.
+
+:func:`explore` re-runs one migration with QEMU's estimate and with a user-set
+avail-switchover-bandwidth whenever a control changes, and shows the verdicts
+and timelines side by side; :func:`explore_sweep` browses a sweep Dataset as
+maps. Both only call :func:`toolkit.simulate` and the figures of
+:mod:`toolkit.plot`; the figures are rendered to PNG in ``ipywidgets.Output``
+widgets, so they work the same in a notebook, in Voila and headless.
+
+CSS classes for browser tests: ``so-explorer`` (the app), ``so-verdict`` (the
+two verdicts), ``so-figure`` (the two figures), ``so-dirty-rate`` (the dirty
+rate slider); ``so-sweep-explorer`` and ``so-sweep-map`` for the sweep app.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from . import plot
+from .scenario import PARAMETER_INDEX, WORKLOADS, _validate, check_names, resolve_avail
+from .simulate import simulate
+from .units import format_rate, format_size, parse_rate
+
+MIB, GIB = 2**20, 2**30
+DPI = 80                                   # PNG resolution of the figures [dots per inch]
+STYLE = {"description_width": "190px"}
+SLIDER_WIDTH = "480px"                     # a slider with its description
+EXPLORE_FIXED = {"workload": "sequential", "write_range": "128MiB", "max_time": 120.0}
+RAM_SIZES = [2**k * GIB for k in range(7)]                       # 1 .. 64 GiB
+LINKS = [g * 1.25e8 for g in (1, 10, 25, 40, 100)]               # Gbit/s in B/s
+MAX_BANDWIDTHS = [("unlimited (0)", 0), ("32 MiB/s", 32 * MIB),
+                  ("128 MiB/s (QEMU default)", 128 * MIB), ("512 MiB/s", 512 * MIB),
+                  ("1 GiB/s", GIB)]
+SWEEP_VARIABLES = ("converged", "total_time", "downtime", "dirty_sync_count", "rescue_class")
+
+
+def _figure_output(fig, text: str) -> dict:
+    """One ``display_data`` output holding ``fig`` as a PNG, ``text`` as its plain-text form."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
+                     "text/plain": text}}
+
+
+def _options(pairs: list, value, label: str) -> list:
+    """(label, value) pairs, with ``value`` added in order when it is not among them."""
+    if any(v == value for _, v in pairs):
+        return list(pairs)
+    return sorted(list(pairs) + [(label, value)], key=lambda pair: pair[1])
+
+
+def _wide():
+    """A Layout of its own (a shared one would show and hide widgets together)."""
+    return widgets.Layout(width=SLIDER_WIDTH)
+
+
+def _menu():
+    """A Layout of its own for a Dropdown, wide enough for its longest option."""
+    return widgets.Layout(width="400px")
+
+
+def _with_unit(widget, unit: str):
+    """The widget followed by its unit."""
+    return widgets.HBox([widget, widgets.Label(unit)])
+
+
+def _slider(cls, description: str, value, lo, hi, step, **kw):
+    """A slider that only reports a value when released, its range widened to hold ``value``."""
+    return cls(description=description, value=value, min=min(lo, value), max=max(hi, value),
+               step=step, continuous_update=False, style=STYLE, layout=_wide(), **kw)
+
+
+def verdict(ds) -> str:
+    """One line on a run's outcome.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A :func:`toolkit.simulate` result (its ``downtime_limit`` attribute is
+        the limit [ms]).
+
+    Returns
+    -------
+    str
+        e.g. ``"converges in 23.1 s, downtime 151 ms"``, ``"never converges
+        (111 syncs in 120 s)"`` or ``"converges but OVERSHOOTS the 300 ms limit:
+        downtime 1204 ms"``.
+    """
+    total = ds["total_time"].item() / 1000
+    if not bool(ds["converged"]):
+        return f"never converges ({int(ds['dirty_sync_count'])} syncs in {total:.0f} s)"
+    down, limit = ds["downtime"].item(), ds.attrs["downtime_limit"]
+    if down > limit:
+        return f"converges but OVERSHOOTS the {limit:g} ms limit: downtime {down:.0f} ms"
+    return f"converges in {total:.1f} s, downtime {down:.0f} ms"
+
+
+def _verdict_html(heading: str, ds=None, error: str | None = None) -> str:
+    if error is not None:
+        body = f'<span style="color:#B00020">error: {html.escape(error)}</span>'
+    else:
+        text = verdict(ds)
+        colour = ("#B00020" if text.startswith("never") else
+                  "#B35900" if "OVERSHOOTS" in text else "#007A5A")
+        body = (f'<span style="color:{colour};font-size:1.15em">{html.escape(text)}</span><br>'
+                f'<small>{int(ds["dirty_sync_count"])} bitmap syncs, '
+                f'{format_size(int(ds["transferred"]))} sent</small>')
+    return f"<b>{html.escape(heading)}</b><br>{body}"
+
+
+class Explorer(widgets.VBox):
+    """The app of :func:`explore`: controls on top, two result columns below.
+
+    Attributes
+    ----------
+    controls : dict
+        Scenario parameter name -> its widget (``avail_switchover_bandwidth``
+        is the factor of the link [x link], 0 = the estimate).
+    fixed : dict
+        The other scenario parameters, the same for every run.
+    verdicts : tuple of two ipywidgets.HTML
+        Estimate column, user-set column.
+    figures : tuple of two ipywidgets.Output
+        The timelines, as PNG images.
+    results : tuple of two xarray.Dataset or None
+        The latest runs (None after an error).
+    """
+
+    def __init__(self, **defaults):
+        check_names(defaults)
+        values = {**EXPLORE_FIXED, "dirty_rate": GIB, "ram_size": "4GiB",
+                  "link_bandwidth": "10Gbit/s", "avail_switchover_bandwidth": "0.5x link",
+                  **defaults}
+        v = {name: _validate(name, value) for name, value in values.items()
+             if name != "avail_switchover_bandwidth"}
+        link = v["link_bandwidth"]
+        avail = parse_rate(resolve_avail(values["avail_switchover_bandwidth"], link),
+                           "avail_switchover_bandwidth")
+        get = lambda name: v.get(name, PARAMETER_INDEX[name].default)  # noqa: E731
+        if v["dirty_rate"] <= 0:
+            raise ValueError("explore: dirty_rate must be > 0 (the slider is logarithmic)")
+        rate = v["dirty_rate"] / MIB
+        c = {
+            "dirty_rate": widgets.FloatLogSlider(    # 8 .. 4096 MiB/s, exponents of 2
+                description="dirty rate", value=rate, base=2, min=min(3.0, math.log2(rate)),
+                max=max(12.0, math.log2(rate)), step=0.1, readout_format=".0f",
+                continuous_update=False, style=STYLE, layout=_wide()),
+            "workload": widgets.Dropdown(description="workload", options=WORKLOADS,
+                                         value=v["workload"], style=STYLE, layout=_menu()),
+            "ram_size": widgets.SelectionSlider(
+                description="RAM size", continuous_update=False, style=STYLE, layout=_wide(),
+                options=_options([(format_size(s), s) for s in RAM_SIZES], v["ram_size"],
+                                 format_size(v["ram_size"])), value=v["ram_size"]),
+            "link_bandwidth": widgets.Dropdown(
+                description="link bandwidth", style=STYLE, layout=_menu(), value=link,
+                options=_options([(format_rate(b), b) for b in LINKS], link, format_rate(link))),
+            "max_bandwidth": widgets.Dropdown(
+                description="max-bandwidth", style=STYLE, layout=_menu(),
+                value=get("max_bandwidth"),
+                options=_options(MAX_BANDWIDTHS, get("max_bandwidth"),
+                                 format_rate(get("max_bandwidth")))),
+            "downtime_limit": _slider(widgets.IntSlider, "downtime-limit",
+                                      get("downtime_limit"), 10, 2000, 10),
+            "avail_switchover_bandwidth": _slider(widgets.FloatSlider,
+                                                  "avail-switchover-bandwidth",
+                                                  avail / link, 0.0, 8.0, 0.1),
+            "page_send_time": _slider(widgets.FloatSlider, "page send time",
+                                      get("page_send_time"), 0.0, 2000.0, 10.0),
+            "zero_page_scan_time": _slider(widgets.FloatSlider, "zero-page scan time",
+                                           get("zero_page_scan_time"), 0.0, 1000.0, 10.0),
+            "sync_time_per_gib": _slider(widgets.FloatSlider, "bitmap sync time per GiB",
+                                         get("sync_time_per_gib"), 0.0, 20.0, 0.1),
+            "zero_fraction": _slider(widgets.FloatSlider, "zero fraction",
+                                     get("zero_fraction"), 0.0, 1.0, 0.05),
+        }
+        c["dirty_rate"].add_class("so-dirty-rate")
+        self.controls = c
+        self.fixed = {k: val for k, val in values.items() if k not in c}
+        self._avail_unit = widgets.Label("x link")
+        host = widgets.VBox([_with_unit(c["page_send_time"], "ns"),
+                             _with_unit(c["zero_page_scan_time"], "ns"),
+                             _with_unit(c["sync_time_per_gib"], "ms"), c["zero_fraction"]])
+        costs = widgets.Accordion(children=[host], titles=("host costs",), selected_index=None)
+        self.verdicts = (widgets.HTML(), widgets.HTML())
+        self.figures = (widgets.Output(), widgets.Output())
+        for w in self.verdicts:
+            w.add_class("so-verdict")
+        for w in self.figures:
+            w.add_class("so-figure")
+        self.results = (None, None)
+        self._drawn = (None, None)     # parameters of the runs shown in each column
+        columns = [widgets.VBox([h, f], layout=widgets.Layout(width="50%"))
+                   for h, f in zip(self.verdicts, self.figures)]
+        super().__init__([
+            _with_unit(c["dirty_rate"], "MiB/s"), c["workload"], c["ram_size"],
+            c["link_bandwidth"], c["max_bandwidth"], _with_unit(c["downtime_limit"], "ms"),
+            widgets.HBox([c["avail_switchover_bandwidth"], self._avail_unit]), costs,
+            widgets.HBox(columns)])
+        self.add_class("so-explorer")
+        for w in c.values():
+            w.observe(lambda change: self.update(), names="value")
+        self.update()
+
+    def parameters(self) -> dict:
+        """Scenario parameters of the user-set run, in base units (avail in [B/s])."""
+        c = self.controls
+        params = {**self.fixed, **{k: w.value for k, w in c.items()}}
+        params["dirty_rate"] = c["dirty_rate"].value * MIB
+        params["avail_switchover_bandwidth"] = int(round(
+            c["avail_switchover_bandwidth"].value * c["link_bandwidth"].value))
+        return params
+
+    def update(self) -> None:
+        """Simulate with the estimate and with the user-set value; redraw both columns."""
+        params = self.parameters()
+        factor = self.controls["avail_switchover_bandwidth"].value
+        avail = params["avail_switchover_bandwidth"]
+        self._avail_unit.value = f"x link ({format_rate(avail)})" if avail else \
+            "x link (0: use the estimate)"
+        headings = ("avail-switchover-bandwidth 0: QEMU's estimate",
+                    f"avail-switchover-bandwidth {factor:g}x link ({format_rate(avail)})"
+                    if avail else "avail-switchover-bandwidth 0x link: the estimate too")
+        runs = [{**params, "avail_switchover_bandwidth": a} for a in (0, avail)]
+        try:
+            results = [ds if key == runs[i] else simulate(**runs[i])
+                       for i, (key, ds) in enumerate(zip(self._drawn, self.results))]
+        except (TypeError, ValueError) as err:
+            self.results, self._drawn = (None, None), (None, None)
+            for w, heading in zip(self.verdicts, headings):
+                w.value = _verdict_html(heading, error=str(err))
+            for out in self.figures:
+                out.outputs = ()
+            return
+        for i, (ds, w, out, heading) in enumerate(zip(results, self.verdicts, self.figures,
+                                                      headings)):
+            w.value = _verdict_html(heading, ds)
+            if self._drawn[i] == runs[i]:
+                continue        # same run as shown (the estimate, when only avail moved)
+            fig = Figure(figsize=(6.4, 4.4))
+            # fixed margins: constrained layout would double the drawing time
+            fig.subplots_adjust(left=0.11, right=0.98, top=0.93, bottom=0.1, hspace=0.08)
+            axes = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+            plot.timeline(ds, axes=axes, title=heading)
+            out.outputs = (_figure_output(fig, f"timeline: {verdict(ds)}"),)
+        self.results, self._drawn = tuple(results), tuple(runs)
+
+
+def explore(**defaults) -> Explorer:
+    """An app to explore one migration, with QEMU's estimate and a user-set
+    avail-switchover-bandwidth side by side.
+
+    Every change of a control runs :func:`toolkit.simulate` twice with the same
+    parameters, ``avail_switchover_bandwidth=0`` (QEMU's estimate) and the
+    slider's multiple of the link, and shows each run's verdict and
+    :func:`toolkit.plot.timeline`. A bad combination shows its error in the
+    verdicts instead of raising.
+
+    Parameters
+    ----------
+    **defaults
+        Initial values by scenario parameter name, numbers in base units or
+        strings with units, e.g. ``explore(dirty_rate="300MiB/s",
+        downtime_limit=500)``. Parameters with a control set its initial value
+        (``avail_switchover_bandwidth`` also as ``"2x link"``, ``"estimate"``);
+        the others (``seed``, ``write_range``, ``hot_fraction`` ...) stay fixed.
+        Defaults: dirty rate 1024 [MiB/s], sequential over 128 [MiB], 4 [GiB]
+        RAM, 10 [Gbit/s] link, max-bandwidth 128 [MiB/s], downtime-limit 300
+        [ms], avail-switchover-bandwidth 0.5 [x link], max_time 120 [s].
+
+    Returns
+    -------
+    Explorer
+        An ``ipywidgets.VBox`` with ``controls``, ``verdicts``, ``figures``,
+        ``results`` and ``update()``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An unknown parameter name or a value that cannot be read.
+    """
+    return Explorer(**defaults)
+
+
+def _coordinate_labels(name: str, values) -> list[str]:
+    """Readable labels of one swept dimension's coordinate values."""
+    spec = PARAMETER_INDEX.get(name)
+    values = np.asarray(values)
+    if values.dtype.kind in "OUSb" or spec is None:
+        return [str(x) for x in values]
+    if spec.kind == "rate":
+        return [format_rate(float(x)) for x in values]
+    if spec.kind == "size":
+        return [format_size(int(x)) for x in values]
+    if spec.kind == "duration":
+        return [f"{float(x):g} {spec.time_unit}" for x in values]
+    return [f"{x:g}" if isinstance(x, (float, np.floating)) else str(x) for x in values]
+
+
+class SweepExplorer(widgets.VBox):
+    """The app of :func:`explore_sweep`.
+
+    Attributes
+    ----------
+    controls : dict
+        ``"var"``, ``"x"``, ``"y"`` (Dropdowns) and one SelectionSlider per
+        dimension, whose value is a position along it (hidden while the
+        dimension is on an axis).
+    figure : ipywidgets.Output
+        The map, as a PNG image.
+    message : ipywidgets.HTML
+        An error, if drawing failed.
+    """
+
+    def __init__(self, ds):
+        variables = [v for v in SWEEP_VARIABLES if v in ds.data_vars]
+        if not variables:
+            raise ValueError(f"explore_sweep: the Dataset has none of {SWEEP_VARIABLES}")
+        dims = list(ds[variables[0]].dims)
+        if len(dims) < 2:
+            raise ValueError(f"explore_sweep needs a sweep over at least two parameters; "
+                             f"this one has {dims}")
+        self.ds = ds
+        units = lambda v: ds[v].attrs.get("units", "1")  # noqa: E731
+        c = {"var": widgets.Dropdown(
+                 description="variable", style=STYLE, layout=_menu(),
+                 value="rescue_class" if "rescue_class" in variables else variables[0],
+                 options=[(v + (f" [{units(v)}]" if units(v) != "1" else ""), v)
+                          for v in variables]),
+             "x": widgets.Dropdown(description="x axis", options=dims, value=dims[0],
+                                   style=STYLE, layout=_menu()),
+             "y": widgets.Dropdown(description="y axis", options=dims, value=dims[1],
+                                   style=STYLE, layout=_menu())}
+        self._labels = {d: _coordinate_labels(d, ds[d].values) for d in dims}
+        for d in dims:
+            c[d] = widgets.SelectionSlider(
+                description=d.replace("_", " "), continuous_update=False, style=STYLE,
+                layout=_wide(), value=0, options=list(zip(self._labels[d], range(ds.sizes[d]))))
+        self.controls = c
+        self.figure = widgets.Output()
+        self.figure.add_class("so-sweep-map")
+        self.message = widgets.HTML()
+        self._quiet = False
+        super().__init__([c["var"], c["x"], c["y"], *(c[d] for d in dims), self.message,
+                          self.figure])
+        self.add_class("so-sweep-explorer")
+        for w in c.values():
+            w.observe(self._changed, names="value")
+        self.update()
+
+    def _changed(self, change) -> None:
+        if self._quiet:
+            return
+        x, y = self.controls["x"], self.controls["y"]
+        if change["owner"] in (x, y) and x.value == y.value:   # same dim twice: swap
+            other = y if change["owner"] is x else x
+            self._quiet = True
+            try:
+                other.value = change["old"]
+            finally:
+                self._quiet = False
+        self.update()
+
+    def update(self) -> None:
+        """Redraw the map for the selected variable, axes and positions."""
+        c, ds = self.controls, self.ds
+        var, x, y = c["var"].value, c["x"].value, c["y"].value
+        rest = [d for d in ds[var].dims if d not in (x, y)]
+        for d in ds[var].dims:
+            c[d].layout.display = "none" if d in (x, y) else None
+        select = {d: c[d].value for d in rest}
+        fig = None
+        try:
+            if var == "rescue_class":
+                # one panel; the selected positions kept as length-1 dims name the panel
+                sub = ds[["rescue_class"]].isel({d: slice(i, i + 1) for d, i in select.items()})
+                fig = plot.rescue_map(sub, x, y, col=rest[0] if rest else None,
+                                      row=rest[1] if len(rest) > 1 else None)
+                plt.close(fig)          # out of pyplot's list; it is only saved below
+                # one panel is too narrow for rescue_map's title and legend of five classes
+                fig.set_size_inches(max(fig.get_figwidth(), 7.5), max(fig.get_figheight(), 4.2))
+            else:
+                fig = Figure(figsize=(6.5, 4), layout="constrained")
+                plot.convergence_map(ds, x, y, var, ax=fig.add_subplot(), **select)
+            where = ", ".join(f"{d} = {self._labels[d][i]}" for d, i in select.items())
+            self.figure.outputs = (_figure_output(fig, f"{var} over {x} and {y}"
+                                                  + (f" at {where}" if where else "")),)
+            self.message.value = ""
+        except (TypeError, ValueError, KeyError, IndexError) as err:
+            self.figure.outputs = ()
+            self.message.value = f'<span style="color:#B00020">{html.escape(str(err))}</span>'
+
+
+def explore_sweep(ds) -> SweepExplorer:
+    """An app to browse a sweep Dataset as maps over two of its dimensions.
+
+    Dropdowns pick the variable (``converged``, ``total_time`` [ms],
+    ``downtime`` [ms], ``dirty_sync_count``, and ``rescue_class`` when present)
+    and the two dimensions on the axes; a slider per other dimension picks its
+    value. ``rescue_class`` is drawn by :func:`toolkit.plot.rescue_map`, the
+    others by :func:`toolkit.plot.convergence_map`.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A :func:`toolkit.sweep` result over at least two parameters, optionally
+        merged with :func:`toolkit.rescue` output, e.g.
+        ``toolkit.open_dataset("rescue-default")``.
+
+    Returns
+    -------
+    SweepExplorer
+        An ``ipywidgets.VBox`` with ``controls``, ``figure`` and ``update()``.
+
+    Raises
+    ------
+    ValueError
+        The Dataset has none of the variables, or fewer than two dimensions.
+    """
+    return SweepExplorer(ds)
+
+
+__all__ = ["explore", "explore_sweep", "Explorer", "SweepExplorer", "verdict"]
