@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-import time
 
 import numpy as np
 from numba import njit
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from common import best_of  # noqa: E402
 
 from tests.reference import Reference  # noqa: E402
 from toolkit import Scenario, warmup  # noqa: E402
@@ -49,15 +50,6 @@ def minimal_loop(bits, n_pages, n_events, state):
 
 def events(state) -> int:
     return int(state[L.S_WRITES] + state[L.S_NORMAL] + state[L.S_ZERO])
-
-
-def best_of(fn, repeats):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv=None) -> int:

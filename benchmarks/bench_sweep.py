@@ -29,12 +29,13 @@ import argparse
 import os
 import pathlib
 import sys
-import time
 
 import numpy as np
 import xarray as xr
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from common import best_of  # noqa: E402
 
 import toolkit as tk  # noqa: E402
 from toolkit import warmup  # noqa: E402
@@ -86,15 +87,6 @@ def params(rates, seeds) -> dict:
                 link_bandwidth=LINKS, avail_switchover_bandwidth=AVAIL, seed=list(seeds))
 
 
-def best_of(fn, repeats):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10_000,
@@ -110,7 +102,7 @@ def main(argv=None) -> int:
 
     n_rates, n_seeds = grid_shape(args.points)
     rates = tk.linspace("50MiB/s", "2GiB/s", n_rates) if n_rates > 1 else \
-        np.array([tk.parse_rate("2GiB/s")], dtype=float)
+        np.array([tk.parse_rate("2GiB/s", "dirty_rate")], dtype=float)
     seeds = range(n_seeds)
     full = params(rates, seeds)
     n = n_rates * SETTINGS * n_seeds
