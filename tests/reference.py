@@ -167,10 +167,11 @@ class Reference:
         while not self.exceeded() and self.dirty:
             self.catch_up_writes()
             first = self.next_dirty()
-            group = [q for q in range(first, (first // 64 + 1) * 64) if q in self.dirty]
+            # a batch: the next (up to) 64 dirty pages in address order, not past the end of RAM
+            batch = [q for q in range(first, self.n) if q in self.dirty][:64]
             whole = self.limit == 0 or \
                 self.transferred - self.rate_start + 64 * 4104 <= self.limit
-            for q in group:
+            for q in batch:
                 if not whole and self.exceeded():
                     break
                 self.send(q)
