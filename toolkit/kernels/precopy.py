@@ -92,8 +92,11 @@ def migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
 
 
 @njit(cache=True, nogil=True)
-def find_dirty_block(bitmap, n_pages, cursor):
-    """First bitmap word holding a dirty page at or after ``cursor``, wrapping once.
+def find_dirty_block(bitmap, n_pages, cursor, wrap):
+    """First bitmap word holding a dirty page at or after ``cursor``.
+
+    With ``wrap`` the search goes round once past the end of RAM, as QEMU's
+    page search does; without, it stops at the end of RAM.
 
     Returns
     -------
@@ -110,9 +113,10 @@ def find_dirty_block(bitmap, n_pages, cursor):
     for j in range(wi + 1, n_words):
         if bitmap[j]:
             return j, bitmap[j]
-    for j in range(0, wi + 1):
-        if bitmap[j]:
-            return j, bitmap[j]
+    if wrap:
+        for j in range(0, wi + 1):
+            if bitmap[j]:
+                return j, bitmap[j]
     return -1, np.uint64(0)
 
 
@@ -176,7 +180,7 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
         whole = limit == 0 or \
             st[S_TRANSFERRED] - st[S_RATE_START] + 64 * NORMAL_PAGE_WIRE <= limit
         left = 64
-        wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR])
+        wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
         while True:
             n = popcount(mask)
             if n > left:
@@ -194,7 +198,7 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
             left -= n
             if left == 0 or st[S_CURSOR] == 0:      # a batch stops at the end of RAM
                 break
-            wi, mask = next_dirty_word(bitmap, n_pages, st[S_CURSOR])
+            wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], False)
             if wi < 0:
                 break
         if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
@@ -210,21 +214,6 @@ def lowest_bits(mask, k):
         out |= bit
         mask ^= bit
     return out
-
-
-@njit(cache=True, nogil=True)
-def next_dirty_word(bitmap, n_pages, cursor):
-    """Like :func:`find_dirty_block` but without wrapping: -1 if nothing is dirty
-    from ``cursor`` to the end of RAM."""
-    n_words = (n_pages + 63) >> 6
-    wi = cursor >> 6
-    w = bitmap[wi] & (~np.uint64(0) << np.uint64(cursor & 63))
-    if w:
-        return wi, w
-    for j in range(wi + 1, n_words):
-        if bitmap[j]:
-            return j, bitmap[j]
-    return -1, np.uint64(0)
 
 
 @njit(cache=True, nogil=True)
@@ -291,7 +280,7 @@ def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version)
     _send_section(st, p)
     while st[S_DIRTY] > 0:
-        wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR])
+        wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR], True)
         ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
