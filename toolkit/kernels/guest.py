@@ -83,13 +83,17 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version
             logged = count_range(dirty_log, lo, lo + size)
         counting = not check and logged >= 0
         state = rng[s]
+        offset = done % size            # sequential: the cursor's place in its range
         for k in range(done, due):
             if counting and logged == size:
                 if not sequential:
                     state = skip_ahead(state, due - k)
                 break
             if sequential:
-                page = lo + k % size
+                page = lo + offset
+                offset += 1
+                if offset == size:
+                    offset = 0
             else:
                 state, z = splitmix64(state)
                 page = lo + below(z, size)

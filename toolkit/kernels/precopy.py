@@ -125,8 +125,9 @@ def ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version):
     """Send the dirty pages ``mask`` of bitmap word ``wi`` (ram_save_target_page).
 
     A page of the initially-zero region that was never written goes as a 9 B
-    zero-page record after a full 4 KiB scan; any other page as 4104 B. The thread's clock advances by each
-    page's time (the longer of its CPU time and its wire time).
+    zero-page record after a full 4 KiB scan; any other page as 4104 B. The
+    thread's clock advances by each page's time (the longer of its CPU time
+    and its wire time). The cursor moves past the last page sent.
     """
     n = popcount(mask)
     zero_word = p[P_ZERO_START] >> 6
@@ -141,14 +142,19 @@ def ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version):
     if st[S_VM_RUNNING] == 0:
         st[S_DOWNTIME_BYTES] += nbytes
     st[S_T] += n_normal * p[P_PS_NORMAL] + n_zero * p[P_PS_ZERO]
-    cursor = (wi << 6) + highest_bit(mask) + 1
-    st[S_CURSOR] = 0 if cursor >= p[P_N_PAGES] else cursor
     if p[P_CHECK] != 0:
         m = mask
         while m:
             page = (wi << 6) + lowest_bit(m)
             dst_version[page] = src_version[page]
             m &= m - np.uint64(1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def set_cursor(p, st, wi, mask):
+    """The page search resumes after the highest page of ``mask`` in word ``wi``."""
+    cursor = (wi << 6) + highest_bit(mask) + 1
+    st[S_CURSOR] = 0 if cursor >= p[P_N_PAGES] else cursor
 
 
 @njit(cache=True, nogil=True)
@@ -180,27 +186,35 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
         whole = limit == 0 or \
             st[S_TRANSFERRED] - st[S_RATE_START] + 64 * NORMAL_PAGE_WIRE <= limit
         left = 64
+        n_words = (n_pages + 63) >> 6
         wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
         while True:
             n = popcount(mask)
             if n > left:
                 mask = lowest_bits(mask, left)
                 n = left
-            if whole:
-                ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version)
-            else:  # near the budget: the limit is checked before each page
+            if not whole:  # near the budget: the limit is checked before each page
                 while mask and not migration_rate_exceeded(p, st):
                     bit = mask & (~mask + np.uint64(1))
                     ram_save_pages(p, st, wi, bit, bitmap, written, src_version, dst_version)
+                    set_cursor(p, st, wi, bit)
                     mask &= ~bit
                 if mask:
                     break
+            else:
+                ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version)
             left -= n
-            if left == 0 or st[S_CURSOR] == 0:      # a batch stops at the end of RAM
+            last_wi, last_mask = wi, mask
+            # every dirty page of this word at or past the cursor is sent (or the
+            # batch is full), so the batch goes on with the next dirty word
+            wi += 1
+            while left > 0 and wi < n_words and bitmap[wi] == 0:
+                wi += 1
+            if left == 0 or wi >= n_words:       # a batch stops at the end of RAM
+                if whole:
+                    set_cursor(p, st, last_wi, last_mask)
                 break
-            wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], False)
-            if wi < 0:
-                break
+            mask = bitmap[wi]
         if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
             break
 
@@ -282,6 +296,7 @@ def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     while st[S_DIRTY] > 0:
         wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR], True)
         ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version)
+        set_cursor(p, st, wi, mask)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
     st[S_T] += p[P_PS_DEVICE]
