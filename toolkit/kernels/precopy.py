@@ -120,34 +120,48 @@ def find_dirty_block(bitmap, n_pages, cursor, wrap):
     return -1, np.uint64(0)
 
 
-@njit(cache=True, nogil=True)
-def ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version):
-    """Send the dirty pages ``mask`` of bitmap word ``wi`` (ram_save_target_page).
+@njit(cache=True, nogil=True, inline="always")
+def take_pages(p, wi, mask, bitmap, written, src_version, dst_version):
+    """Clear the pages ``mask`` of bitmap word ``wi`` and, in check mode, give the
+    destination their versions.
 
-    A page of the initially-zero region that was never written goes as a 9 B
-    zero-page record after a full 4 KiB scan; any other page as 4104 B. The
-    thread's clock advances by each page's time (the longer of its CPU time
-    and its wire time). The cursor moves past the last page sent.
+    Returns
+    -------
+    int
+        How many of them are zero pages: of the initially-zero region, never written.
     """
-    n = popcount(mask)
     zero_word = p[P_ZERO_START] >> 6
     n_zero = popcount(mask & ~written[wi - zero_word]) if wi >= zero_word else 0
-    n_normal = n - n_zero
     bitmap[wi] &= ~mask
-    nbytes = n_normal * NORMAL_PAGE_WIRE + n_zero * ZERO_PAGE_WIRE
-    st[S_DIRTY] -= n
-    st[S_NORMAL] += n_normal
-    st[S_ZERO] += n_zero
-    st[S_TRANSFERRED] += nbytes
-    if st[S_VM_RUNNING] == 0:
-        st[S_DOWNTIME_BYTES] += nbytes
-    st[S_T] += n_normal * p[P_PS_NORMAL] + n_zero * p[P_PS_ZERO]
     if p[P_CHECK] != 0:
         m = mask
         while m:
             page = (wi << 6) + lowest_bit(m)
             dst_version[page] = src_version[page]
             m &= m - np.uint64(1)
+    return n_zero
+
+
+@njit(cache=True, nogil=True, inline="always")
+def account_pages(p, st, n_normal, n_zero):
+    """Count pages sent (ram_save_target_page): a zero page is a 9 B record after a
+    full 4 KiB scan, any other page 4104 B; the thread's clock advances by each
+    page's time (the longer of its CPU time and its wire time)."""
+    nbytes = n_normal * NORMAL_PAGE_WIRE + n_zero * ZERO_PAGE_WIRE
+    st[S_DIRTY] -= n_normal + n_zero
+    st[S_NORMAL] += n_normal
+    st[S_ZERO] += n_zero
+    st[S_TRANSFERRED] += nbytes
+    if st[S_VM_RUNNING] == 0:
+        st[S_DOWNTIME_BYTES] += nbytes
+    st[S_T] += n_normal * p[P_PS_NORMAL] + n_zero * p[P_PS_ZERO]
+
+
+@njit(cache=True, nogil=True)
+def ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version):
+    """Send the dirty pages ``mask`` of bitmap word ``wi`` (the cursor is the caller's)."""
+    n_zero = take_pages(p, wi, mask, bitmap, written, src_version, dst_version)
+    account_pages(p, st, popcount(mask) - n_zero, n_zero)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -210,32 +224,22 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
 def ram_save_batch(p, st, bitmap, written, src_version, dst_version):
     """Send the next (up to) 64 dirty pages from the cursor, not past the end of RAM.
 
-    The same as :func:`ram_save_pages` word by word, with the counters kept in
-    local variables and stored once: nothing looks at them inside a batch.
+    :func:`ram_save_pages` word by word, with the counts kept in local
+    variables and stored once: nothing looks at them inside a batch.
     """
     n_pages = p[P_N_PAGES]
     n_words = (n_pages + 63) >> 6
-    zero_word = p[P_ZERO_START] >> 6
-    check = p[P_CHECK] != 0
     wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
     left = 64
-    n_normal = 0
+    n_sent = 0
     n_zero = 0
     while True:
         n = popcount(mask)
         if n > left:
             mask = lowest_bits(mask, left)
             n = left
-        zeros = popcount(mask & ~written[wi - zero_word]) if wi >= zero_word else 0
-        n_zero += zeros
-        n_normal += n - zeros
-        bitmap[wi] &= ~mask
-        if check:
-            m = mask
-            while m:
-                page = (wi << 6) + lowest_bit(m)
-                dst_version[page] = src_version[page]
-                m &= m - np.uint64(1)
+        n_zero += take_pages(p, wi, mask, bitmap, written, src_version, dst_version)
+        n_sent += n
         left -= n
         last_wi, last_mask = wi, mask
         # every dirty page of this word past the cursor went (or the batch is
@@ -246,12 +250,7 @@ def ram_save_batch(p, st, bitmap, written, src_version, dst_version):
         if left == 0 or wi >= n_words:
             break
         mask = bitmap[wi]
-    nbytes = n_normal * NORMAL_PAGE_WIRE + n_zero * ZERO_PAGE_WIRE
-    st[S_DIRTY] -= n_normal + n_zero
-    st[S_NORMAL] += n_normal
-    st[S_ZERO] += n_zero
-    st[S_TRANSFERRED] += nbytes
-    st[S_T] += n_normal * p[P_PS_NORMAL] + n_zero * p[P_PS_ZERO]
+    account_pages(p, st, n_sent - n_zero, n_zero)
     set_cursor(p, st, last_wi, last_mask)
 
 
