@@ -11,6 +11,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.patches import Patch, Rectangle
 
 from .rescue import CLASSES
+from .scenario import PARAMETER_INDEX
 from .units import format_rate, format_size
 
 CLASS_COLOURS = {
@@ -24,15 +25,20 @@ CLASS_HATCHES = {"converges_anyway": "", "rescued": "..", "overshoots": "//", "l
                  "broken": "xx"}
 
 
-def _tick_labels(name: str, values) -> list[str]:
+def value_labels(name: str, values, with_unit: bool = False) -> list[str]:
+    """Readable labels of a parameter's values: rates and sizes with their units,
+    durations with theirs when ``with_unit`` (axes already name them)."""
+    spec = PARAMETER_INDEX.get(name)
     values = np.asarray(values)
-    if values.dtype.kind in "OUS":
-        return [str(v) for v in values]
-    if name in ("dirty_rate", "link_bandwidth", "max_bandwidth"):
-        return [format_rate(float(v)) for v in values]
-    if name in ("ram_size",):
-        return [format_size(int(v)) for v in values]
-    return [f"{v:g}" for v in values]
+    if values.dtype.kind in "OUSb" or spec is None:
+        return [str(x) for x in values]
+    if spec.kind == "rate":
+        return [format_rate(float(x)) for x in values]
+    if spec.kind == "size":
+        return [format_size(int(x)) for x in values]
+    unit = f" {spec.time_unit}" if with_unit and spec.kind == "duration" else ""
+    return [f"{x:g}{unit}" if isinstance(x, (float, np.floating)) else f"{x}{unit}"
+            for x in values]
 
 
 def _axis_label(ds, name: str) -> str:
@@ -98,14 +104,14 @@ def rescue_map(res, x: str | None = None, y: str | None = None,
                                            edgecolor="black"))
             title = []
             if col:
-                title.append(_tick_labels(col, [cv])[0])
+                title.append(value_labels(col, [cv])[0])
             if row:
-                title.append(_tick_labels(row, [rv])[0])
+                title.append(value_labels(row, [rv])[0])
             ax.set_title(" | ".join(title), fontsize=9)
             step = max(1, nx // 4)
             ax.set_xticks(np.arange(0, nx, step) + 0.5,
-                          _tick_labels(x, code[x].values[::step]), rotation=45, fontsize=7)
-            ax.set_yticks(np.arange(ny) + 0.5, _tick_labels(y, code[y].values), fontsize=7)
+                          value_labels(x, code[x].values[::step]), rotation=45, fontsize=7)
+            ax.set_yticks(np.arange(ny) + 0.5, value_labels(y, code[y].values), fontsize=7)
     for ax in axes[-1, :]:
         ax.set_xlabel(_axis_label(res, x), fontsize=8)
     for ax in axes[:, 0]:
@@ -252,9 +258,9 @@ def convergence_map(ds, x: str | None = None, y: str | None = None, var: str = "
         units = ds[var].attrs.get("units", "")
         fig.colorbar(mesh, ax=ax, label=f"{var.replace('_', ' ')} [{units}]")
     step = max(1, nx // 6)
-    ax.set_xticks(np.arange(0, nx, step) + 0.5, _tick_labels(x, data[x].values[::step]),
+    ax.set_xticks(np.arange(0, nx, step) + 0.5, value_labels(x, data[x].values[::step]),
                   rotation=45, fontsize=7)
-    ax.set_yticks(np.arange(ny) + 0.5, _tick_labels(y, data[y].values), fontsize=7)
+    ax.set_yticks(np.arange(ny) + 0.5, value_labels(y, data[y].values), fontsize=7)
     ax.set_xlabel(_axis_label(ds, x), fontsize=8)
     ax.set_ylabel(_axis_label(ds, y), fontsize=8)
     ax.set_title(ds[var].attrs.get("long_name", var), fontsize=10)
@@ -295,14 +301,14 @@ def safe_avail(res, x: str = "dirty_rate", hue: str | None = None, ax=None, **se
     for k, h in enumerate(hues):
         s = small.sel({hue: h}) if hue else small
         g = large.sel({hue: h}) if hue else large
-        tag = f" ({_tick_labels(hue, [h])[0]})" if hue else ""
+        tag = f" ({value_labels(hue, [h])[0]})" if hue else ""
         ax.plot(xs, _bits(s.values), color="#0072B2", linestyle="-",
                 marker=markers[k % len(markers)], label=f"smallest that converges{tag}")
         ax.plot(xs, _bits(g.values), color="#D55E00", linestyle="--",
                 marker=markers[k % len(markers)], fillstyle="none",
                 label=f"largest within the limit{tag}")
     step = max(1, len(xs) // 6)
-    ax.set_xticks(xs[::step], _tick_labels(x, small[x].values[::step]), rotation=45, fontsize=7)
+    ax.set_xticks(xs[::step], value_labels(x, small[x].values[::step]), rotation=45, fontsize=7)
     ax.set_xlabel(_axis_label(res, x), fontsize=8)
     ax.set_ylabel("avail-switchover-bandwidth [Gbit/s]", fontsize=8)
     ax.set_title("safe avail-switchover-bandwidth (among the swept values)", fontsize=10)

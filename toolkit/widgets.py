@@ -20,7 +20,6 @@ import math
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-import numpy as np
 from matplotlib.figure import Figure
 
 from . import plot
@@ -289,21 +288,6 @@ def explore(**defaults) -> Explorer:
     return Explorer(**defaults)
 
 
-def _coordinate_labels(name: str, values) -> list[str]:
-    """Readable labels of one swept dimension's coordinate values."""
-    spec = PARAMETER_INDEX.get(name)
-    values = np.asarray(values)
-    if values.dtype.kind in "OUSb" or spec is None:
-        return [str(x) for x in values]
-    if spec.kind == "rate":
-        return [format_rate(float(x)) for x in values]
-    if spec.kind == "size":
-        return [format_size(int(x)) for x in values]
-    if spec.kind == "duration":
-        return [f"{float(x):g} {spec.time_unit}" for x in values]
-    return [f"{x:g}" if isinstance(x, (float, np.floating)) else str(x) for x in values]
-
-
 class SweepExplorer(widgets.VBox):
     """The app of :func:`explore_sweep`.
 
@@ -338,7 +322,7 @@ class SweepExplorer(widgets.VBox):
                                    style=STYLE, layout=_menu()),
              "y": widgets.Dropdown(description="y axis", options=dims, value=dims[1],
                                    style=STYLE, layout=_menu())}
-        self._labels = {d: _coordinate_labels(d, ds[d].values) for d in dims}
+        self._labels = {d: plot.value_labels(d, ds[d].values, with_unit=True) for d in dims}
         for d in dims:
             c[d] = widgets.SelectionSlider(
                 description=d.replace("_", " "), continuous_update=False, style=STYLE,
