@@ -12,7 +12,7 @@ from __future__ import annotations
 import pathlib
 import tomllib
 
-from .scenario import PARAMETER_INDEX, check_names
+from .scenario import check_names
 from .sweep import geomspace, linspace, plan
 
 TOP_KEYS = {"title", "sweep", "fixed", "grid"}
@@ -104,4 +104,4 @@ def load_config(path) -> tuple[dict, dict]:
 
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "rescue-default.toml"
-__all__ = ["load_config", "parse_config", "ConfigError", "DEFAULT_CONFIG", "PARAMETER_INDEX"]
+__all__ = ["load_config", "parse_config", "ConfigError", "DEFAULT_CONFIG"]

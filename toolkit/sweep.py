@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,12 +163,12 @@ def _execute(grid: Grid, chunks: list, todo: list, traces: bool, workers: int, s
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(run_chunk, [grid.scenarios[i] for i in chunks[c]], traces): c
                        for c in todo}
-            from concurrent.futures import as_completed
             for fut in as_completed(futures):
                 on_result(futures[fut], fut.result())
         return
     try:
-        from distributed import Client, LocalCluster, as_completed, get_client
+        from distributed import Client, LocalCluster, get_client
+        from distributed import as_completed as as_finished
     except ImportError:
         raise ImportError("scheduler='dask' needs the optional extra: "
                           "pip install 'switchover-lab[parallel]'") from None
@@ -185,7 +185,7 @@ def _execute(grid: Grid, chunks: list, todo: list, traces: bool, workers: int, s
     try:
         futures = {client.submit(run_chunk, [grid.scenarios[i] for i in chunks[c]], traces,
                                  pure=False): c for c in todo}
-        for fut in as_completed(futures):
+        for fut in as_finished(futures):
             on_result(futures[fut], fut.result())
     finally:
         if own is not None:
