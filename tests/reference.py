@@ -230,6 +230,7 @@ class Reference:
             self.update_counters()
             if self.exceeded():
                 self.t = max(self.t, (self.win_start_ms + 100) * PS_PER_MS)
+        self.catch_up_writes()          # the writes due by the end
         return self
 
     def lost_pages(self) -> int:

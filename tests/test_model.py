@@ -57,14 +57,14 @@ def test_distinct_dirty_pages_closed_form(workload):
                   hot_share=0.7, write_range="1GiB", write_range_start="1GiB")
     p, writes_per_ps = kernel_inputs(sc)
     n_words = sc.n_pages // 64
-    log, written = np.zeros(n_words, np.uint64), np.zeros(0, np.uint64)   # no zero region
+    log = np.zeros(n_words, np.uint64)
     st = np.zeros(L.N_STATE, np.int64)
     st[L.S_VM_RUNNING] = 1
     rng = np.array(sc.stream_seeds, np.uint64)
     n = sc.n_pages
     for t_s in (0.5, 2.0, 10.0):
         st[L.S_T] = int(t_s * 1e12)
-        guest_write_pages(p, writes_per_ps, st, rng, log, written, np.zeros(0, np.int32))
+        guest_write_pages(p, writes_per_ps, st, rng, log, np.zeros(0, np.int32))
         w = st[L.S_WRITES]
         assert abs(w - int(t_s * 400 * 2**20 / 4096)) <= 1     # each stream rounds down
         if workload == "uniform":

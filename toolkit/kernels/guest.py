@@ -7,16 +7,17 @@ of RAM; ``hotcold`` a stream over the hot set (``hot_share`` of the writes) and
 one over the rest; ``sequential`` one stream whose page is a cursor sweeping
 ``write_range``. Random pages come from each stream's own SplitMix64 sequence.
 A write sets the page's bit in the dirty log (read and cleared by the next
-bitmap sync), marks a page of the initially-zero region as written, and in
-check mode bumps the page's version. The order of writes between two looks at
-memory changes none of these, so each stream is applied in one go.
+bitmap sync) and in check mode bumps the page's version. The order of writes
+between two looks at memory changes neither, so each stream is applied in one
+go. (Whether a page of the initially-zero region was ever written is the union
+of the log and every log merged before it: see ``migration_bitmap_sync``.)
 """
 import numpy as np
 from numba import njit
 
-from .bitset import count_range, set_bit
+from .bitset import count_range
 from .layout import (P_CHECK, P_HOT_PAGES, P_N_PAGES, P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD,
-                     P_ZERO_START, S_LOG_0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
+                     S_LOG_0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
                      S_WRITES_1, SEQUENTIAL)
 from .rng import below, skip_ahead, splitmix64
 
@@ -38,9 +39,59 @@ def stream_range(p, stream):
     return hot, p[P_N_PAGES] - hot
 
 
+@njit(cache=True, nogil=True, inline="always")
+def next_page(sequential, lo, size, k, state):
+    """Page of a stream's write ``k`` and the stream's next SplitMix64 state."""
+    if sequential:
+        return lo + k % size, state
+    state, z = splitmix64(state)
+    return lo + below(z, size), state
+
+
 @njit(cache=True, nogil=True)
-def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version):
+def write_pages(sequential, check, lo, size, first, stop, state, dirty_log, src_version):
+    """Writes ``first .. stop - 1`` of a stream, without counting; returns the RNG state."""
+    for k in range(first, stop):
+        page, state = next_page(sequential, lo, size, k, state)
+        dirty_log[page >> 6] |= np.uint64(1) << np.uint64(page & 63)
+        if check:
+            src_version[page] += 1
+    return state
+
+
+@njit(cache=True, nogil=True)
+def write_pages_counting(sequential, lo, size, first, stop, state, logged, dirty_log):
+    """Writes ``first .. stop - 1`` of a stream while counting the distinct pages
+    of its range in the log; once all ``size`` are there, the rest change nothing
+    and are skipped (exactly: SplitMix64 skips ahead in O(1)).
+
+    Returns
+    -------
+    state : uint64
+        The stream's RNG state after write ``stop - 1``.
+    logged : int
+        Distinct pages of the range in the log.
+    """
+    for k in range(first, stop):
+        if logged == size:
+            return (state if sequential else skip_ahead(state, stop - k)), logged
+        page, state = next_page(sequential, lo, size, k, state)
+        i = page >> 6
+        shift = np.uint64(page & 63)
+        w = dirty_log[i]
+        dirty_log[i] = w | (np.uint64(1) << shift)
+        logged += np.int64(((w >> shift) & np.uint64(1)) ^ np.uint64(1))
+    return state, logged
+
+
+@njit(cache=True, nogil=True)
+def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
     """Apply every guest write due by the current time ``st[S_T]``.
+
+    Counting a stream's distinct logged pages costs each write a dependent
+    load, so it starts only once the log could be full (as many writes since
+    the last sync as the range has pages), with one count of the range; check
+    mode never counts, as every write bumps a version.
 
     Parameters
     ----------
@@ -54,9 +105,6 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version
         SplitMix64 state of each stream, advanced in place.
     dirty_log : ndarray(uint64)
         Bitset of pages written since the last sync.
-    written : ndarray(uint64)
-        Bitset of the initially-zero region (from page ``P_ZERO_START``, a
-        multiple of 64): pages written at least once, so no longer zero.
     src_version : ndarray(int32)
         Per-page write count (check mode only, else empty).
     """
@@ -64,7 +112,6 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version
         return
     check = p[P_CHECK] != 0
     sequential = p[P_WORKLOAD] == SEQUENTIAL
-    zero_start = p[P_ZERO_START]
     for s in range(2):
         rate = writes_per_ps[s]
         if rate == 0.0:
@@ -74,42 +121,21 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version
         if due <= done:
             continue
         lo, size = stream_range(p, s)
-        logged = st[S_LOG_0 + s]
-        # once every page of the range is in the log, further writes change
-        # nothing but versions: skip them (exactly: SplitMix64 skips ahead in O(1)).
-        # Counting costs each write a dependent load, so it starts only once the
-        # log could be full, with one count of the range.
-        if not check and logged < 0 and done - st[S_SYNC_WRITES_0 + s] >= size:
-            logged = count_range(dirty_log, lo, lo + size)
-        counting = not check and logged >= 0
         state = rng[s]
-        offset = done % size            # sequential: the cursor's place in its range
-        for k in range(done, due):
-            if counting and logged == size:
-                if not sequential:
-                    state = skip_ahead(state, due - k)
-                break
-            if sequential:
-                page = lo + offset
-                offset += 1
-                if offset == size:
-                    offset = 0
-            else:
-                state, z = splitmix64(state)
-                page = lo + below(z, size)
-            # inline, not a helper call: a call costs more than the write itself
-            i = page >> 6
-            shift = np.uint64(page & 63)
-            w = dirty_log[i]
-            dirty_log[i] = w | (np.uint64(1) << shift)
-            if counting:
-                logged += np.int64(((w >> shift) & np.uint64(1)) ^ np.uint64(1))
-            if page >= zero_start:
-                set_bit(written, page - zero_start)
-            if check:
-                src_version[page] += 1
+        logged = st[S_LOG_0 + s]
+        k = done
+        if logged < 0:
+            stop = due if check else min(due, max(done, st[S_SYNC_WRITES_0 + s] + size))
+            state = write_pages(sequential, check, lo, size, done, stop, state, dirty_log,
+                                src_version)
+            k = stop
+            if k < due:
+                logged = count_range(dirty_log, lo, lo + size)
+        if k < due:
+            state, logged = write_pages_counting(sequential, lo, size, k, due, state, logged,
+                                                 dirty_log)
         rng[s] = state
-        st[S_LOG_0 + s] = logged if counting else -1
+        st[S_LOG_0 + s] = logged
         st[S_WRITES] += due - done
         if s == 1:
             st[S_WRITES_1] = due

@@ -19,7 +19,7 @@ from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      S_DIRTY, S_DIRTY_BYTES_LAST_SYNC, S_DIRTY_RATE,
                      S_DOWNTIME_BYTES, S_DOWNTIME_START, S_EXPECTED_DOWNTIME,
                      S_LAST_SYNC_MS, S_LOG_0, S_LOG_1, S_LOST_PAGES, S_SYNC_WRITES_0,
-                     S_SYNC_WRITES_1, S_WRITES_1, S_N_WINDOWS, S_NORMAL,
+                     S_SYNC_WRITES_1, S_WRITES_1, S_N_WINDOWS, S_WRAPS, S_NORMAL,
                      S_PERIOD_PAGES, S_RATE_START, S_SETUP_T,
                      S_SWITCH_PENDING, S_SYNCS, S_T, S_THRESHOLD,
                      S_TRANSFERRED, S_VM_RUNNING, S_WIN_BYTES0, S_WRITES,
@@ -61,20 +61,24 @@ def migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
 
     The log is read at the start of the sync; the thread is then busy for
     ``sync_time_fixed + sync_time_per_gib * RAM + sync_time_per_dirty_page * logged``.
-    The dirty-page rate period (> 1 s) closes as in QEMU.
+    The dirty-page rate period (> 1 s) closes as in QEMU. The log's pages of the
+    initially-zero region join ``written``: pages no longer zero.
     """
-    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version)
+    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
     st[S_SYNCS] += 1
     if st[S_LAST_SYNC_MS] < 0:
         st[S_LAST_SYNC_MS] = st[S_T] // PS_PER_MS
     logged = 0
     new = 0
+    zero_word = p[P_ZERO_START] >> 6
     for i in range(dirty_log.shape[0]):
         w = dirty_log[i]
         if w:
             logged += popcount(w)
             new += popcount(w & ~bitmap[i])
             bitmap[i] |= w
+            if i >= zero_word:
+                written[i - zero_word] |= w
             dirty_log[i] = np.uint64(0)
     st[S_LOG_0] = -1
     st[S_LOG_1] = -1
@@ -121,17 +125,21 @@ def find_dirty_block(bitmap, n_pages, cursor, wrap):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def take_pages(p, wi, mask, bitmap, written, src_version, dst_version):
+def take_pages(p, wi, mask, bitmap, dirty_log, written, src_version, dst_version):
     """Clear the pages ``mask`` of bitmap word ``wi`` and, in check mode, give the
     destination their versions.
 
     Returns
     -------
     int
-        How many of them are zero pages: of the initially-zero region, never written.
+        How many of them are zero pages: of the initially-zero region, neither
+        in the dirty log nor in any log merged before it.
     """
     zero_word = p[P_ZERO_START] >> 6
-    n_zero = popcount(mask & ~written[wi - zero_word]) if wi >= zero_word else 0
+    if wi >= zero_word:
+        n_zero = popcount(mask & ~(written[wi - zero_word] | dirty_log[wi]))
+    else:
+        n_zero = 0
     bitmap[wi] &= ~mask
     if p[P_CHECK] != 0:
         m = mask
@@ -158,16 +166,19 @@ def account_pages(p, st, n_normal, n_zero):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version):
+def ram_save_pages(p, st, wi, mask, bitmap, dirty_log, written, src_version, dst_version):
     """Send the dirty pages ``mask`` of bitmap word ``wi`` (the cursor is the caller's)."""
-    n_zero = take_pages(p, wi, mask, bitmap, written, src_version, dst_version)
+    n_zero = take_pages(p, wi, mask, bitmap, dirty_log, written, src_version, dst_version)
     account_pages(p, st, popcount(mask) - n_zero, n_zero)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def set_cursor(p, st, wi, mask):
-    """The page search resumes after the highest page of ``mask`` in word ``wi``."""
+    """The page search resumes after the highest page of ``mask`` in word ``wi``;
+    count a pass when it goes round past the end of RAM."""
     cursor = (wi << 6) + highest_bit(mask) + 1
+    if cursor >= p[P_N_PAGES] or cursor <= st[S_CURSOR]:
+        st[S_WRAPS] += 1
     st[S_CURSOR] = 0 if cursor >= p[P_N_PAGES] else cursor
 
 
@@ -190,23 +201,30 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     RAM. Guest writes due are applied before each batch and the 50 ms cap
     (``MAX_WAIT``) is checked after it; the rate limit is checked before every
     page, as in QEMU.
+
+    Guest writes are applied before each batch only while something looks at
+    them there: in check mode (page versions) and in the first pass, while
+    pages of the initially-zero region still wait in the bitmap since setup.
+    After that the dirty log is read only by the next sync, which applies the
+    writes due first; the result is the same, without a call per batch.
     """
     _send_section(st, p)
     t0 = st[S_T]
     limit = p[P_RATE_LIMIT_MAX]
     n_pages = p[P_N_PAGES]
     while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
-        guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version)
+        if p[P_CHECK] != 0 or st[S_WRAPS] == 0:
+            guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
         whole = limit == 0 or \
             st[S_TRANSFERRED] - st[S_RATE_START] + 64 * NORMAL_PAGE_WIRE <= limit
         if whole:
-            ram_save_batch(p, st, bitmap, written, src_version, dst_version)
+            ram_save_batch(p, st, bitmap, dirty_log, written, src_version, dst_version)
         else:  # near the budget: the limit is checked before each page
             wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
             left = 64
             while left > 0 and not migration_rate_exceeded(p, st):
                 bit = mask & (~mask + np.uint64(1))
-                ram_save_pages(p, st, wi, bit, bitmap, written, src_version, dst_version)
+                ram_save_pages(p, st, wi, bit, bitmap, dirty_log, written, src_version, dst_version)
                 set_cursor(p, st, wi, bit)
                 left -= 1
                 mask &= ~bit
@@ -221,7 +239,7 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
 
 
 @njit(cache=True, nogil=True)
-def ram_save_batch(p, st, bitmap, written, src_version, dst_version):
+def ram_save_batch(p, st, bitmap, dirty_log, written, src_version, dst_version):
     """Send the next (up to) 64 dirty pages from the cursor, not past the end of RAM.
 
     :func:`ram_save_pages` word by word, with the counts kept in local
@@ -238,7 +256,7 @@ def ram_save_batch(p, st, bitmap, written, src_version, dst_version):
         if n > left:
             mask = lowest_bits(mask, left)
             n = left
-        n_zero += take_pages(p, wi, mask, bitmap, written, src_version, dst_version)
+        n_zero += take_pages(p, wi, mask, bitmap, dirty_log, written, src_version, dst_version)
         n_sent += n
         left -= n
         last_wi, last_mask = wi, mask
@@ -322,7 +340,7 @@ def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     Mirrors ``migration_completion`` → ``migration_stop_vm``,
     ``migration_switchover_start`` (rate limit off) and ``ram_save_complete``.
     """
-    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, written, src_version)
+    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
     st[S_DOWNTIME_START] = st[S_T]
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
@@ -330,7 +348,7 @@ def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     _send_section(st, p)
     while st[S_DIRTY] > 0:
         wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, written, src_version, dst_version)
+        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, written, src_version, dst_version)
         set_cursor(p, st, wi, mask)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
@@ -384,7 +402,7 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     dirty_log, bitmap : ndarray(uint64, ceil(pages / 64))
         Zeroed bitsets: KVM's dirty log, the migration bitmap.
     written : ndarray(uint64, ceil((pages - P_ZERO_START) / 64))
-        Zeroed bitset of the initially-zero region: pages written since.
+        Zeroed bitset of the initially-zero region: pages of the logs merged so far.
     src_version, dst_version : ndarray(int32)
         Check mode: per-page versions (zeros, and -1 for never received);
         empty otherwise.
@@ -411,6 +429,7 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                                        written, src_version, dst_version):
                 break
         migration_rate_limit(p, st, trace)
+    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)   # due by the end
     if p[P_CHECK] != 0 and st[S_CONVERGED] == 1:
         lost = 0
         for page in range(n_pages):
