@@ -124,7 +124,7 @@ def find_dirty_block(bitmap, n_pages, cursor, wrap):
     return -1, np.uint64(0)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def take_pages(p, wi, mask, bitmap, dirty_log, written, src_version, dst_version):
     """Clear the pages ``mask`` of bitmap word ``wi`` and, in check mode, give the
     destination their versions.
@@ -142,15 +142,20 @@ def take_pages(p, wi, mask, bitmap, dirty_log, written, src_version, dst_version
         n_zero = 0
     bitmap[wi] &= ~mask
     if p[P_CHECK] != 0:
-        m = mask
-        while m:
-            page = (wi << 6) + lowest_bit(m)
-            dst_version[page] = src_version[page]
-            m &= m - np.uint64(1)
+        copy_versions(wi, mask, src_version, dst_version)
     return n_zero
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
+def copy_versions(wi, mask, src_version, dst_version):
+    """Check mode: the destination gets the current versions of pages ``mask`` of word ``wi``."""
+    while mask:
+        page = (wi << 6) + lowest_bit(mask)
+        dst_version[page] = src_version[page]
+        mask &= mask - np.uint64(1)
+
+
+@njit(cache=True, nogil=True)
 def account_pages(p, st, n_normal, n_zero):
     """Count pages sent (ram_save_target_page): a zero page is a 9 B record after a
     full 4 KiB scan, any other page 4104 B; the thread's clock advances by each
@@ -172,7 +177,7 @@ def ram_save_pages(p, st, wi, mask, bitmap, dirty_log, written, src_version, dst
     account_pages(p, st, popcount(mask) - n_zero, n_zero)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def set_cursor(p, st, wi, mask):
     """The page search resumes after the highest page of ``mask`` in word ``wi``;
     count a pass when it goes round past the end of RAM."""
@@ -243,10 +248,13 @@ def ram_save_batch(p, st, bitmap, dirty_log, written, src_version, dst_version):
     """Send the next (up to) 64 dirty pages from the cursor, not past the end of RAM.
 
     :func:`ram_save_pages` word by word, with the counts kept in local
-    variables and stored once: nothing looks at them inside a batch.
+    variables and stored once: nothing looks at them inside a batch. The
+    word's pages are taken here rather than by :func:`take_pages`: a call that
+    passes arrays costs NRT reference counting, more than the work itself.
     """
     n_pages = p[P_N_PAGES]
     n_words = (n_pages + 63) >> 6
+    zero_word = p[P_ZERO_START] >> 6
     wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
     left = 64
     n_sent = 0
@@ -256,7 +264,11 @@ def ram_save_batch(p, st, bitmap, dirty_log, written, src_version, dst_version):
         if n > left:
             mask = lowest_bits(mask, left)
             n = left
-        n_zero += take_pages(p, wi, mask, bitmap, dirty_log, written, src_version, dst_version)
+        if wi >= zero_word:
+            n_zero += popcount(mask & ~(written[wi - zero_word] | dirty_log[wi]))
+        bitmap[wi] &= ~mask
+        if p[P_CHECK] != 0:
+            copy_versions(wi, mask, src_version, dst_version)
         n_sent += n
         left -= n
         last_wi, last_mask = wi, mask
