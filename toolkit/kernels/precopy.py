@@ -215,15 +215,15 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     """
     _send_section(st, p)
     t0 = st[S_T]
-    limit = p[P_RATE_LIMIT_MAX]
     n_pages = p[P_N_PAGES]
     while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
-        if p[P_CHECK] != 0 or st[S_WRAPS] == 0:
+        eager = p[P_CHECK] != 0 or st[S_WRAPS] == 0
+        if eager:
             guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
-        whole = limit == 0 or \
-            st[S_TRANSFERRED] - st[S_RATE_START] + 64 * NORMAL_PAGE_WIRE <= limit
-        if whole:
-            ram_save_batch(p, st, bitmap, dirty_log, written, src_version, dst_version)
+        if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
+            if ram_save_batches(p, st, bitmap, dirty_log, written, src_version, dst_version,
+                                t0, eager):
+                break
         else:  # near the budget: the limit is checked before each page
             wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
             left = 64
@@ -239,49 +239,71 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                     wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], False)
                     if wi < 0:
                         break
-        if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
-            break
+            if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
+                break
+
+
+@njit(cache=True, nogil=True, inline="always")
+def batch_fits(limit, window_bytes):
+    """True if 64 more normal pages keep ``window_bytes`` [B] within the window's
+    byte budget ``limit`` [B] (0 = none)."""
+    return limit == 0 or window_bytes + 64 * NORMAL_PAGE_WIRE <= limit
 
 
 @njit(cache=True, nogil=True)
-def ram_save_batch(p, st, bitmap, dirty_log, written, src_version, dst_version):
-    """Send the next (up to) 64 dirty pages from the cursor, not past the end of RAM.
+def ram_save_batches(p, st, bitmap, dirty_log, written, src_version, dst_version, t0, one):
+    """Send batches of the next (up to) 64 dirty pages from the cursor, each
+    stopping at the end of RAM, until the 50 ms cap is passed, nothing is dirty
+    or the next batch might cross the byte budget; only one batch if ``one``.
 
     :func:`ram_save_pages` word by word, with the counts kept in local
-    variables and stored once: nothing looks at them inside a batch. The
-    word's pages are taken here rather than by :func:`take_pages`: a call that
-    passes arrays costs NRT reference counting, more than the work itself.
+    variables and stored once per batch: nothing looks at them inside a batch.
+    The pages are taken here rather than by :func:`take_pages`, and the batches
+    loop here rather than in the caller: a call that passes arrays costs NRT
+    reference counting, more than the work itself.
+
+    Returns
+    -------
+    bool
+        True if the 50 ms cap (``MAX_WAIT``) ended the iterate call.
     """
     n_pages = p[P_N_PAGES]
     n_words = (n_pages + 63) >> 6
     zero_word = p[P_ZERO_START] >> 6
-    wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
-    left = 64
-    n_sent = 0
-    n_zero = 0
+    check = p[P_CHECK] != 0
     while True:
-        n = popcount(mask)
-        if n > left:
-            mask = lowest_bits(mask, left)
-            n = left
-        if wi >= zero_word:
-            n_zero += popcount(mask & ~(written[wi - zero_word] | dirty_log[wi]))
-        bitmap[wi] &= ~mask
-        if p[P_CHECK] != 0:
-            copy_versions(wi, mask, src_version, dst_version)
-        n_sent += n
-        left -= n
-        last_wi, last_mask = wi, mask
-        # every dirty page of this word past the cursor went (or the batch is
-        # full): go on with the next dirty word
-        wi += 1
-        while left > 0 and wi < n_words and bitmap[wi] == 0:
+        wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
+        left = 64
+        n_sent = 0
+        n_zero = 0
+        while True:
+            n = popcount(mask)
+            if n > left:
+                mask = lowest_bits(mask, left)
+                n = left
+            if wi >= zero_word:
+                n_zero += popcount(mask & ~(written[wi - zero_word] | dirty_log[wi]))
+            bitmap[wi] &= ~mask
+            if check:
+                copy_versions(wi, mask, src_version, dst_version)
+            n_sent += n
+            left -= n
+            last_wi, last_mask = wi, mask
+            # every dirty page of this word past the cursor went (or the batch
+            # is full): go on with the next dirty word
             wi += 1
-        if left == 0 or wi >= n_words:
-            break
-        mask = bitmap[wi]
-    account_pages(p, st, n_sent - n_zero, n_zero)
-    set_cursor(p, st, last_wi, last_mask)
+            while left > 0 and wi < n_words and bitmap[wi] == 0:
+                wi += 1
+            if left == 0 or wi >= n_words:
+                break
+            mask = bitmap[wi]
+        account_pages(p, st, n_sent - n_zero, n_zero)
+        set_cursor(p, st, last_wi, last_mask)
+        if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
+            return True
+        if one or st[S_DIRTY] == 0 or \
+                not batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
+            return False
 
 
 @njit(cache=True, nogil=True, inline="always")
