@@ -68,18 +68,19 @@ def migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     st[S_SYNCS] += 1
     if st[S_LAST_SYNC_MS] < 0:
         st[S_LAST_SYNC_MS] = st[S_T] // PS_PER_MS
+    # branch-free word loops: a half-empty log makes "skip empty words" a coin toss
     logged = 0
     new = 0
-    zero_word = p[P_ZERO_START] >> 6
-    for i in range(dirty_log.shape[0]):
+    n_words = dirty_log.shape[0]
+    zero_word = min(p[P_ZERO_START] >> 6, n_words)
+    for i in range(n_words):
         w = dirty_log[i]
-        if w:
-            logged += popcount(w)
-            new += popcount(w & ~bitmap[i])
-            bitmap[i] |= w
-            if i >= zero_word:
-                written[i - zero_word] |= w
-            dirty_log[i] = np.uint64(0)
+        logged += popcount(w)
+        new += popcount(w & ~bitmap[i])
+        bitmap[i] |= w
+    for i in range(zero_word, n_words):
+        written[i - zero_word] |= dirty_log[i]
+    dirty_log[:] = 0
     st[S_LOG_0] = -1
     st[S_LOG_1] = -1
     st[S_SYNC_WRITES_0] = st[S_WRITES] - st[S_WRITES_1]
