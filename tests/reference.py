@@ -68,6 +68,7 @@ class Reference:
         self.dirty_rate = 0
         self.dirty_bytes_last_sync = 0
         self.rate_start = 0
+        self.unflushed = 0
         self.win_start_ms = 0
         self.win_bytes0 = 0
         self.threshold = 0
@@ -113,7 +114,9 @@ class Reference:
         return self.t // PS_PER_MS
 
     def exceeded(self) -> bool:
-        return self.limit != 0 and self.transferred - self.rate_start > self.limit
+        # the check sees a normal page once the QEMUFile flushes, every 32 of them
+        visible = self.transferred - self.unflushed * 4104
+        return self.limit != 0 and visible - self.rate_start > self.limit
 
     def sync(self):
         self.catch_up_writes()
@@ -139,6 +142,7 @@ class Reference:
         self.dirty.remove(page)
         if page in self.nonzero:
             nbytes, self.normal = 4104, self.normal + 1
+            self.unflushed = (self.unflushed + 1) % 32
             self.t += self.t_normal
         else:
             nbytes, self.zero = 9, self.zero + 1
@@ -177,6 +181,7 @@ class Reference:
                 self.send(q)
             if (self.t - t0) // PS_PER_MS > 50:
                 break
+        self.unflushed = 0              # qemu_fflush after the end-of-section marker
 
     def update_counters(self):
         now = self.now_ms()

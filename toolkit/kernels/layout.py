@@ -60,7 +60,8 @@ S_SYNC_WRITES_0 = 27    # stream 0: its writes applied when the log was last cle
 S_SYNC_WRITES_1 = 28    # stream 1: the same
 S_WRITES_1 = 29         # stream 1: its writes applied so far (S_WRITES counts both)
 S_WRAPS = 30            # times the page search went round past the end of RAM
-N_STATE = 31
+S_UNFLUSHED = 31        # normal pages queued in the QEMUFile since its last flush (0..31)
+N_STATE = 32
 
 # --- trace: float64 array ``trace[window, column]``, one row per closed window ---
 W_TIME = 0              # window close, since `migrate` [ms]
