@@ -314,3 +314,72 @@ def safe_avail(res, x: str = "dirty_rate", hue: str | None = None, ax=None, **se
     ax.set_title("safe avail-switchover-bandwidth (among the swept values)", fontsize=10)
     ax.legend(fontsize=7)
     return fig
+
+
+def real_vs_simulated(real, sim, ax=None, title: str | None = None):
+    """Overlay a real QEMU run and its simulation: pending and threshold per window.
+
+    Parameters
+    ----------
+    real : xarray.Dataset
+        A recorded run (:func:`toolkit.qemu.readers.trace_dataset`).
+    sim : xarray.Dataset
+        Its simulation (:func:`toolkit.simulate`), same variable names and units.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure otherwise.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.6), constrained_layout=True)
+    mib = 2.0**20
+    for ds, who, marker in ((real, "QEMU", "o"), (sim, "simulated", "")):
+        t = ds["time"].values / 1000
+        ax.plot(t, ds["pending"].values / mib, marker=marker, markersize=3,
+                label=f"pending, {who}", **{**PENDING_STYLE,
+                                            "linestyle": "-" if who == "QEMU" else "--"})
+        ax.plot(t, ds["threshold"].values / mib, marker=marker, markersize=3,
+                label=f"threshold, {who}", **{**THRESHOLD_STYLE,
+                                              "linestyle": "-" if who == "QEMU" else "--"})
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xlabel("time since migrate [s]")
+    ax.set_ylabel("MiB")
+    ax.legend(fontsize=8, ncol=2)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def validation(ds, axes=None):
+    """Predicted against real: total time and downtime of every run of the
+    validation study (:func:`toolkit.qemu.validate.validate`), on log axes
+    with the identity line; runs that did not converge are left out.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 4), constrained_layout=True)
+    both = ds.real_converged.values.astype(bool) & ds.sim_converged.values.astype(bool)
+    avail = ds.avail_switchover_bandwidth.values[both] > 0
+    for ax, q in zip(axes, ("total_time", "downtime")):
+        real, sim = ds[f"real_{q}"].values[both], ds[f"sim_{q}"].values[both]
+        for mask, label, colour, marker in ((~avail, "estimate", "#0072B2", "o"),
+                                            (avail, "avail-switchover-bandwidth set",
+                                             "#E69F00", "s")):
+            ax.scatter(real[mask], sim[mask], s=22, color=colour, marker=marker, label=label)
+        lo = min(real.min(), sim.min()) * 0.8
+        hi = max(real.max(), sim.max()) * 1.25
+        ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8, label="simulated = real")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        units = ds[f"real_{q}"].attrs.get("units", "")
+        ax.set_xlabel(f"QEMU {q.replace('_', ' ')} [{units}]")
+        ax.set_ylabel(f"simulated {q.replace('_', ' ')} [{units}]")
+        ax.legend(fontsize=8)
+    return axes[0].figure
