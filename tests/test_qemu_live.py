@@ -196,3 +196,22 @@ def test_qemu_rejected_parameter_cleans_up(guest_cache, tmpdir_root, tmp_path):
                               output_dir=out, guest_cache=guest_cache)
     assert info.value.command == "migrate-set-parameters"
     assert (out / "src-qemu.log").exists()  # logs are kept also when the run fails
+
+
+@pytest.mark.parametrize("scenario_id", ["r5000-bw100-dl200-avail0", "r15000-bw40-dl200-avail0"])
+def test_simulator_predicts_the_verdict_of_a_live_run(guest_cache, tmpdir_root, scenario_id):
+    """One converging and one never-converging real migration of the study's grid,
+    predicted from the calibration shipped with the validation study."""
+    import toolkit as tk
+    from toolkit.qemu import calibrate, study
+
+    sc = next(s for s in study.scenarios() if s["id"] == scenario_id)
+    settings = {k: v for k, v in sc.items() if k != "id"}
+    result = harness.run_migration(**settings, time_limit=5.0, guest_cache=guest_cache)
+    record = {**study.result_record(sc, 0, result), "time_limit": 5.0}
+    table = tk.open_dataset("qemu-validation")
+    values = dict(zip(table.input.values, table.calibrated_value.values))
+    predicted = calibrate.predict(record, calibrate.Calibration(values, {}))
+    assert bool(predicted.converged) == result.completed == (scenario_id.startswith("r5000"))
+    if result.completed:
+        assert float(predicted.total_time) == pytest.approx(record["total_time"], rel=0.3)

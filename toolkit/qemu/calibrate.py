@@ -159,10 +159,10 @@ def scenario_for(record: dict, values: dict, dirty_rate: float | None = None) ->
         device_state_size=round(values["device_state_size"]))
 
 
-def _mean_error(xs) -> tuple[float, float]:
+def _mean_error(name: str, xs) -> tuple[float, float]:
     xs = np.asarray([x for x in xs if np.isfinite(x)], float)
     if xs.size == 0:
-        raise ValueError("no run shows this input")
+        raise ValueError(f"calibrate: no run shows {name}")
     return float(xs.mean()), float(xs.std(ddof=1) / np.sqrt(xs.size)) if xs.size > 1 else 0.0
 
 
@@ -231,13 +231,14 @@ def calibrate(records: list[dict], bootstrap: int = 8, seed: int = 0) -> Calibra
     seed : int
         Seed of the resampling.
     """
+    targets = _by_scenario(records)
+    if not targets:
+        raise ValueError(f"calibrate needs at least one completed run; got {len(records)} "
+                         "runs, none completed")
     measured = [measure(r) for r in records]
     values, errors = {}, {}
     for k in MEASURED:
-        values[k], errors[k] = _mean_error(m[k] for m in measured)
-    targets = _by_scenario(records)
-    if not targets:
-        raise ValueError("calibrate needs at least one completed run")
+        values[k], errors[k] = _mean_error(k, (m[k] for m in measured))
     fitted = _fit({**values, **FIT_START}, targets)
     values.update({k: fitted[k] for k in FITTED})
     rng = np.random.default_rng(seed)

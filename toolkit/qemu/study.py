@@ -87,7 +87,7 @@ def result_record(scenario: dict, repeat: int, res: harness.MigrationResult) -> 
     return {
         "run": run_id(scenario, repeat), "scenario": scenario["id"], "repeat": repeat,
         **{k: v for k, v in scenario.items() if k != "id"},
-        "time_limit": TIME_LIMIT,
+        "time_limit": TIME_LIMIT,   # [s]
         "qemu_version": ".".join(map(str, res.qemu_version)),
         "status": res.status, "completed": res.completed,
         "total_time": last.get("total-time"), "setup_time": last.get("setup-time"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .. import __version__
 from .calibrate import FITTED, MEASURED, UNITS, calibrate, predict
 from .study import DEFAULT_OUT, load_records
 
@@ -89,9 +90,11 @@ def validate(records: list[dict], bootstrap: int = 8) -> xr.Dataset:
     data["migration_write_rate"] = ("run", np.array([r["migration_write_rate"] for r in records]),
                                     {"units": "pages s-1",
                                      "long_name": "guest writes during the migration (its counter)"})
-    coords = {"run": runs,
-              "scenario": ("run", [r["scenario"] for r in records]),
-              "repeat": ("run", [r["repeat"] for r in records])}
+    coords = {"run": ("run", runs, {"units": "1", "long_name": "run id"}),
+              "scenario": ("run", [r["scenario"] for r in records],
+                           {"units": "1", "long_name": "scenario id"}),
+              "repeat": ("run", [r["repeat"] for r in records],
+                         {"units": "1", "long_name": "repeat of the scenario"})}
     for k, (units, name) in SETTINGS.items():
         coords[k] = ("run", np.array([r[k] for r in records]), {"units": units, "long_name": name})
     full = calibrate(records, bootstrap=bootstrap)
@@ -101,12 +104,14 @@ def validate(records: list[dict], bootstrap: int = 8) -> xr.Dataset:
                                  "units": "see input_units"})
     data["calibrated_error"] = ("input", [full.errors[k] for k in names],
                                 {"long_name": "its standard error", "units": "see input_units"})
-    coords["input"] = names
-    coords["input_units"] = ("input", [UNITS[k] for k in names])
+    coords["input"] = ("input", names, {"units": "1", "long_name": "calibrated host input"})
+    coords["input_units"] = ("input", [UNITS[k] for k in names],
+                             {"units": "1", "long_name": "units of the input"})
     first = records[0]
     attrs = {"title": "Simulator vs real QEMU: the validation study",
-             "source": f"QEMU {first['qemu_version']} (recorded, TCG, loopback) and "
-                       "toolkit.simulate (leave one scenario out)",
+             "source": f"switchover-lab {__version__} (toolkit.simulate, leave one scenario "
+                       f"out) against QEMU {first['qemu_version']} (recorded, TCG, loopback)",
+             "Conventions": "CF-1.10",
              "ram_mib": first["ram_mib"], "start_page": first["start_page"],
              "pages": first["pages"], "pattern": first["pattern"],
              "time_limit_s": first["time_limit"], "repeats": int(max(r["repeat"] for r in records)) + 1}

@@ -1,0 +1,118 @@
+"""Calibration and validation against the shipped real QEMU runs (no QEMU needed)."""
+import math
+import pathlib
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import toolkit as tk
+from toolkit.qemu import calibrate as cal
+from toolkit.qemu import study, validate
+
+DATASETS = pathlib.Path(__file__).parents[1] / "datasets"
+RECORDS = study.load_records(DATASETS / "qemu-validation")
+
+
+def _run(run_id):
+    return next(r for r in RECORDS if r["run"] == run_id)
+
+
+def test_the_study_is_shipped_whole():
+    assert len(RECORDS) == len(study.scenarios()) * study.REPEATS == 48
+    assert {r["scenario"] for r in RECORDS} == {s["id"] for s in study.scenarios()}
+    # the grid holds every case the study is for
+    converged = {r["scenario"]: r["completed"] for r in RECORDS}
+    assert not converged["r15000-bw40-dl200-avail0"]                      # lost with the estimate
+    assert converged["r15000-bw40-dl200-avail5000"]                       # rescued
+    over = _run("r15000-bw40-dl10-avail5000-0")
+    assert over["completed"] and over["downtime"] > over["downtime_limit"]  # overshoots
+
+
+def test_scenario_for_maps_the_guest_and_the_settings():
+    r = _run("r5000-bw40-dl10-avail0-0")
+    values = {k: 1.0 for k in cal.UNITS} | {"link_bandwidth": 1e9, "device_state_size": 1000}
+    sc = cal.scenario_for(r, values)
+    assert sc.ram_size == 128 << 20 and sc.workload == "sequential"
+    assert sc.write_range == 8192 * 4096 and sc.write_range_start == 256 * 4096
+    assert sc.dirty_rate == 5000 * 4096
+    assert sc.zero_start == 256 + 8192                     # the pages above the range
+    assert (sc.max_bandwidth, sc.downtime_limit, sc.avail_switchover_bandwidth) == \
+        (40_000_000, 10, 0)
+    assert sc.max_time == study.TIME_LIMIT
+    assert cal.scenario_for(r, values, dirty_rate=4000).dirty_rate == 4000 * 4096
+
+
+def test_measure_reads_the_run():
+    r = _run("r15000-bw40-dl10-avail5000-0")
+    m = cal.measure(r)
+    assert m["dirty_rate_efficiency"] == pytest.approx(r["migration_write_rate"] / 15000)
+    assert m["setup_overhead"] == r["setup_time"]
+    assert 0 < m["vm_stop_time"] < r["downtime"]
+    assert 0 < m["sync_time_fixed"] < 10
+    # the bytes that are not pages: 4104 B per normal page, 9 B per zero page
+    assert m["device_state_size"] == \
+        r["transferred"] - 4104 * r["normal_pages"] - 9 * r["zero_pages"]
+    lost = cal.measure(_run("r15000-bw40-dl10-avail0-0"))
+    assert math.isnan(lost["vm_stop_time"]) and math.isnan(lost["device_state_size"])
+
+
+def test_calibration_recovers_the_link_from_simulated_downtimes():
+    """Runs made by the simulator itself with a known link: the fit finds it again."""
+    truth = {"dirty_rate_efficiency": 1.0, "setup_overhead": 1.0, "sync_time_fixed": 0.5,
+             "vm_stop_time": 2.0, "device_state_size": 100_000.0,
+             "link_bandwidth": 2.5e9, "zero_page_scan_time": 300.0}
+    fake = []
+    for r in RECORDS:
+        if r["repeat"] == 0 and r["avail_switchover_bandwidth"] > 0:
+            ds = tk.simulate(cal.scenario_for(r, truth, dirty_rate=r["rate"]))
+            fake.append({**r, "migration_write_rate": r["rate"], "completed": True,
+                         "downtime": float(ds.downtime), "total_time": float(ds.total_time)})
+    targets = cal._by_scenario(fake)
+    start = {**truth, "link_bandwidth": 1e9, "zero_page_scan_time": 1000.0}
+    fitted = cal._fit(start, targets)
+    assert fitted["link_bandwidth"] == pytest.approx(2.5e9, rel=0.05)
+    assert fitted["zero_page_scan_time"] == pytest.approx(300, rel=0.3)
+
+
+def test_calibrate_gives_values_with_errors():
+    c = cal.calibrate([r for r in RECORDS if r["repeat"] < 2], bootstrap=2)
+    for k in cal.UNITS:
+        assert np.isfinite(c.values[k]) and c.errors[k] >= 0, k
+    assert 0.9 < c.values["dirty_rate_efficiency"] < 1.05
+    assert 3e8 < c.values["link_bandwidth"] < 1e10
+    assert "link_bandwidth" in c.table()
+    with pytest.raises(ValueError, match="completed"):
+        cal.calibrate([r for r in RECORDS if not r["completed"]], bootstrap=0)
+
+
+def test_scores_closed_form():
+    ds = xr.Dataset({
+        "real_converged": ("run", [True, True, True, False]),
+        "sim_converged": ("run", [True, True, False, False]),
+        "real_total_time": ("run", [100.0, 200.0, 300.0, 8000.0]),
+        "sim_total_time": ("run", [110.0, 180.0, 8000.0, 8000.0]),
+        "real_downtime": ("run", [10.0, 20.0, 30.0, np.nan]),
+        "sim_downtime": ("run", [10.0, 30.0, np.nan, np.nan]),
+        "real_dirty_sync_count": ("run", [3, 4, 5, 9]),
+        "sim_dirty_sync_count": ("run", [3, 5, 9, 9]),
+    })
+    s = validate.scores(ds)
+    assert s["verdict_agreement"] == 0.75 and s["converged_in_both"] == 2
+    assert s["median_total_time_error"] == pytest.approx(0.1)
+    assert s["median_downtime_error"] == pytest.approx(0.25)
+    assert s["sync_count_exact"] == 0.5
+
+
+@pytest.mark.slow
+def test_shipped_table_regenerates_and_meets_the_targets(tmp_path):
+    table = validate.validate(RECORDS)
+    shipped = tk.open_dataset("qemu-validation")
+    for name in list(shipped.data_vars) + list(shipped.coords):
+        np.testing.assert_allclose(table[name].values, shipped[name].values, rtol=1e-9,
+                                   err_msg=name) if table[name].dtype.kind == "f" else \
+            np.testing.assert_array_equal(table[name].values, shipped[name].values, err_msg=name)
+    s = validate.scores(table)
+    assert s["verdict_agreement"] >= 0.95
+    assert s["median_total_time_error"] <= 0.10
+    assert s["sync_count_exact"] >= 0.80
