@@ -219,7 +219,7 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
 
     Guest writes are applied before each batch only while something looks at
     them there: in check mode (page versions) and in the first pass, while
-    pages of the initially-zero region still wait in the bitmap since setup.
+    pages of the initially-zero region (if any) still wait in the bitmap since setup.
     After that the dirty log is read only by the next sync, which applies the
     writes due first; the result is the same, without a call per batch.
     """
@@ -227,7 +227,7 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     t0 = st[S_T]
     n_pages = p[P_N_PAGES]
     while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
-        eager = p[P_CHECK] != 0 or st[S_WRAPS] == 0
+        eager = p[P_CHECK] != 0 or (st[S_WRAPS] == 0 and p[P_ZERO_START] < n_pages)
         if eager:
             guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
         if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
