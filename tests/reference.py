@@ -78,6 +78,18 @@ class Reference:
         self.full_logs = self.full_hot_logs = 0   # syncs that found every (hot) page logged
         self.downtime_start = None
         self.switch_pending = 0
+        # auto-converge and QEMU's release
+        self.rule = {"8.2": 0, "10.1": 2}.get(sc.qemu_version, 1)
+        self.periodic_sync = sc.auto_converge and \
+            sc.qemu_version in ("9.2", "10.0", "10.1")
+        self.throttle = 0                   # percent, 0 = off
+        self.throttle_since = 0             # ps, when the throttle last changed
+        self.guest_time_then = 0            # ps of guest running time at that moment
+        self.high_periods = 0
+        self.xfer_prev = 0
+        self.next_tick = 5000 * PS_PER_MS
+        self.tick_prev_syncs = 2
+        self.timer_syncs = 0
 
     # --- the guest ---
     def stream_pages(self, s: int) -> tuple[int, int]:
@@ -89,14 +101,30 @@ class Reference:
             return (0, self.hot) if s == 0 else (self.hot, self.n - self.hot)
         return 0, self.n
 
+    def guest_time(self) -> int:
+        """Running time of the vCPUs so far: under a throttle of p %, each period of
+        10 ms / (1 - p/100) starts with its sleep and ends with 10 ms of running."""
+        if self.throttle == 0:
+            return self.t
+        slice_ps = 10 * PS_PER_MS
+        period = slice_ps * 100 // (100 - self.throttle)
+        elapsed = self.t - self.throttle_since
+        ran = 0
+        while elapsed >= period:            # whole periods, one by one
+            ran += slice_ps
+            elapsed -= period
+        ran += max(0, elapsed - (period - slice_ps))
+        return self.guest_time_then + ran
+
     def catch_up_writes(self):
         if not self.running:
             return
+        guest_time = self.guest_time()
         for s in (0, 1):
             if self.rates[s] == 0:
                 continue
             lo, size = self.stream_pages(s)
-            due = int(float(self.t) * self.rates[s])
+            due = int(float(guest_time) * self.rates[s])
             while self.done[s] < due:
                 if self.sc.workload == "sequential":
                     page = lo + self.done[s] % size
@@ -134,9 +162,51 @@ class Reference:
         self.t += self.t_sync + logged * self.t_sync_page
         end = self.now_ms()
         if end > self.last_sync_ms + 1000:
+            self.trigger_throttle()
             self.dirty_rate = self.period_pages * 1000 // (end - self.last_sync_ms)
             self.last_sync_ms = end
             self.period_pages = 0
+            self.xfer_prev = self.visible_bytes()
+
+    def visible_bytes(self) -> int:
+        return self.transferred - self.unflushed * 4104
+
+    def trigger_throttle(self):
+        """Every second rate period whose new dirty bytes exceed the threshold share
+        of the bytes sent in it throttles the guest more (auto-converge)."""
+        sent = self.visible_bytes() - self.xfer_prev
+        dirtied = self.period_pages * PAGE
+        limit = sent * self.sc.throttle_trigger_threshold // 100
+        if dirtied <= limit:
+            return
+        self.high_periods += 1
+        if self.high_periods < 2:
+            return
+        self.high_periods = 0
+        if not self.sc.auto_converge:
+            return
+        sc = self.sc
+        if self.throttle == 0:
+            new = sc.cpu_throttle_initial
+        else:
+            step = sc.cpu_throttle_increment
+            if sc.cpu_throttle_tailslow:
+                cpu_now = 100 - self.throttle
+                cpu_ideal = int(cpu_now * (limit / dirtied))
+                step = min(cpu_now - cpu_ideal, step)
+            new = min(self.throttle + step, sc.max_cpu_throttle)
+        new = max(1, min(99, new))
+        self.guest_time_then = self.guest_time()
+        self.throttle_since = self.t
+        self.throttle = new
+
+    def timer_tick(self):
+        """auto-converge's 5 s dirty-sync timer (QEMU 9.2+)."""
+        if self.syncs > 1 and self.syncs == self.tick_prev_syncs:
+            self.sync()
+            self.timer_syncs += 1
+        self.tick_prev_syncs = self.syncs
+        self.next_tick += 5000 * PS_PER_MS
 
     def send(self, page: int):
         self.dirty.remove(page)
@@ -200,7 +270,7 @@ class Reference:
         self.win_bytes0 = self.transferred
         self.trace.append((now, spent, transferred, bandwidth, self.threshold,
                            len(self.dirty) * PAGE, self.transferred, self.syncs,
-                           self.expected_downtime, mbps, self.dirty_rate))
+                           self.expected_downtime, mbps, self.dirty_rate, self.throttle))
 
     def complete(self):
         self.catch_up_writes()
@@ -222,12 +292,18 @@ class Reference:
         self.sync()
         self.setup_t = self.t
         while self.t < ps(self.sc.max_time):
+            if self.periodic_sync and self.t >= self.next_tick:
+                self.timer_tick()
             if not self.exceeded():
                 pending = len(self.dirty) * PAGE
+                # precopy alone: every pending byte is must-precopy, so 8.2's two
+                # tests (must-precopy <= threshold, RAM remaining < threshold) and
+                # 9.0's (estimate < threshold) agree
                 if pending < self.threshold:
                     self.sync()
                     pending = len(self.dirty) * PAGE
-                if pending == 0 or pending < self.threshold:
+                if (pending <= self.threshold) if self.rule == 2 else \
+                        (pending == 0 or pending < self.threshold):
                     self.switch_pending = pending
                     self.complete()
                     break

@@ -38,6 +38,21 @@ CASES = {
                                   max_bandwidth="2MB/s"),
     "host-costs": dict(dirty_rate="4MiB/s", page_send_time="40us", sync_time_per_dirty_page=500,
                        setup_overhead=150),
+    # auto-converge: throttle steps, the guest's slices, the 5 s dirty-sync timer (9.2+)
+    "auto-converge": dict(dirty_rate="12MiB/s", auto_converge=True, max_time=25.0),
+    "auto-converge-hotcold-rate-limited": dict(
+        workload="hotcold", dirty_rate="6MiB/s", max_bandwidth="3MB/s", auto_converge=True,
+        max_time=25.0, downtime_limit=50),
+    "auto-converge-tailslow-9.1": dict(dirty_rate="12MiB/s", auto_converge=True,
+                                       cpu_throttle_tailslow=True, cpu_throttle_initial=30,
+                                       cpu_throttle_increment=25, max_cpu_throttle=80,
+                                       qemu_version="9.1", max_time=25.0),
+    "auto-converge-timer-sync": dict(ram_size="64MiB", dirty_rate="16MiB/s", auto_converge=True,
+                                     max_time=30.0),
+    "qemu-8.2": dict(dirty_rate="4MiB/s", qemu_version="8.2"),
+    "qemu-10.1": dict(workload="sequential", write_range="1MiB", write_range_start=0,
+                      dirty_rate="30MiB/s", avail_switchover_bandwidth="80MB/s",
+                      qemu_version="10.1"),
 }
 
 
@@ -52,7 +67,7 @@ def assert_same(sc: Scenario):
         "cursor": s[L.S_CURSOR], "threshold": s[L.S_THRESHOLD],
         "expected_downtime": s[L.S_EXPECTED_DOWNTIME], "dirty_rate": s[L.S_DIRTY_RATE],
         "downtime_bytes": s[L.S_DOWNTIME_BYTES], "switch_pending": s[L.S_SWITCH_PENDING],
-        "downtime_start": s[L.S_DOWNTIME_START],
+        "downtime_start": s[L.S_DOWNTIME_START], "throttle": s[L.S_THROTTLE],
     }
     want = {
         "converged": ref.converged, "t": ref.t, "setup": ref.setup_t, "writes": ref.writes,
@@ -61,6 +76,7 @@ def assert_same(sc: Scenario):
         "expected_downtime": ref.expected_downtime, "dirty_rate": ref.dirty_rate,
         "downtime_bytes": ref.downtime_bytes, "switch_pending": ref.switch_pending,
         "downtime_start": -1 if ref.downtime_start is None else ref.downtime_start,
+        "throttle": ref.throttle,
     }
     assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in want.items()}
     np.testing.assert_array_equal(raw.trace, np.array(ref.trace, dtype=float).reshape(-1, L.N_TRACE))
@@ -80,6 +96,10 @@ def test_kernel_equals_reference(case, check):
         assert ref.full_logs > 0          # the kernel's skip of no-op writes is exercised
     if case == "hotcold-hot-set-fills":
         assert ref.full_hot_logs > 0 and ref.full_logs == 0
+    if case.startswith("auto-converge"):
+        assert ref.throttle >= Scenario(**CASES[case]).cpu_throttle_initial
+    if case == "auto-converge-timer-sync":
+        assert ref.timer_syncs > 0
 
 
 def test_cases_cover_both_verdicts():
@@ -91,10 +111,13 @@ def test_cases_cover_both_verdicts():
 @given(dirty=st.floats(0, 50e6), workload=st.sampled_from(["uniform", "hotcold", "sequential"]),
        max_bw=st.sampled_from([0, 2_000_000, 8_000_000]), downtime=st.integers(0, 2000),
        avail=st.sampled_from([0, 999, 5_000_000, 10**9]), zero=st.floats(0, 1),
-       seed=st.integers(0, 2**64 - 1), check=st.booleans())
+       seed=st.integers(0, 2**64 - 1), check=st.booleans(),
+       version=st.sampled_from(["8.2", "9.1", "10.0", "10.1"]), auto_converge=st.booleans(),
+       max_time=st.sampled_from([1.5, 7.0]))
 def test_kernel_equals_reference_random(dirty, workload, max_bw, downtime, avail, zero, seed,
-                                        check):
-    sc = Scenario(**{**SMALL, "ram_size": "1MiB", "max_time": 1.5, "dirty_rate": dirty,
+                                        check, version, auto_converge, max_time):
+    sc = Scenario(**{**SMALL, "ram_size": "1MiB", "max_time": max_time, "dirty_rate": dirty,
+                     "qemu_version": version, "auto_converge": auto_converge,
                      "workload": workload, "write_range": "256KiB",
                      "write_range_start": "128KiB", "max_bandwidth": max_bw,
                      "downtime_limit": downtime, "avail_switchover_bandwidth": avail,

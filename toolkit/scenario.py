@@ -23,6 +23,8 @@ SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-s
 MAX_MIGRATE_DOWNTIME = 2000 * 1000  # QEMU's bound for downtime-limit [ms]
 MAX_THROTTLE = 128 << 20            # QEMU's default max-bandwidth [B/s]
 WORKLOADS = ("uniform", "hotcold", "sequential")
+#: QEMU releases whose convergence rules differ (``qemu_version``); 10.1 stands for 10.1 and later.
+QEMU_VERSIONS = ("8.2", "9.0", "9.1", "9.2", "10.0", "10.1")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Param:
     integer: bool = False   # QEMU takes an integer here
     qemu: str | None = None  # QEMU parameter name, when this is one
     lo_open: bool = False    # the lower bound itself is not allowed
+    choices: tuple = ()      # for kind == "choice": the allowed values
 
 
 PARAMETERS = (
@@ -50,7 +53,8 @@ PARAMETERS = (
           "Guest page writes per second times 4096 B (writes may hit the same page)."),
     Param("workload", "choice", "uniform", "1", doc="Which pages the guest writes: "
           "'uniform' (any page), 'hotcold' (a hot set takes most writes) or "
-          "'sequential' (a cursor sweeping write_range, like QEMU's test guest)."),
+          "'sequential' (a cursor sweeping write_range, like QEMU's test guest).",
+          choices=WORKLOADS),
     Param("hot_fraction", "fraction", 0.1, "1", 0, 1,
           "hotcold: share of RAM in the hot set (the lowest pages).", lo_open=True),
     Param("hot_share", "fraction", 0.9, "1", 0, 1, "hotcold: share of writes that hit the hot set."),
@@ -73,6 +77,24 @@ PARAMETERS = (
           "QEMU avail-switchover-bandwidth: used instead of the estimate when non-zero; "
           "also 'estimate' (0), 'link' or 'Nx link'.",
           integer=True, qemu="avail-switchover-bandwidth"),
+    # QEMU's release and its convergence features
+    Param("qemu_version", "choice", "10.0", "1", doc="QEMU release whose rules apply: "
+          "8.2, 9.0, 9.1, 9.2, 10.0 or 10.1 (10.1 and later: switchover when pending <= "
+          "threshold; 9.2 and later: auto-converge's 5 s dirty sync).", choices=QEMU_VERSIONS),
+    Param("auto_converge", "bool", False, "1", qemu="auto-converge",
+          doc="QEMU capability auto-converge: throttle the vCPUs while the guest dirties "
+          "memory faster than migration sends it."),
+    Param("throttle_trigger_threshold", "int", 50, "%", 1, 100, qemu="throttle-trigger-threshold",
+          doc="auto-converge: a rate period is 'high' when its newly dirty bytes exceed this "
+          "share of the bytes sent; every second high period throttles more."),
+    Param("cpu_throttle_initial", "int", 20, "%", 1, 99, qemu="cpu-throttle-initial",
+          doc="auto-converge: the first throttle percentage."),
+    Param("cpu_throttle_increment", "int", 10, "%", 1, 99, qemu="cpu-throttle-increment",
+          doc="auto-converge: added at each further throttle step."),
+    Param("cpu_throttle_tailslow", "bool", False, "1", qemu="cpu-throttle-tailslow",
+          doc="auto-converge: smaller steps near the needed throttle."),
+    Param("max_cpu_throttle", "int", 99, "%", 1, 99, qemu="max-cpu-throttle",
+          doc="auto-converge: the largest throttle percentage (at least cpu_throttle_initial)."),
     # host costs: why the migration thread can be slower than the link
     Param("page_send_time", "duration", 250.0, "ns", 0, 1e9,
           "CPU time of the migration thread per normal page sent.", time_unit="ns"),
@@ -192,11 +214,11 @@ def _validate(name: str, value):
     spec = PARAMETER_INDEX[name]
     if spec.kind == "choice":
         if not isinstance(value, str):
-            raise TypeError(f"workload: expected one of {WORKLOADS}, got "
+            raise TypeError(f"{name}: expected one of {spec.choices}, got "
                             f"{type(value).__name__} {value!r}")
-        if value not in WORKLOADS:
-            raise ValueError(f"workload={value!r} is not a known workload: expected one of "
-                             f"{', '.join(WORKLOADS)}")
+        if value not in spec.choices:
+            raise ValueError(f"{name}={value!r} is not a known {name.replace('_', ' ')}: "
+                             f"expected one of {', '.join(spec.choices)}")
         return value
     if spec.kind == "bool":
         if not isinstance(value, (bool,)) and type(value).__name__ != "bool_":
@@ -233,6 +255,13 @@ class Scenario:
     max_bandwidth: int = None
     downtime_limit: int = None
     avail_switchover_bandwidth: int = None
+    qemu_version: str = None
+    auto_converge: bool = None
+    throttle_trigger_threshold: int = None
+    cpu_throttle_initial: int = None
+    cpu_throttle_increment: int = None
+    cpu_throttle_tailslow: bool = None
+    max_cpu_throttle: int = None
     page_send_time: float = None
     zero_page_scan_time: float = None
     sync_time_fixed: float = None
@@ -259,6 +288,11 @@ class Scenario:
             raise ValueError(
                 f"write_range_start + write_range = {self.write_range_start} + "
                 f"{self.write_range} B is beyond ram_size = {self.ram_size} B")
+        if self.max_cpu_throttle < self.cpu_throttle_initial:
+            raise ValueError(
+                f"max_cpu_throttle={self.max_cpu_throttle!r} is out of range: expected an "
+                f"integer in [cpu_throttle_initial = {self.cpu_throttle_initial}, 99] % "
+                "(QEMU 'max-cpu-throttle')")
         if self.workload == "hotcold":
             hot = self.hot_pages
             if not 1 <= hot < self.n_pages:

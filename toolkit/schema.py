@@ -47,6 +47,9 @@ SCALARS = {
     "dirty_pages_rate": ("s-1", "dirty pages rate",
                          "query-migrate ram.dirty-pages-rate: newly dirty pages per second"),
     "guest_writes": ("1", "guest page writes", "page writes the guest issued [pages]"),
+    "cpu_throttle_percentage": ("%", "CPU throttle at the end",
+                                "query-migrate cpu-throttle-percentage (auto-converge); "
+                                "0 when not throttling"),
     "lost_pages": ("1", "pages lost",
                    "check mode: pages whose destination copy is not the source's last "
                    "version [pages]; -1 when not checked"),
@@ -65,6 +68,8 @@ TRACE = {
     "window_expected_downtime": (L.W_EXPECTED_DOWNTIME, 1.0, "ms", "expected downtime"),
     "window_mbps": (L.W_MBPS, 1.0, "Mbit s-1", "throughput of the window (query-migrate mbps)"),
     "window_dirty_pages_rate": (L.W_DIRTY_RATE, 1.0, "s-1", "dirty pages rate"),
+    "window_cpu_throttle_percentage": (L.W_THROTTLE, 1.0, "%",
+                                       "CPU throttle at window close (auto-converge)"),
 }
 
 
@@ -101,6 +106,7 @@ def scalar_results(states: np.ndarray) -> dict:
         "downtime_bytes": st[..., L.S_DOWNTIME_BYTES],
         "dirty_pages_rate": st[..., L.S_DIRTY_RATE],
         "guest_writes": st[..., L.S_WRITES],
+        "cpu_throttle_percentage": st[..., L.S_THROTTLE],
         "lost_pages": st[..., L.S_LOST_PAGES],
     }
 

@@ -14,11 +14,13 @@ import numpy as np
 from .kernels import layout as L
 from .kernels.precopy import (NORMAL_PAGE_WIRE, SECTION_WIRE, ZERO_PAGE_WIRE,
                               migration_thread)
-from .scenario import PAGE_SIZE, Scenario
+from .scenario import PAGE_SIZE, QEMU_VERSIONS, Scenario
 
 PS_PER_S = 10**12
 GIB = 2**30
 WORKLOAD_CODES = {"uniform": L.UNIFORM, "hotcold": L.HOTCOLD, "sequential": L.SEQUENTIAL}
+#: migration_iteration_run's switchover rule by release: 8.2, 9.0-10.0, 10.1 and later
+QEMU_RULES = {"8.2": 0, "9.0": 1, "9.1": 1, "9.2": 1, "10.0": 1, "10.1": 2}
 
 
 @dataclass
@@ -83,6 +85,16 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, float]:
     p[L.P_DEVICE_BYTES] = sc.device_state_size
     p[L.P_PS_MAX_TIME] = _ps(sc.max_time)
     p[L.P_CHECK] = int(sc.check)
+    p[L.P_QEMU_RULE] = QEMU_RULES[sc.qemu_version]
+    p[L.P_AUTO_CONVERGE] = int(sc.auto_converge)
+    p[L.P_THROTTLE_TRIGGER] = sc.throttle_trigger_threshold
+    p[L.P_THROTTLE_INITIAL] = sc.cpu_throttle_initial
+    p[L.P_THROTTLE_INCREMENT] = sc.cpu_throttle_increment
+    p[L.P_THROTTLE_TAILSLOW] = int(sc.cpu_throttle_tailslow)
+    p[L.P_THROTTLE_MAX] = sc.max_cpu_throttle
+    # the 5 s dirty-sync timer of auto-converge arrived in QEMU 9.2
+    p[L.P_PERIODIC_SYNC] = int(sc.auto_converge and
+                               QEMU_VERSIONS.index(sc.qemu_version) >= QEMU_VERSIONS.index("9.2"))
     rate = sc.dirty_rate / PAGE_SIZE / PS_PER_S
     share = sc.hot_share if sc.workload == "hotcold" else 1.0
     writes_per_ps = np.array([rate * share, rate * (1.0 - share)])

@@ -17,9 +17,32 @@ from numba import njit
 
 from .bitset import count_range
 from .layout import (P_CHECK, P_HOT_PAGES, P_N_PAGES, P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD,
-                     S_LOG_0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
+                     S_GUEST_BASE, S_LOG_0, S_THROTTLE, S_THROTTLE_T0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
                      S_WRITES_1, SEQUENTIAL)
 from .rng import below, skip_ahead, splitmix64
+
+
+SLICE_PS = 10_000_000_000     # CPU_THROTTLE_TIMESLICE_NS: a throttled vCPU runs 10 ms a period [ps]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def throttled_run_time(dt_ps, pct):
+    """Time a vCPU throttled at ``pct`` % runs in the ``dt_ps`` [ps] after the throttle
+    was set: periods of ``10 ms / (1 - pct)``, each a sleep of ``pct / (1 - pct)
+    x 10 ms`` (the timer tick fires at once) then 10 ms of running
+    (``cpu_throttle_timer_tick``). [ps]"""
+    period = SLICE_PS * 100 // (100 - pct)
+    full = dt_ps // period
+    return full * SLICE_PS + max(0, dt_ps - full * period - (period - SLICE_PS))
+
+
+@njit(cache=True, nogil=True)
+def guest_run_time(st):
+    """The guest's own running time by ``st[S_T]``: all of it unless throttled. [ps]"""
+    pct = st[S_THROTTLE]
+    if pct == 0:
+        return st[S_T]
+    return st[S_GUEST_BASE] + throttled_run_time(st[S_T] - st[S_THROTTLE_T0], pct)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -86,7 +109,8 @@ def write_pages_counting(sequential, lo, size, first, stop, state, logged, dirty
 
 @njit(cache=True, nogil=True)
 def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
-    """Apply every guest write due by the current time ``st[S_T]``.
+    """Apply every guest write due by the current time ``st[S_T]``: a stream's
+    writes accrue with the guest's running time (:func:`guest_run_time`).
 
     Counting a stream's distinct logged pages costs each write a dependent
     load, so it starts only once the log could be full (as many writes since
@@ -112,12 +136,13 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
         return
     check = p[P_CHECK] != 0
     sequential = p[P_WORKLOAD] == SEQUENTIAL
+    run_time = guest_run_time(st)
     for s in range(2):
         rate = writes_per_ps[s]
         if rate == 0.0:
             continue
         done = st[S_WRITES] - st[S_WRITES_1] if s == 0 else st[S_WRITES_1]
-        due = writes_due(st[S_T], rate)
+        due = writes_due(run_time, rate)
         if due <= done:
             continue
         lo, size = stream_range(p, s)

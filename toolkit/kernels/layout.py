@@ -26,7 +26,15 @@ P_PS_DEVICE = 16        # wire time of the device state at switchover [ps]
 P_DEVICE_BYTES = 17     # device state size [B]
 P_PS_MAX_TIME = 18      # give up (not converged) after this [ps]
 P_CHECK = 19            # 1: track page versions (no-data-lost check)
-N_PARAMS = 20
+P_QEMU_RULE = 20        # switchover rule: 0 = 8.2, 1 = 9.0-10.0, 2 = 10.1 and later
+P_AUTO_CONVERGE = 21    # 1: capability auto-converge
+P_THROTTLE_TRIGGER = 22  # throttle-trigger-threshold [%]
+P_THROTTLE_INITIAL = 23  # cpu-throttle-initial [%]
+P_THROTTLE_INCREMENT = 24  # cpu-throttle-increment [%]
+P_THROTTLE_TAILSLOW = 25  # 1: cpu-throttle-tailslow
+P_THROTTLE_MAX = 26     # max-cpu-throttle [%]
+P_PERIODIC_SYNC = 27    # 1: auto-converge's 5 s dirty-sync timer (QEMU 9.2 and later)
+N_PARAMS = 28
 
 # --- state: int64 array ``st`` (kernel-owned, read back as results) ---
 S_T = 0                 # simulated time since `migrate` [ps]
@@ -61,7 +69,14 @@ S_SYNC_WRITES_1 = 28    # stream 1: the same
 S_WRITES_1 = 29         # stream 1: its writes applied so far (S_WRITES counts both)
 S_WRAPS = 30            # times the page search went round past the end of RAM
 S_UNFLUSHED = 31        # normal pages queued in the QEMUFile since its last flush (0..31)
-N_STATE = 32
+S_THROTTLE = 32         # cpu throttle percentage, 0 = not throttling [%]
+S_HIGH_CNT = 33         # dirty_rate_high_cnt of migration_trigger_throttle
+S_XFER_PREV = 34        # bytes_xfer_prev: transferred at the last rate-period close [B]
+S_GUEST_BASE = 35       # guest run time at the last throttle change [ps]
+S_THROTTLE_T0 = 36      # time of the last throttle change [ps]
+S_TICK_NEXT = 37        # next tick of the 5 s dirty-sync timer [ps]
+S_TICK_PREV = 38        # dirty_sync_count seen by the timer's previous tick
+N_STATE = 39
 
 # --- trace: float64 array ``trace[window, column]``, one row per closed window ---
 W_TIME = 0              # window close, since `migrate` [ms]
@@ -75,7 +90,8 @@ W_SYNCS = 7             # dirty_sync_count
 W_EXPECTED_DOWNTIME = 8 # [ms]
 W_MBPS = 9              # this window, decimal Mbit/s
 W_DIRTY_RATE = 10       # dirty_pages_rate [pages/s]
-N_TRACE = 11
+W_THROTTLE = 11         # cpu throttle percentage [%]
+N_TRACE = 12
 
 # --- workloads ---
 UNIFORM = 0

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .bitset import lowest_bit, popcount, set_range
-from .guest import guest_write_pages
+from .guest import guest_run_time, guest_write_pages
 from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      P_DOWNTIME_LIMIT, P_N_PAGES, P_PS_DEVICE, P_PS_MAX_TIME,
                      P_PS_NORMAL, P_PS_SECTION, P_PS_SETUP, P_PS_SYNC_BASE,
@@ -19,7 +19,11 @@ from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      S_DIRTY, S_DIRTY_BYTES_LAST_SYNC, S_DIRTY_RATE,
                      S_DOWNTIME_BYTES, S_DOWNTIME_START, S_EXPECTED_DOWNTIME,
                      S_LAST_SYNC_MS, S_LOG_0, S_LOG_1, S_LOST_PAGES, S_SYNC_WRITES_0,
-                     S_SYNC_WRITES_1, S_WRITES_1, S_N_WINDOWS, S_WRAPS, S_UNFLUSHED, S_NORMAL,
+                     S_SYNC_WRITES_1, S_WRITES_1, S_N_WINDOWS, S_WRAPS, S_UNFLUSHED,
+                     S_THROTTLE, S_HIGH_CNT, S_XFER_PREV, S_GUEST_BASE, S_THROTTLE_T0,
+                     S_TICK_NEXT, S_TICK_PREV, W_THROTTLE, P_QEMU_RULE, P_AUTO_CONVERGE,
+                     P_THROTTLE_TRIGGER, P_THROTTLE_INITIAL, P_THROTTLE_INCREMENT,
+                     P_THROTTLE_TAILSLOW, P_THROTTLE_MAX, P_PERIODIC_SYNC, S_NORMAL,
                      S_PERIOD_PAGES, S_RATE_START, S_SETUP_T,
                      S_SWITCH_PENDING, S_SYNCS, S_T, S_THRESHOLD,
                      S_TRANSFERRED, S_VM_RUNNING, S_WIN_BYTES0, S_WRITES,
@@ -35,6 +39,7 @@ SECTION_WIRE = 18            # section header 5 B + footer 5 B + RAM_SAVE_FLAG_E
 BUFFER_DELAY = 100           # window of the rate limit and the estimate [ms]
 MAX_WAIT = 50                # cap on one ram_save_iterate call [ms]
 FLUSH_PAGES = 32             # normal pages per QEMUFile flush: 64 iovecs, header + data each
+DIRTY_SYNC_TIMESLICE_MS = 5000  # CPU_THROTTLE_DIRTY_SYNC_TIMESLICE_MS (auto-converge, 9.2+)
 PS_PER_MS = 1_000_000_000
 
 
@@ -50,6 +55,12 @@ def highest_bit(x):
 
 
 @njit(cache=True, nogil=True)
+def migration_transferred_bytes(st):
+    """Bytes the QEMUFile has flushed (what QEMU's counters see). [B]"""
+    return st[S_TRANSFERRED] - st[S_UNFLUSHED] * NORMAL_PAGE_WIRE
+
+
+@njit(cache=True, nogil=True)
 def migration_rate_exceeded(p, st):
     """True once this window's bytes exceed ``max_bandwidth / 10`` (0 = unlimited).
 
@@ -59,8 +70,7 @@ def migration_rate_exceeded(p, st):
     10.0 does (40 MB/s sends 992 pages per window, not 975).
     """
     limit = p[P_RATE_LIMIT_MAX]
-    return limit != 0 and \
-        st[S_TRANSFERRED] - st[S_UNFLUSHED] * NORMAL_PAGE_WIRE - st[S_RATE_START] > limit
+    return limit != 0 and migration_transferred_bytes(st) - st[S_RATE_START] > limit
 
 
 @njit(cache=True, nogil=True)
@@ -99,9 +109,50 @@ def migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     st[S_T] += p[P_PS_SYNC_BASE] + logged * p[P_PS_SYNC_PAGE]
     end_ms = st[S_T] // PS_PER_MS
     if end_ms > st[S_LAST_SYNC_MS] + 1000:
+        migration_trigger_throttle(p, st)
         st[S_DIRTY_RATE] = st[S_PERIOD_PAGES] * 1000 // (end_ms - st[S_LAST_SYNC_MS])
         st[S_LAST_SYNC_MS] = end_ms
         st[S_PERIOD_PAGES] = 0
+        st[S_XFER_PREV] = migration_transferred_bytes(st)
+
+
+@njit(cache=True, nogil=True)
+def migration_trigger_throttle(p, st):
+    """At a rate period's close: a period is high when its newly dirty bytes exceed
+    ``throttle-trigger-threshold`` % of the bytes sent in it; every second high
+    period (the count is not reset by low ones) throttles the guest down, with
+    auto-converge on."""
+    xfer = migration_transferred_bytes(st) - st[S_XFER_PREV]
+    dirty = st[S_PERIOD_PAGES] * TARGET_PAGE_SIZE
+    threshold = xfer * p[P_THROTTLE_TRIGGER] // 100
+    if dirty > threshold:
+        st[S_HIGH_CNT] += 1
+        if st[S_HIGH_CNT] >= 2:
+            st[S_HIGH_CNT] = 0
+            if p[P_AUTO_CONVERGE] != 0:
+                mig_throttle_guest_down(p, st, dirty, threshold)
+
+
+@njit(cache=True, nogil=True)
+def mig_throttle_guest_down(p, st, bytes_dirty_period, bytes_dirty_threshold):
+    """Start throttling at ``cpu-throttle-initial`` %, or add ``cpu-throttle-increment``
+    (less with tailslow), up to ``max-cpu-throttle``; ``cpu_throttle_set`` clamps
+    to [1, 99]. The guest's running time so far is kept, its slices restart now."""
+    pct = st[S_THROTTLE]
+    if pct == 0:
+        new = p[P_THROTTLE_INITIAL]
+    else:
+        inc = p[P_THROTTLE_INCREMENT]
+        if p[P_THROTTLE_TAILSLOW] != 0:
+            cpu_now = 100 - pct
+            cpu_ideal = np.int64(cpu_now * (np.float64(bytes_dirty_threshold)
+                                            / np.float64(bytes_dirty_period)))
+            inc = min(cpu_now - cpu_ideal, inc)
+        new = min(pct + inc, p[P_THROTTLE_MAX])
+    new = max(1, min(99, new))
+    st[S_GUEST_BASE] = guest_run_time(st)
+    st[S_THROTTLE_T0] = st[S_T]
+    st[S_THROTTLE] = new
 
 
 @njit(cache=True, nogil=True)
@@ -364,6 +415,7 @@ def migration_update_counters(p, st, trace):
         trace[row, W_EXPECTED_DOWNTIME] = st[S_EXPECTED_DOWNTIME]
         trace[row, W_MBPS] = mbps
         trace[row, W_DIRTY_RATE] = st[S_DIRTY_RATE]
+        trace[row, W_THROTTLE] = st[S_THROTTLE]
         st[S_N_WINDOWS] = row + 1
 
 
@@ -402,10 +454,34 @@ def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
 
 
 @njit(cache=True, nogil=True)
+def exact_sync_wanted(rule, pending, must_precopy, threshold):
+    """Whether ``migration_iteration_run`` syncs the bitmap (the exact pending).
+
+    8.2: when must-precopy <= threshold, and RAM's exact hook then syncs only if
+    RAM's remaining bytes (``pending``) are below the threshold; 9.0 and later:
+    when the estimate is below the threshold. The same for precopy alone; with
+    postcopy-ram (must-precopy 0) 8.2 syncs on every pass.
+    """
+    if rule == 0:
+        return must_precopy <= threshold and pending < threshold
+    return pending < threshold
+
+
+@njit(cache=True, nogil=True)
+def complete_ready(rule, pending, threshold):
+    """The switchover test: up to 10.0 ``pending == 0 or pending < threshold``; 10.1
+    and later ``pending <= threshold`` ("migration: Rewrite the migration complete
+    detect logic")."""
+    if rule == 2:
+        return pending <= threshold
+    return pending == 0 or pending < threshold
+
+
+@njit(cache=True, nogil=True)
 def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                             src_version, dst_version):
-    """QEMU 10.0's decision: cheap estimate, exact sync only below the threshold,
-    switch over when pending is 0 or below the threshold, else iterate.
+    """QEMU's decision (by ``qemu_version``): cheap estimate, exact sync only near
+    the threshold, switch over when pending passes the switchover test, else iterate.
 
     Returns
     -------
@@ -413,13 +489,15 @@ def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, writte
         True once the migration has completed.
     """
     pending = st[S_DIRTY] * TARGET_PAGE_SIZE
-    if pending < st[S_THRESHOLD]:
+    rule = p[P_QEMU_RULE]
+    # without postcopy all of RAM's pending bytes are must-precopy
+    if exact_sync_wanted(rule, pending, pending, st[S_THRESHOLD]):
         migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                               src_version)
         pending = st[S_DIRTY] * TARGET_PAGE_SIZE
     # threshold 0 (no window closed yet, or downtime-limit 0): no exact sync, and
     # the switchover happens as soon as the estimate drains to 0.
-    if pending == 0 or pending < st[S_THRESHOLD]:
+    if complete_ready(rule, pending, st[S_THRESHOLD]):
         st[S_SWITCH_PENDING] = pending
         migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                              src_version, dst_version)
@@ -427,6 +505,23 @@ def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, writte
     ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                      src_version, dst_version)
     return False
+
+
+@njit(cache=True, nogil=True)
+def dirty_sync_timer_tick(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version):
+    """auto-converge's 5 s timer (QEMU 9.2+, ``cpu_throttle_dirty_sync_timer_tick``):
+    sync if no other sync happened since the previous tick, except in the first pass.
+
+    **Simplification**: QEMU runs it in the main loop; here the migration
+    thread runs it at its next pass (at most one iterate call or one rate-limit
+    sleep late) and pays its time, as it would wait for the bitmap mutex.
+    """
+    syncs = st[S_SYNCS]
+    if syncs > 1 and syncs == st[S_TICK_PREV]:
+        migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+                              src_version)
+    st[S_TICK_PREV] = st[S_SYNCS]
+    st[S_TICK_NEXT] += DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS
 
 
 @njit(cache=True, nogil=True)
@@ -462,6 +557,8 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     st[S_LOG_0] = -1
     st[S_LOG_1] = -1
     st[S_EXPECTED_DOWNTIME] = p[P_DOWNTIME_LIMIT]
+    st[S_TICK_NEXT] = DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS   # armed before setup
+    st[S_TICK_PREV] = 2
     # setup: the window opens before setup, so setup time dilutes the first estimate
     st[S_T] = p[P_PS_SETUP]
     set_range(bitmap, 0, n_pages)                 # ram_init_bitmaps: all pages dirty
@@ -469,6 +566,9 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version)
     st[S_SETUP_T] = st[S_T]
     while st[S_T] < p[P_PS_MAX_TIME]:
+        if p[P_PERIODIC_SYNC] != 0 and st[S_T] >= st[S_TICK_NEXT]:
+            dirty_sync_timer_tick(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+                                  src_version)
         if not migration_rate_exceeded(p, st):
             if migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap,
                                        written, src_version, dst_version):
