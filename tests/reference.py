@@ -72,7 +72,11 @@ class Reference:
         self.win_start_ms = 0
         self.win_bytes0 = 0
         self.threshold = 0
-        self.expected_downtime = sc.downtime_limit
+        self.downtime_limit = sc.downtime_limit
+        self.aborted = False
+        self.paused_at = None
+        self.monitor = Monitor(sc.policy_object, sc.ram_size, self)
+        self.expected_downtime = self.downtime_limit
         self.trace: list[tuple] = []
         self.converged = False
         self.full_logs = self.full_hot_logs = 0   # syncs that found every (hot) page logged
@@ -261,7 +265,7 @@ class Reference:
         spent = now - self.win_start_ms
         bandwidth = transferred / spent
         expected = float(self.avail_per_ms) if self.avail_per_ms else bandwidth
-        self.threshold = int(expected * self.sc.downtime_limit)
+        self.threshold = int(expected * self.downtime_limit)
         mbps = ((transferred * 8.0) / (spent / 1000.0)) / 1e6
         if self.dirty_rate != 0 and transferred > 10000 and expected > 0:
             self.expected_downtime = int(self.dirty_bytes_last_sync / expected)
@@ -270,7 +274,8 @@ class Reference:
         self.win_bytes0 = self.transferred
         self.trace.append((now, spent, transferred, bandwidth, self.threshold,
                            len(self.dirty) * PAGE, self.transferred, self.syncs,
-                           self.expected_downtime, mbps, self.dirty_rate, self.throttle))
+                           self.expected_downtime, mbps, self.dirty_rate, self.throttle,
+                           self.downtime_limit))
 
     def complete(self):
         self.catch_up_writes()
@@ -294,6 +299,15 @@ class Reference:
         while self.t < ps(self.sc.max_time):
             if self.periodic_sync and self.t >= self.next_tick:
                 self.timer_tick()
+            if self.monitor.due():
+                action = self.monitor.poll()
+                if action == "abort":
+                    self.aborted = True
+                    break
+                if action == "pause":
+                    self.catch_up_writes()
+                    self.running = False
+                    self.paused_at = self.t
             if not self.exceeded():
                 pending = len(self.dirty) * PAGE
                 # precopy alone: every pending byte is must-precopy, so 8.2's two
@@ -316,3 +330,80 @@ class Reference:
 
     def lost_pages(self) -> int:
         return sum(1 for a, b in zip(self.src, self.dst) if a != b)
+
+
+class Monitor:
+    """A management policy's monitor, written from the products' descriptions:
+    polled every ``period`` ms from the migrate command (at the thread's next pass)."""
+
+    def __init__(self, policy, ram_size, run):
+        self.run = run
+        self.policy = policy
+        self.period = 0
+        if policy is None:
+            return
+        gib = ram_size / 2**30
+        self.steps = []                     # (ms after the schedule starts, downtime-limit)
+        self.progress_ms = 0
+        self.lowmark = False
+        self.schedule_start = 0
+        self.double = False
+        if policy.name == "nova":
+            self.period = 500
+            data_gb = max(gib, 2.0)
+            table = policy.steps(ram_size)
+            run.downtime_limit = table[0][1]
+            self.steps = [(t * 1000, d) for t, d in table[1:]]
+            self.deadline = int(policy.completion_timeout * data_gb) * 1000
+            self.action = "abort" if policy.timeout_action == "abort" else "pause"
+        elif policy.name == "kubevirt":
+            self.period = 400
+            self.deadline = policy.completion_timeout_per_gib * -(-ram_size // 10**9) * 1000
+            self.action = "pause" if policy.allow_workload_disruption else "abort"
+            self.double = True
+            self.progress_ms = policy.progress_timeout * 1000
+        else:                               # ovirt
+            self.period = policy.monitor_interval * 1000
+            downtimes = policy.downtimes()
+            run.downtime_limit = downtimes[0]
+            wait = int(policy.wait_s(ram_size) * 1000)
+            self.steps = [(i * wait, d) for i, d in enumerate(downtimes[1:])]
+            mem_mib = ram_size // 2**20
+            self.deadline = (policy.max_time_per_gib * mem_mib + 1023) // 1024 * 1000
+            self.action = "abort"
+            self.progress_ms = policy.progress_timeout * 1000
+            self.lowmark = True
+            self.schedule_start = None      # at the first new iteration seen
+        self.next_poll = self.period
+        self.last_remaining = None
+        self.mark = None
+        self.last_progress = 0
+
+    def due(self) -> bool:
+        return self.period > 0 and self.run.t >= self.next_poll * PS_PER_MS
+
+    def poll(self):
+        now = self.next_poll
+        self.next_poll += self.period
+        remaining = len(self.run.dirty) * PAGE
+        if self.deadline and now > self.deadline:
+            if self.action == "pause" and self.run.paused_at is None:
+                self.deadline = 2 * self.deadline if self.double else 0
+                return "pause"
+            if self.action == "abort" or self.double:
+                return "abort"
+        progressed = self.last_remaining is None or remaining < (
+            self.mark if self.lowmark else self.last_remaining)
+        if progressed:
+            self.last_progress = now
+            self.mark = remaining
+        elif self.progress_ms and now - self.last_progress > self.progress_ms:
+            return "abort"
+        if self.schedule_start is None and self.last_remaining is not None and \
+                remaining > self.last_remaining:
+            self.schedule_start = now
+        self.last_remaining = remaining
+        while self.schedule_start is not None and self.steps and \
+                now >= self.schedule_start + self.steps[0][0]:
+            self.run.downtime_limit = self.steps.pop(0)[1]
+        return None

@@ -50,6 +50,18 @@ CASES = {
     "auto-converge-timer-sync": dict(ram_size="64MiB", dirty_rate="16MiB/s", auto_converge=True,
                                      max_time=30.0),
     "qemu-8.2": dict(dirty_rate="4MiB/s", qemu_version="8.2"),
+    # management policies: downtime steps, timeouts, pause and abort
+    "nova-steps": dict(dirty_rate="12MiB/s", policy="nova:downtime_delay=3,downtime=300",
+                       max_time=20.0),
+    "nova-force-complete": dict(dirty_rate="12MiB/s", max_time=20.0,
+                                policy="nova:completion_timeout=2,timeout_action=force_complete"),
+    "kubevirt-aborts": dict(dirty_rate="12MiB/s", max_time=20.0,
+                            policy="kubevirt:completion_timeout_per_gib=1"),
+    "kubevirt-pauses": dict(dirty_rate="12MiB/s", max_time=20.0, policy=(
+        "kubevirt:completion_timeout_per_gib=2,allow_workload_disruption=true")),
+    "ovirt": dict(ram_size="16MiB", dirty_rate="12MiB/s", max_time=25.0,
+                  policy="ovirt:downtime_delay=300,monitor_interval=1,progress_timeout=6,"
+                         "max_time_per_gib=0"),
     "qemu-10.1": dict(workload="sequential", write_range="1MiB", write_range_start=0,
                       dirty_rate="30MiB/s", avail_switchover_bandwidth="80MB/s",
                       qemu_version="10.1"),
@@ -68,6 +80,8 @@ def assert_same(sc: Scenario):
         "expected_downtime": s[L.S_EXPECTED_DOWNTIME], "dirty_rate": s[L.S_DIRTY_RATE],
         "downtime_bytes": s[L.S_DOWNTIME_BYTES], "switch_pending": s[L.S_SWITCH_PENDING],
         "downtime_start": s[L.S_DOWNTIME_START], "throttle": s[L.S_THROTTLE],
+        "aborted": s[L.S_ABORTED], "paused_at": s[L.S_PAUSED_T],
+        "downtime_limit": s[L.S_DOWNTIME_LIMIT],
     }
     want = {
         "converged": ref.converged, "t": ref.t, "setup": ref.setup_t, "writes": ref.writes,
@@ -76,7 +90,9 @@ def assert_same(sc: Scenario):
         "expected_downtime": ref.expected_downtime, "dirty_rate": ref.dirty_rate,
         "downtime_bytes": ref.downtime_bytes, "switch_pending": ref.switch_pending,
         "downtime_start": -1 if ref.downtime_start is None else ref.downtime_start,
-        "throttle": ref.throttle,
+        "throttle": ref.throttle, "aborted": ref.aborted,
+        "paused_at": -1 if ref.paused_at is None else ref.paused_at,
+        "downtime_limit": ref.downtime_limit,
     }
     assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in want.items()}
     np.testing.assert_array_equal(raw.trace, np.array(ref.trace, dtype=float).reshape(-1, L.N_TRACE))
@@ -100,6 +116,13 @@ def test_kernel_equals_reference(case, check):
         assert ref.throttle >= Scenario(**CASES[case]).cpu_throttle_initial
     if case == "auto-converge-timer-sync":
         assert ref.timer_syncs > 0
+    limits = {row[L.W_DOWNTIME_LIMIT] for row in ref.trace}
+    if case in ("nova-steps", "ovirt"):
+        assert len(limits) > 3                       # the downtime-limit steps up
+    if case in ("nova-force-complete", "kubevirt-pauses"):
+        assert ref.paused_at is not None and ref.converged
+    if case in ("kubevirt-aborts", "ovirt"):
+        assert ref.aborted and not ref.converged
 
 
 def test_cases_cover_both_verdicts():

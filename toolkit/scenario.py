@@ -95,6 +95,9 @@ PARAMETERS = (
           doc="auto-converge: smaller steps near the needed throttle."),
     Param("max_cpu_throttle", "int", 99, "%", 1, 99, qemu="max-cpu-throttle",
           doc="auto-converge: the largest throttle percentage (at least cpu_throttle_initial)."),
+    Param("policy", "policy", "none", "1", doc="Management layer watching the migration: "
+          "'none', 'nova', 'kubevirt' or 'ovirt', with options as "
+          "'nova:timeout_action=force_complete' (see toolkit.policies)."),
     # host costs: why the migration thread can be slower than the link
     Param("page_send_time", "duration", 250.0, "ns", 0, 1e9,
           "CPU time of the migration thread per normal page sent.", time_unit="ns"),
@@ -220,6 +223,9 @@ def _validate(name: str, value):
             raise ValueError(f"{name}={value!r} is not a known {name.replace('_', ' ')}: "
                              f"expected one of {', '.join(spec.choices)}")
         return value
+    if spec.kind == "policy":
+        from . import policies
+        return policies.to_string(policies.parse(value))
     if spec.kind == "bool":
         if not isinstance(value, (bool,)) and type(value).__name__ != "bool_":
             raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
@@ -262,6 +268,7 @@ class Scenario:
     cpu_throttle_increment: int = None
     cpu_throttle_tailslow: bool = None
     max_cpu_throttle: int = None
+    policy: str = None
     page_send_time: float = None
     zero_page_scan_time: float = None
     sync_time_fixed: float = None
@@ -320,6 +327,12 @@ class Scenario:
     def n_pages(self) -> int:
         """Guest pages. [pages]"""
         return self.ram_size // PAGE_SIZE
+
+    @property
+    def policy_object(self):
+        """The management policy (a :mod:`toolkit.policies` object), or None."""
+        from . import policies
+        return policies.parse(self.policy)
 
     @property
     def hot_pages(self) -> int:

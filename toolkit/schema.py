@@ -47,6 +47,12 @@ SCALARS = {
     "dirty_pages_rate": ("s-1", "dirty pages rate",
                          "query-migrate ram.dirty-pages-rate: newly dirty pages per second"),
     "guest_writes": ("1", "guest page writes", "page writes the guest issued [pages]"),
+    "aborted": ("1", "aborted by the policy",
+                "1 if the management policy cancelled the migration (migrate_cancel)"),
+    "pause_time": ("ms", "guest paused at",
+                   "when the management policy paused the guest; NaN if it never did"),
+    "final_downtime_limit": ("ms", "downtime-limit at the end",
+                             "the downtime-limit in force at the end (a policy may raise it)"),
     "cpu_throttle_percentage": ("%", "CPU throttle at the end",
                                 "query-migrate cpu-throttle-percentage (auto-converge); "
                                 "0 when not throttling"),
@@ -70,6 +76,7 @@ TRACE = {
     "window_dirty_pages_rate": (L.W_DIRTY_RATE, 1.0, "s-1", "dirty pages rate"),
     "window_cpu_throttle_percentage": (L.W_THROTTLE, 1.0, "%",
                                        "CPU throttle at window close (auto-converge)"),
+    "window_downtime_limit": (L.W_DOWNTIME_LIMIT, 1.0, "ms", "downtime-limit at window close"),
 }
 
 
@@ -107,6 +114,10 @@ def scalar_results(states: np.ndarray) -> dict:
         "dirty_pages_rate": st[..., L.S_DIRTY_RATE],
         "guest_writes": st[..., L.S_WRITES],
         "cpu_throttle_percentage": st[..., L.S_THROTTLE],
+        "aborted": st[..., L.S_ABORTED] == 1,
+        "pause_time": np.where(st[..., L.S_PAUSED_T] >= 0, st[..., L.S_PAUSED_T] / PS_PER_MS,
+                               np.nan),
+        "final_downtime_limit": st[..., L.S_DOWNTIME_LIMIT],
         "lost_pages": st[..., L.S_LOST_PAGES],
     }
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import policies
 from .kernels import layout as L
 from .kernels.precopy import (NORMAL_PAGE_WIRE, SECTION_WIRE, ZERO_PAGE_WIRE,
                               migration_thread)
@@ -115,7 +116,8 @@ def run_kernel(sc: Scenario) -> RawRun:
     migration_thread(p, writes_per_ps, st, rng,
                      np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
                      np.zeros(zero_words, np.uint64),
-                     np.zeros(versions, np.int32), np.full(versions, -1, np.int32), trace)
+                     np.zeros(versions, np.int32), np.full(versions, -1, np.int32),
+                     policies.kernel_array(sc.policy_object, sc.ram_size), trace)
     return RawRun(state=st, trace=trace[: st[L.S_N_WINDOWS]].copy())
 
 

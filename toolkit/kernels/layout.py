@@ -76,7 +76,17 @@ S_GUEST_BASE = 35       # guest run time at the last throttle change [ps]
 S_THROTTLE_T0 = 36      # time of the last throttle change [ps]
 S_TICK_NEXT = 37        # next tick of the 5 s dirty-sync timer [ps]
 S_TICK_PREV = 38        # dirty_sync_count seen by the timer's previous tick
-N_STATE = 39
+S_DOWNTIME_LIMIT = 39   # downtime-limit now (a policy may change it) [ms]
+S_POLL_NEXT = 40        # next poll of the management policy's monitor [ps]
+S_POL_DEADLINE_MS = 41  # the policy's completion deadline now, 0 = none [ms]
+S_POL_PROGRESS_MS = 42  # when remaining last made progress [ms]
+S_POL_MARK = 43         # remaining at the last poll, or its lowest value (lowmark) [B]
+S_POL_LAST_REMAINING = 44  # remaining at the previous poll, -1 before the first [B]
+S_POL_START_MS = 45     # when the downtime schedule started, -1 not yet [ms]
+S_POL_STEP = 46         # next step of the downtime schedule
+S_PAUSED_T = 47         # when the policy paused the guest, -1 never [ps]
+S_ABORTED = 48          # 1 if the policy aborted the migration
+N_STATE = 49
 
 # --- trace: float64 array ``trace[window, column]``, one row per closed window ---
 W_TIME = 0              # window close, since `migrate` [ms]
@@ -91,7 +101,20 @@ W_EXPECTED_DOWNTIME = 8 # [ms]
 W_MBPS = 9              # this window, decimal Mbit/s
 W_DIRTY_RATE = 10       # dirty_pages_rate [pages/s]
 W_THROTTLE = 11         # cpu throttle percentage [%]
-N_TRACE = 12
+W_DOWNTIME_LIMIT = 12   # downtime-limit [ms]
+N_TRACE = 13
+
+# --- management policy: int64 array ``pol`` (toolkit.policies), read by kernels.policy ---
+POL_POLL_MS = 0         # poll period of the monitor, 0 = no policy [ms]
+POL_COMPLETION_MS = 1   # completion timeout, 0 = none [ms]
+POL_ACTION = 2          # at the completion timeout: 0 none, 1 abort, 2 pause the guest
+POL_DOUBLE = 3          # 1: after pausing, the timeout doubles (then aborts)
+POL_PROGRESS_MS = 4     # abort when remaining made no progress for this long, 0 = never [ms]
+POL_LOWMARK = 5         # 1: progress = below its lowest value; 0: below the previous poll
+POL_START_ON_ITERATION = 6  # 1: the schedule starts at the first new iteration seen
+POL_INITIAL_DOWNTIME = 7  # downtime-limit set at the start, -1 = keep [ms]
+POL_N_STEPS = 8         # steps of the downtime schedule
+POL_STEPS = 9           # then (time after the schedule's start [ms], downtime-limit [ms]) pairs
 
 # --- workloads ---
 UNIFORM = 0

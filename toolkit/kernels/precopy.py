@@ -11,6 +11,7 @@ from numba import njit
 
 from .bitset import lowest_bit, popcount, set_range
 from .guest import guest_run_time, guest_write_pages
+from .policy import ABORT, PAUSE, monitor_poll, monitor_start
 from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      P_DOWNTIME_LIMIT, P_N_PAGES, P_PS_DEVICE, P_PS_MAX_TIME,
                      P_PS_NORMAL, P_PS_SECTION, P_PS_SETUP, P_PS_SYNC_BASE,
@@ -21,7 +22,8 @@ from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      S_LAST_SYNC_MS, S_LOG_0, S_LOG_1, S_LOST_PAGES, S_SYNC_WRITES_0,
                      S_SYNC_WRITES_1, S_WRITES_1, S_N_WINDOWS, S_WRAPS, S_UNFLUSHED,
                      S_THROTTLE, S_HIGH_CNT, S_XFER_PREV, S_GUEST_BASE, S_THROTTLE_T0,
-                     S_TICK_NEXT, S_TICK_PREV, W_THROTTLE, P_QEMU_RULE, P_AUTO_CONVERGE,
+                     S_TICK_NEXT, S_TICK_PREV, W_THROTTLE, S_DOWNTIME_LIMIT, S_POLL_NEXT,
+                     S_PAUSED_T, S_ABORTED, W_DOWNTIME_LIMIT, POL_POLL_MS, P_QEMU_RULE, P_AUTO_CONVERGE,
                      P_THROTTLE_TRIGGER, P_THROTTLE_INITIAL, P_THROTTLE_INCREMENT,
                      P_THROTTLE_TAILSLOW, P_THROTTLE_MAX, P_PERIODIC_SYNC, S_NORMAL,
                      S_PERIOD_PAGES, S_RATE_START, S_SETUP_T,
@@ -395,7 +397,7 @@ def migration_update_counters(p, st, trace):
     bandwidth = np.float64(transferred) / np.float64(time_spent)
     avail = p[P_AVAIL_BW_PER_MS]
     expected_bw_per_ms = np.float64(avail) if avail != 0 else bandwidth
-    st[S_THRESHOLD] = np.int64(expected_bw_per_ms * np.float64(p[P_DOWNTIME_LIMIT]))
+    st[S_THRESHOLD] = np.int64(expected_bw_per_ms * np.float64(st[S_DOWNTIME_LIMIT]))
     mbps = ((np.float64(transferred) * 8.0) / (np.float64(time_spent) / 1000.0)) / 1e6
     if st[S_DIRTY_RATE] != 0 and transferred > 10000 and expected_bw_per_ms > 0.0:
         st[S_EXPECTED_DOWNTIME] = np.int64(st[S_DIRTY_BYTES_LAST_SYNC] / expected_bw_per_ms)
@@ -416,6 +418,7 @@ def migration_update_counters(p, st, trace):
         trace[row, W_MBPS] = mbps
         trace[row, W_DIRTY_RATE] = st[S_DIRTY_RATE]
         trace[row, W_THROTTLE] = st[S_THROTTLE]
+        trace[row, W_DOWNTIME_LIMIT] = st[S_DOWNTIME_LIMIT]
         st[S_N_WINDOWS] = row + 1
 
 
@@ -526,8 +529,9 @@ def dirty_sync_timer_tick(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
 
 @njit(cache=True, nogil=True)
 def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
-                     src_version, dst_version, trace):
-    """Run one precopy migration from the ``migrate`` command to completion or ``max_time``.
+                     src_version, dst_version, pol, trace):
+    """Run one precopy migration from the ``migrate`` command to completion,
+    ``max_time``, or an abort by the management policy.
 
     Parameters
     ----------
@@ -546,6 +550,8 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     src_version, dst_version : ndarray(int32)
         Check mode: per-page versions (zeros, and -1 for never received);
         empty otherwise.
+    pol : ndarray(int64)
+        The management policy's monitor, see ``layout.POL_*`` (poll period 0: none).
     trace : ndarray(float64, (windows, N_TRACE))
         One row per closed window, see ``layout.W_*``.
     """
@@ -556,9 +562,11 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     st[S_LOST_PAGES] = -1
     st[S_LOG_0] = -1
     st[S_LOG_1] = -1
-    st[S_EXPECTED_DOWNTIME] = p[P_DOWNTIME_LIMIT]
+    st[S_DOWNTIME_LIMIT] = p[P_DOWNTIME_LIMIT]
     st[S_TICK_NEXT] = DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS   # armed before setup
     st[S_TICK_PREV] = 2
+    monitor_start(pol, st)
+    st[S_EXPECTED_DOWNTIME] = st[S_DOWNTIME_LIMIT]
     # setup: the window opens before setup, so setup time dilutes the first estimate
     st[S_T] = p[P_PS_SETUP]
     set_range(bitmap, 0, n_pages)                 # ram_init_bitmaps: all pages dirty
@@ -569,6 +577,15 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
         if p[P_PERIODIC_SYNC] != 0 and st[S_T] >= st[S_TICK_NEXT]:
             dirty_sync_timer_tick(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                                   src_version)
+        if pol[POL_POLL_MS] != 0 and st[S_T] >= st[S_POLL_NEXT]:
+            action = monitor_poll(pol, st)
+            if action == ABORT:
+                st[S_ABORTED] = 1
+                break
+            if action == PAUSE:             # the guest stops writing; precopy goes on
+                guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
+                st[S_VM_RUNNING] = 0
+                st[S_PAUSED_T] = st[S_T]
         if not migration_rate_exceeded(p, st):
             if migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap,
                                        written, src_version, dst_version):

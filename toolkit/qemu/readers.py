@@ -230,7 +230,9 @@ def _windows(records: list[TraceRecord], t0: float, downtime_limit: float | None
                                 ("window_expected_downtime", expected_downtime),
                                 ("window_mbps", nbytes * 8 / (spent / 1000) / 1e6
                                  if spent else math.nan),
-                                ("window_dirty_pages_rate", rate)):
+                                ("window_dirty_pages_rate", rate),
+                                ("window_cpu_throttle_percentage", math.nan),
+                                ("window_downtime_limit", downtime_limit)):
                 cols[name].append(value)
             awaiting = True
     cols = {name: np.asarray(v, dtype=float) for name, v in cols.items()}
@@ -252,6 +254,10 @@ _WINDOW_SOURCES = {
     "window_dirty_pages_rate": "replayed from migration_bitmap_sync_end: dirty_pages x 1000 / "
                                "period [ms] at syncs closing a > 1 s period",
     "window_mbps": "window_bytes x 8 / time_spent, decimal Mbit/s (QEMU's formula)",
+    "window_cpu_throttle_percentage": "not traced (NaN): query-migrate cpu-throttle-percentage "
+                                      "is in the samples",
+    "window_downtime_limit": "the run's downtime-limit (params, or threshold / bandwidth): "
+                             "the harness sets it once",
 }
 
 
@@ -334,6 +340,15 @@ def _scalars(samples: list[dict], records: list[TraceRecord], t0: float,
                                              "switchover decision (or the last window)"))
         out["switchover_pending"] = (float(low[0].args["pending"]) if low else math.nan,
                                      "trace: migration_thread_low_pending; NaN if none")
+        out["final_downtime_limit"] = (win["downtime_limit"],
+                                       "the run's downtime-limit, set once by the harness")
+    if samples:
+        out["cpu_throttle_percentage"] = (
+            _last(samples, "cpu-throttle-percentage", skip_status=("completed",))
+            if any("cpu-throttle-percentage" in _qm(x) for x in samples) else 0.0,
+            "query-migrate cpu-throttle-percentage of the last sample reporting it (0: never)")
+    out["aborted"] = (0.0, "no management policy watched the recorded run")
+    out["pause_time"] = (math.nan, "no management policy watched the recorded run")
     return out
 
 

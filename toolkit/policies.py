@@ -1,0 +1,271 @@
+"""Management-layer policies: what Nova, KubeVirt and oVirt do to a running migration.
+
+Each policy is a small frozen dataclass with the real product's option names
+and defaults (see ``../shared/reference/field.md``). It turns into the array
+the kernel's monitor (:mod:`toolkit.kernels.policy`) reads: a poll period, a
+downtime-limit schedule, a completion timeout with its action (abort or pause
+the guest), and a progress timeout. A Scenario names its policy by a string
+(``"nova"``, ``"kubevirt:completion_timeout_per_gib=20"``, ``"none"``), so
+that sweeps can range over policies and Datasets can store them.
+
+Not modelled yet: the post-copy switches (Nova's ``live_migration_permit_post_copy``
+and its switch rule, KubeVirt's ``allowPostCopy``), which need post-copy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from .kernels import layout as L
+
+GIB = 2**30
+
+
+def _monitor_array(poll_ms, *, completion_ms=0, action="none", double_after_pause=False,
+                    progress_ms=0, lowmark=False, start_on_iteration=False,
+                    initial_downtime=-1, steps=()) -> np.ndarray:
+    pol = np.zeros(L.POL_STEPS + 2 * len(steps), np.int64)
+    pol[L.POL_POLL_MS] = poll_ms
+    pol[L.POL_COMPLETION_MS] = completion_ms
+    pol[L.POL_ACTION] = {"none": 0, "abort": 1, "pause": 2}[action]
+    pol[L.POL_DOUBLE] = int(double_after_pause)
+    pol[L.POL_PROGRESS_MS] = progress_ms
+    pol[L.POL_LOWMARK] = int(lowmark)
+    pol[L.POL_START_ON_ITERATION] = int(start_on_iteration)
+    pol[L.POL_INITIAL_DOWNTIME] = initial_downtime
+    pol[L.POL_N_STEPS] = len(steps)
+    for i, (t_ms, downtime) in enumerate(steps):
+        pol[L.POL_STEPS + 2 * i] = t_ms
+        pol[L.POL_STEPS + 2 * i + 1] = downtime
+    return pol
+
+
+@dataclasses.dataclass(frozen=True)
+class Nova:
+    """OpenStack Nova's libvirt driver (``nova/virt/libvirt/migration.py``).
+
+    Parameters
+    ----------
+    downtime : int
+        ``live_migration_downtime``, the last step [ms], >= 100.
+    downtime_steps : int
+        ``live_migration_downtime_steps``, >= 3.
+    downtime_delay : int
+        ``live_migration_downtime_delay`` between steps per GiB of RAM [s/GiB], >= 3.
+    completion_timeout : int
+        ``live_migration_completion_timeout`` per GiB [s/GiB], 0 = none.
+    timeout_action : str
+        ``live_migration_timeout_action``: ``abort`` or ``force_complete``
+        (pause the guest; post-copy is not modelled).
+    """
+
+    downtime: int = 500
+    downtime_steps: int = 10
+    downtime_delay: int = 75
+    completion_timeout: int = 800
+    timeout_action: str = "abort"
+    name = "nova"
+    POLL_MS = 500           # the monitor loop sleeps 0.5 s
+
+    def __post_init__(self):
+        _check(self, "downtime", 100, 2_000_000)
+        _check(self, "downtime_steps", 3, 10_000)
+        _check(self, "downtime_delay", 3, 10**6)
+        _check(self, "completion_timeout", 0, 10**6)
+        if self.timeout_action not in ("abort", "force_complete"):
+            raise ValueError(f"nova timeout_action={self.timeout_action!r}: expected 'abort' "
+                             "or 'force_complete'")
+
+    @staticmethod
+    def data_gb(ram_size: int) -> float:
+        """RAM in GiB, at least 2 (Nova counts small guests as 2 GiB)."""
+        return max(ram_size / GIB, 2.0)
+
+    def steps(self, ram_size: int) -> list[tuple[int, int]]:
+        """``(time [s], downtime-limit [ms])`` steps: ``live_migration_downtime_steps``."""
+        delay = int(self.downtime_delay * self.data_gb(ram_size))
+        base = self.downtime / self.downtime_steps
+        offset = (self.downtime - base) / self.downtime_steps
+        return [(int(delay * i), int(base + offset * i)) for i in range(self.downtime_steps + 1)]
+
+    def kernel_array(self, ram_size: int) -> np.ndarray:
+        steps = self.steps(ram_size)
+        timeout_s = int(self.completion_timeout * self.data_gb(ram_size))
+        return _monitor_array(
+            self.POLL_MS, completion_ms=timeout_s * 1000,
+            action="abort" if self.timeout_action == "abort" else "pause",
+            initial_downtime=steps[0][1],
+            steps=[(t * 1000, d) for t, d in steps[1:]])
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeVirt:
+    """KubeVirt's migration monitor (virt-launcher ``live-migration-source.go``).
+
+    Parameters
+    ----------
+    completion_timeout_per_gib : int
+        ``completionTimeoutPerGiB`` [s per GB of RAM, decimal, rounded up], 0 = none.
+    progress_timeout : int
+        ``progressTimeout`` [s]: abort when remaining did not drop for this long.
+    allow_workload_disruption : bool
+        ``allowWorkloadDisruption``: at the completion timeout pause the guest
+        (and double the timeout) instead of aborting. Post-copy is not modelled.
+    """
+
+    completion_timeout_per_gib: int = 150
+    progress_timeout: int = 150
+    allow_workload_disruption: bool = False
+    name = "kubevirt"
+    POLL_MS = 400           # GetJobStats every 400 ms
+
+    def __post_init__(self):
+        _check(self, "completion_timeout_per_gib", 0, 10**6)
+        _check(self, "progress_timeout", 0, 10**6)
+
+    @staticmethod
+    def data_gb(ram_size: int) -> int:
+        """RAM as a Kubernetes quantity scaled to Giga: decimal GB, rounded up."""
+        return math.ceil(ram_size / 1e9)
+
+    def kernel_array(self, ram_size: int) -> np.ndarray:
+        acceptable_s = self.completion_timeout_per_gib * self.data_gb(ram_size)
+        return _monitor_array(
+            self.POLL_MS, completion_ms=acceptable_s * 1000,
+            action="pause" if self.allow_workload_disruption else "abort",
+            double_after_pause=True, progress_ms=self.progress_timeout * 1000)
+
+
+@dataclasses.dataclass(frozen=True)
+class OVirt:
+    """oVirt's VDSM (``lib/vdsm/virt/migration.py``, without an engine schedule).
+
+    Parameters
+    ----------
+    downtime : int
+        ``migration_downtime``, the last step [ms].
+    downtime_steps : int
+        ``migration_downtime_steps``, >= 2.
+    downtime_delay : int
+        ``migration_downtime_delay`` [s per GiB]: the wait between steps is
+        ``delay x RAM GiB / steps``, at most 60 s.
+    max_time_per_gib : int
+        ``migration_max_time_per_gib_mem`` [s/GiB]: abort after this, 0 = none.
+    progress_timeout : int
+        ``migration_progress_timeout`` [s]: abort when remaining has not gone
+        below its lowest value for this long.
+    monitor_interval : int
+        ``migration_monitor_interval`` [s].
+    """
+
+    downtime: int = 500
+    downtime_steps: int = 10
+    downtime_delay: int = 75
+    max_time_per_gib: int = 64
+    progress_timeout: int = 240
+    monitor_interval: int = 10
+    name = "ovirt"
+    WAIT_STEP_LIMIT_S = 60
+
+    def __post_init__(self):
+        _check(self, "downtime", 1, 2_000_000)
+        _check(self, "downtime_steps", 2, 10_000)
+        _check(self, "downtime_delay", 0, 10**6)
+        _check(self, "max_time_per_gib", 0, 10**6)
+        _check(self, "progress_timeout", 0, 10**6)
+        _check(self, "monitor_interval", 1, 10**6)
+
+    def downtimes(self) -> list[int]:
+        """VDSM's ``exponential_downtime``: ``int(offset + base ** i)``, i = 0..steps-1."""
+        offset = self.downtime / float(self.downtime_steps)
+        base = (self.downtime - offset) ** (1 / float(self.downtime_steps - 1))
+        return [int(offset + base ** i) for i in range(self.downtime_steps)]
+
+    def wait_s(self, ram_size: int) -> float:
+        """Wait between two steps of the downtime thread. [s]"""
+        mem_mib = ram_size // 2**20
+        return min(self.downtime_delay * mem_mib / (1024 * self.downtime_steps),
+                   self.WAIT_STEP_LIMIT_S)
+
+    def kernel_array(self, ram_size: int) -> np.ndarray:
+        d = self.downtimes()
+        wait_ms = int(self.wait_s(ram_size) * 1000)
+        max_s = (self.max_time_per_gib * (ram_size // 2**20) + 1023) // 1024
+        # the first value is set when monitoring starts; the thread sets the rest,
+        # one per wait, from the first new iteration the monitor sees
+        return _monitor_array(
+            self.monitor_interval * 1000, completion_ms=max_s * 1000, action="abort",
+            progress_ms=self.progress_timeout * 1000, lowmark=True, start_on_iteration=True,
+            initial_downtime=d[0], steps=[(i * wait_ms, x) for i, x in enumerate(d[1:])])
+
+
+POLICIES = {"nova": Nova, "kubevirt": KubeVirt, "ovirt": OVirt}
+
+
+def _check(policy, field: str, lo: int, hi: int) -> None:
+    value = getattr(policy, field)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{policy.name} {field}={value!r} is out of range: expected an "
+                         f"integer in [{lo}, {hi}]")
+
+
+def parse(text):
+    """A policy from its string (``"nova"``, ``"nova:timeout_action=force_complete"``),
+    a policy object, or ``None``/``"none"`` for no policy.
+
+    Raises
+    ------
+    ValueError
+        Unknown policy or option, or an option out of its range.
+    """
+    if text is None or isinstance(text, tuple(POLICIES.values())):
+        return text
+    if not isinstance(text, str):
+        raise TypeError(f"policy: expected a string such as 'nova' or a policy object, got "
+                        f"{type(text).__name__} {text!r}")
+    name, _, opts = text.strip().partition(":")
+    if name == "none" and not opts:
+        return None
+    if name not in POLICIES:
+        raise ValueError(f"policy={text!r}: expected 'none' or one of "
+                         f"{', '.join(POLICIES)}, optionally with ':option=value,...'")
+    cls = POLICIES[name]
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for item in filter(None, (s.strip() for s in opts.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or key not in known:
+            raise ValueError(f"policy={text!r}: {key!r} is not an option of {name}; "
+                             f"options: {', '.join(known)}")
+        default = known[key].default
+        if isinstance(default, bool):
+            if value not in ("true", "false"):
+                raise ValueError(f"policy={text!r}: {key} expects true or false")
+            kwargs[key] = value == "true"
+        elif isinstance(default, int):
+            try:
+                kwargs[key] = int(value)
+            except ValueError:
+                raise ValueError(f"policy={text!r}: {key} expects an integer") from None
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def to_string(policy) -> str:
+    """The canonical string of a policy: its name and the options that differ from
+    the defaults (``"none"`` for no policy)."""
+    if policy is None:
+        return "none"
+    changed = [f"{f.name}={str(getattr(policy, f.name)).lower()}"
+               for f in dataclasses.fields(policy) if getattr(policy, f.name) != f.default]
+    return policy.name + (":" + ",".join(changed) if changed else "")
+
+
+def kernel_array(policy, ram_size: int) -> np.ndarray:
+    """The monitor's array for the kernel; a disabled monitor for no policy."""
+    if policy is None:
+        return np.zeros(L.POL_STEPS, np.int64)
+    return policy.kernel_array(ram_size)
