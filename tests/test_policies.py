@@ -128,3 +128,16 @@ def test_policy_strings_round_trip_and_bad_ones_are_rejected():
                        ("kubevirt:allow_workload_disruption=1", "expects true or false")]:
         with pytest.raises(ValueError, match=match):
             tk.Scenario(policy=bad)
+
+
+def test_postcopy_by_policy():
+    # Nova with permit_post_copy switches once a poll sees < 10 % progress after the
+    # first iteration; KubeVirt with allowPostCopy at its completion timeout
+    nova = tk.simulate(**NEVER, max_time=300, policy="nova:permit_post_copy=true")
+    kube = tk.simulate(**NEVER, max_time=300,
+                       policy="kubevirt:completion_timeout_per_gib=20,allow_post_copy=true")
+    for ds in (nova, kube):
+        assert bool(ds.converged) and not bool(ds.aborted)
+        assert not np.isnan(ds.postcopy_start_time.item()) and int(ds.postcopy_faults) > 0
+    assert nova.postcopy_start_time.item() > nova.time.values[nova.syncs.values > 1][0]
+    assert 60_000 < kube.postcopy_start_time.item() <= 60_000 + 400 + 200

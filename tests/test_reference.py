@@ -59,6 +59,15 @@ CASES = {
                             policy="kubevirt:completion_timeout_per_gib=1"),
     "kubevirt-pauses": dict(dirty_rate="12MiB/s", max_time=20.0, policy=(
         "kubevirt:completion_timeout_per_gib=2,allow_workload_disruption=true")),
+    "postcopy-at-sync-3": dict(dirty_rate="12MiB/s", postcopy_ram=True, postcopy_start_sync=3,
+                               max_time=20.0),
+    "postcopy-hotcold-10.1": dict(workload="hotcold", dirty_rate="6MiB/s", postcopy_ram=True,
+                                  postcopy_start_sync=2, qemu_version="10.1",
+                                  max_bandwidth="3MB/s"),
+    "nova-postcopy-switch": dict(dirty_rate="12MiB/s", max_time=20.0,
+                                 policy="nova:permit_post_copy=true"),
+    "kubevirt-postcopy": dict(dirty_rate="12MiB/s", max_time=20.0, policy=(
+        "kubevirt:completion_timeout_per_gib=2,allow_post_copy=true")),
     "ovirt": dict(ram_size="16MiB", dirty_rate="12MiB/s", max_time=25.0,
                   policy="ovirt:downtime_delay=300,monitor_interval=1,progress_timeout=6,"
                          "max_time_per_gib=0"),
@@ -81,7 +90,8 @@ def assert_same(sc: Scenario):
         "downtime_bytes": s[L.S_DOWNTIME_BYTES], "switch_pending": s[L.S_SWITCH_PENDING],
         "downtime_start": s[L.S_DOWNTIME_START], "throttle": s[L.S_THROTTLE],
         "aborted": s[L.S_ABORTED], "paused_at": s[L.S_PAUSED_T],
-        "downtime_limit": s[L.S_DOWNTIME_LIMIT],
+        "downtime_limit": s[L.S_DOWNTIME_LIMIT], "faults": s[L.S_FAULTS],
+        "postcopy_t": s[L.S_POSTCOPY_T], "downtime_end": s[L.S_DOWNTIME_END],
     }
     want = {
         "converged": ref.converged, "t": ref.t, "setup": ref.setup_t, "writes": ref.writes,
@@ -92,7 +102,9 @@ def assert_same(sc: Scenario):
         "downtime_start": -1 if ref.downtime_start is None else ref.downtime_start,
         "throttle": ref.throttle, "aborted": ref.aborted,
         "paused_at": -1 if ref.paused_at is None else ref.paused_at,
-        "downtime_limit": ref.downtime_limit,
+        "downtime_limit": ref.downtime_limit, "faults": ref.faults,
+        "postcopy_t": -1 if ref.postcopy_t is None else ref.postcopy_t,
+        "downtime_end": 0 if ref.downtime_end is None else ref.downtime_end,
     }
     assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in want.items()}
     np.testing.assert_array_equal(raw.trace, np.array(ref.trace, dtype=float).reshape(-1, L.N_TRACE))
@@ -123,6 +135,8 @@ def test_kernel_equals_reference(case, check):
         assert ref.paused_at is not None and ref.converged
     if case in ("kubevirt-aborts", "ovirt"):
         assert ref.aborted and not ref.converged
+    if "postcopy" in case:
+        assert ref.postcopy_t is not None and ref.converged and ref.faults > 0
 
 
 def test_cases_cover_both_verdicts():

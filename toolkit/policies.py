@@ -8,8 +8,8 @@ the guest), and a progress timeout. A Scenario names its policy by a string
 (``"nova"``, ``"kubevirt:completion_timeout_per_gib=20"``, ``"none"``), so
 that sweeps can range over policies and Datasets can store them.
 
-Not modelled yet: the post-copy switches (Nova's ``live_migration_permit_post_copy``
-and its switch rule, KubeVirt's ``allowPostCopy``), which need post-copy.
+A policy that permits postcopy turns on the postcopy-ram capability, as
+libvirt does for them.
 """
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ GIB = 2**30
 
 
 def _monitor_array(poll_ms, *, completion_ms=0, action="none", double_after_pause=False,
-                    progress_ms=0, lowmark=False, start_on_iteration=False,
-                    initial_downtime=-1, steps=()) -> np.ndarray:
+                   progress_ms=0, lowmark=False, start_on_iteration=False,
+                   initial_downtime=-1, nova_switch=False, steps=()) -> np.ndarray:
     pol = np.zeros(L.POL_STEPS + 2 * len(steps), np.int64)
     pol[L.POL_POLL_MS] = poll_ms
     pol[L.POL_COMPLETION_MS] = completion_ms
-    pol[L.POL_ACTION] = {"none": 0, "abort": 1, "pause": 2}[action]
+    pol[L.POL_ACTION] = {"none": 0, "abort": 1, "pause": 2, "postcopy": 3}[action]
+    pol[L.POL_NOVA_SWITCH] = int(nova_switch)
     pol[L.POL_DOUBLE] = int(double_after_pause)
     pol[L.POL_PROGRESS_MS] = progress_ms
     pol[L.POL_LOWMARK] = int(lowmark)
@@ -58,7 +59,11 @@ class Nova:
         ``live_migration_completion_timeout`` per GiB [s/GiB], 0 = none.
     timeout_action : str
         ``live_migration_timeout_action``: ``abort`` or ``force_complete``
-        (pause the guest; post-copy is not modelled).
+        (switch to postcopy when permitted, else pause the guest).
+    permit_post_copy : bool
+        ``live_migration_permit_post_copy``: enable postcopy-ram and switch to
+        it when a poll after the first iteration sees remaining fall by less
+        than 10 % (``should_switch_to_postcopy``).
     """
 
     downtime: int = 500
@@ -66,7 +71,13 @@ class Nova:
     downtime_delay: int = 75
     completion_timeout: int = 800
     timeout_action: str = "abort"
+    permit_post_copy: bool = False
     name = "nova"
+
+    @property
+    def postcopy(self) -> bool:
+        """Whether the policy enables postcopy-ram."""
+        return self.permit_post_copy
     POLL_MS = 500           # the monitor loop sleeps 0.5 s
 
     def __post_init__(self):
@@ -93,10 +104,11 @@ class Nova:
     def kernel_array(self, ram_size: int) -> np.ndarray:
         steps = self.steps(ram_size)
         timeout_s = int(self.completion_timeout * self.data_gb(ram_size))
+        force = "postcopy" if self.permit_post_copy else "pause"
         return _monitor_array(
             self.POLL_MS, completion_ms=timeout_s * 1000,
-            action="abort" if self.timeout_action == "abort" else "pause",
-            initial_downtime=steps[0][1],
+            action="abort" if self.timeout_action == "abort" else force,
+            initial_downtime=steps[0][1], nova_switch=self.permit_post_copy,
             steps=[(t * 1000, d) for t, d in steps[1:]])
 
 
@@ -110,15 +122,25 @@ class KubeVirt:
         ``completionTimeoutPerGiB`` [s per GB of RAM, decimal, rounded up], 0 = none.
     progress_timeout : int
         ``progressTimeout`` [s]: abort when remaining did not drop for this long.
+    allow_post_copy : bool
+        ``allowPostCopy``: enable postcopy-ram; at the completion timeout switch
+        to postcopy (``MigrateStartPostCopy``).
     allow_workload_disruption : bool
-        ``allowWorkloadDisruption``: at the completion timeout pause the guest
-        (and double the timeout) instead of aborting. Post-copy is not modelled.
+        ``allowWorkloadDisruption`` (unset: as ``allow_post_copy``): act at the
+        completion timeout (postcopy if allowed, else pause the guest and double
+        the timeout) instead of aborting.
     """
 
     completion_timeout_per_gib: int = 150
     progress_timeout: int = 150
-    allow_workload_disruption: bool = False
+    allow_post_copy: bool = False
+    allow_workload_disruption: bool | None = None
     name = "kubevirt"
+
+    @property
+    def postcopy(self) -> bool:
+        """Whether the policy enables postcopy-ram."""
+        return self.allow_post_copy
     POLL_MS = 400           # GetJobStats every 400 ms
 
     def __post_init__(self):
@@ -132,9 +154,12 @@ class KubeVirt:
 
     def kernel_array(self, ram_size: int) -> np.ndarray:
         acceptable_s = self.completion_timeout_per_gib * self.data_gb(ram_size)
+        disrupt = self.allow_workload_disruption
+        if disrupt is None:
+            disrupt = self.allow_post_copy
+        action = ("postcopy" if self.allow_post_copy else "pause") if disrupt else "abort"
         return _monitor_array(
-            self.POLL_MS, completion_ms=acceptable_s * 1000,
-            action="pause" if self.allow_workload_disruption else "abort",
+            self.POLL_MS, completion_ms=acceptable_s * 1000, action=action,
             double_after_pause=True, progress_ms=self.progress_timeout * 1000)
 
 
@@ -240,7 +265,7 @@ def parse(text):
             raise ValueError(f"policy={text!r}: {key!r} is not an option of {name}; "
                              f"options: {', '.join(known)}")
         default = known[key].default
-        if isinstance(default, bool):
+        if isinstance(default, bool) or key == "allow_workload_disruption":
             if value not in ("true", "false"):
                 raise ValueError(f"policy={text!r}: {key} expects true or false")
             kwargs[key] = value == "true"

@@ -95,6 +95,11 @@ PARAMETERS = (
           doc="auto-converge: smaller steps near the needed throttle."),
     Param("max_cpu_throttle", "int", 99, "%", 1, 99, qemu="max-cpu-throttle",
           doc="auto-converge: the largest throttle percentage (at least cpu_throttle_initial)."),
+    Param("postcopy_ram", "bool", False, "1", qemu="postcopy-ram",
+          doc="QEMU capability postcopy-ram: RAM may go after the switch to postcopy."),
+    Param("postcopy_start_sync", "int", 0, "1", 0, 2**31,
+          doc="Call migrate-start-postcopy once dirty-sync-count reaches this (needs "
+          "postcopy_ram); 0 = never."),
     Param("policy", "policy", "none", "1", doc="Management layer watching the migration: "
           "'none', 'nova', 'kubevirt' or 'ovirt', with options as "
           "'nova:timeout_action=force_complete' (see toolkit.policies)."),
@@ -268,6 +273,8 @@ class Scenario:
     cpu_throttle_increment: int = None
     cpu_throttle_tailslow: bool = None
     max_cpu_throttle: int = None
+    postcopy_ram: bool = None
+    postcopy_start_sync: int = None
     policy: str = None
     page_send_time: float = None
     zero_page_scan_time: float = None
@@ -300,6 +307,10 @@ class Scenario:
                 f"max_cpu_throttle={self.max_cpu_throttle!r} is out of range: expected an "
                 f"integer in [cpu_throttle_initial = {self.cpu_throttle_initial}, 99] % "
                 "(QEMU 'max-cpu-throttle')")
+        if self.postcopy_start_sync and not self.postcopy_ram:
+            raise ValueError(f"postcopy_start_sync={self.postcopy_start_sync!r} needs "
+                             "postcopy_ram=True (QEMU refuses migrate-start-postcopy without "
+                             "the postcopy-ram capability)")
         if self.workload == "hotcold":
             hot = self.hot_pages
             if not 1 <= hot < self.n_pages:

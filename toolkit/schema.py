@@ -53,6 +53,11 @@ SCALARS = {
                    "when the management policy paused the guest; NaN if it never did"),
     "final_downtime_limit": ("ms", "downtime-limit at the end",
                              "the downtime-limit in force at the end (a policy may raise it)"),
+    "postcopy_start_time": ("ms", "postcopy started at",
+                            "when the destination started running in postcopy (the downtime "
+                            "ended); NaN if the migration never switched to postcopy"),
+    "postcopy_faults": ("1", "postcopy page faults",
+                        "pages the destination's guest touched before they arrived [pages]"),
     "cpu_throttle_percentage": ("%", "CPU throttle at the end",
                                 "query-migrate cpu-throttle-percentage (auto-converge); "
                                 "0 when not throttling"),
@@ -100,7 +105,8 @@ def scalar_results(states: np.ndarray) -> dict:
         "converged": converged,
         "total_time": end,
         "setup_time": setup,
-        "downtime": np.where(converged, end - st[..., L.S_DOWNTIME_START] / PS_PER_MS, np.nan),
+        "downtime": np.where(converged, (st[..., L.S_DOWNTIME_END] - st[..., L.S_DOWNTIME_START])
+                             / PS_PER_MS, np.nan),
         "expected_downtime": st[..., L.S_EXPECTED_DOWNTIME].astype(float),
         "transferred": nbytes,
         "remaining": st[..., L.S_DIRTY] * 4096,
@@ -118,6 +124,9 @@ def scalar_results(states: np.ndarray) -> dict:
         "pause_time": np.where(st[..., L.S_PAUSED_T] >= 0, st[..., L.S_PAUSED_T] / PS_PER_MS,
                                np.nan),
         "final_downtime_limit": st[..., L.S_DOWNTIME_LIMIT],
+        "postcopy_start_time": np.where(st[..., L.S_POSTCOPY_T] >= 0,
+                                        st[..., L.S_POSTCOPY_T] / PS_PER_MS, np.nan),
+        "postcopy_faults": st[..., L.S_FAULTS],
         "lost_pages": st[..., L.S_LOST_PAGES],
     }
 

@@ -93,6 +93,9 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, float]:
     p[L.P_THROTTLE_INCREMENT] = sc.cpu_throttle_increment
     p[L.P_THROTTLE_TAILSLOW] = int(sc.cpu_throttle_tailslow)
     p[L.P_THROTTLE_MAX] = sc.max_cpu_throttle
+    policy = sc.policy_object
+    p[L.P_POSTCOPY_RAM] = int(sc.postcopy_ram or getattr(policy, "postcopy", False))
+    p[L.P_POSTCOPY_START_SYNC] = sc.postcopy_start_sync
     # the 5 s dirty-sync timer of auto-converge arrived in QEMU 9.2
     p[L.P_PERIODIC_SYNC] = int(sc.auto_converge and
                                QEMU_VERSIONS.index(sc.qemu_version) >= QEMU_VERSIONS.index("9.2"))

@@ -17,7 +17,8 @@ from numba import njit
 
 from .bitset import count_range
 from .layout import (P_CHECK, P_HOT_PAGES, P_N_PAGES, P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD,
-                     S_GUEST_BASE, S_LOG_0, S_THROTTLE, S_THROTTLE_T0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
+                     S_FAULTS, S_GUEST_BASE, S_GUEST_OFFSET, S_LOG_0, S_THROTTLE,
+                     S_THROTTLE_T0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
                      S_WRITES_1, SEQUENTIAL)
 from .rng import below, skip_ahead, splitmix64
 
@@ -38,10 +39,11 @@ def throttled_run_time(dt_ps, pct):
 
 @njit(cache=True, nogil=True)
 def guest_run_time(st):
-    """The guest's own running time by ``st[S_T]``: all of it unless throttled. [ps]"""
+    """The guest's own running time by ``st[S_T]``: all of it but the time it was
+    stopped before running again (postcopy), unless throttled. [ps]"""
     pct = st[S_THROTTLE]
     if pct == 0:
-        return st[S_T]
+        return st[S_T] - st[S_GUEST_OFFSET]
     return st[S_GUEST_BASE] + throttled_run_time(st[S_T] - st[S_THROTTLE_T0], pct)
 
 
@@ -164,3 +166,45 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
         st[S_WRITES] += due - done
         if s == 1:
             st[S_WRITES_1] = due
+
+
+@njit(cache=True, nogil=True)
+def guest_fault_pages(p, writes_per_ps, st, rng, bitmap, src_version, dst_version):
+    """Postcopy: the guest runs on the destination; each of its writes due by now
+    that touches a page still only on the source faults, and the source sends
+    that page at once: it leaves the bitmap (the caller accounts it as sent).
+    Returns the pages faulted.
+
+    The writes come from the same streams as before the switch; nothing is logged
+    (the destination does not track dirty pages). **Simplification:** a fault
+    does not stall the vCPU.
+    """
+    check = p[P_CHECK] != 0
+    sequential = p[P_WORKLOAD] == SEQUENTIAL
+    run_time = guest_run_time(st)
+    faults = 0
+    for s in range(2):
+        rate = writes_per_ps[s]
+        if rate == 0.0:
+            continue
+        done = st[S_WRITES] - st[S_WRITES_1] if s == 0 else st[S_WRITES_1]
+        due = writes_due(run_time, rate)
+        if due <= done:
+            continue
+        lo, size = stream_range(p, s)
+        state = rng[s]
+        for k in range(done, due):
+            page, state = next_page(sequential, lo, size, k, state)
+            i = page >> 6
+            bit = np.uint64(1) << np.uint64(page & 63)
+            if bitmap[i] & bit:
+                bitmap[i] &= ~bit
+                faults += 1
+                if check:
+                    dst_version[page] = src_version[page]
+        rng[s] = state
+        st[S_WRITES] += due - done
+        if s == 1:
+            st[S_WRITES_1] = due
+    st[S_FAULTS] += faults
+    return faults

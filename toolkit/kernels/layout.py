@@ -34,7 +34,9 @@ P_THROTTLE_INCREMENT = 24  # cpu-throttle-increment [%]
 P_THROTTLE_TAILSLOW = 25  # 1: cpu-throttle-tailslow
 P_THROTTLE_MAX = 26     # max-cpu-throttle [%]
 P_PERIODIC_SYNC = 27    # 1: auto-converge's 5 s dirty-sync timer (QEMU 9.2 and later)
-N_PARAMS = 28
+P_POSTCOPY_RAM = 28     # 1: capability postcopy-ram
+P_POSTCOPY_START_SYNC = 29  # migrate-start-postcopy once dirty-sync-count reaches this, 0 = never
+N_PARAMS = 30
 
 # --- state: int64 array ``st`` (kernel-owned, read back as results) ---
 S_T = 0                 # simulated time since `migrate` [ps]
@@ -86,7 +88,12 @@ S_POL_START_MS = 45     # when the downtime schedule started, -1 not yet [ms]
 S_POL_STEP = 46         # next step of the downtime schedule
 S_PAUSED_T = 47         # when the policy paused the guest, -1 never [ps]
 S_ABORTED = 48          # 1 if the policy aborted the migration
-N_STATE = 49
+S_GUEST_OFFSET = 49     # time the guest was stopped before running again (postcopy) [ps]
+S_POSTCOPY_REQUESTED = 50  # 1 once migrate-start-postcopy was issued
+S_POSTCOPY_T = 51       # when the destination started running (postcopy), -1 never [ps]
+S_FAULTS = 52           # postcopy: pages the destination faulted on [pages]
+S_DOWNTIME_END = 53     # end of the downtime [ps]
+N_STATE = 54
 
 # --- trace: float64 array ``trace[window, column]``, one row per closed window ---
 W_TIME = 0              # window close, since `migrate` [ms]
@@ -107,14 +114,15 @@ N_TRACE = 13
 # --- management policy: int64 array ``pol`` (toolkit.policies), read by kernels.policy ---
 POL_POLL_MS = 0         # poll period of the monitor, 0 = no policy [ms]
 POL_COMPLETION_MS = 1   # completion timeout, 0 = none [ms]
-POL_ACTION = 2          # at the completion timeout: 0 none, 1 abort, 2 pause the guest
+POL_ACTION = 2          # at the completion timeout: 0 none, 1 abort, 2 pause the guest, 3 postcopy
 POL_DOUBLE = 3          # 1: after pausing, the timeout doubles (then aborts)
 POL_PROGRESS_MS = 4     # abort when remaining made no progress for this long, 0 = never [ms]
 POL_LOWMARK = 5         # 1: progress = below its lowest value; 0: below the previous poll
 POL_START_ON_ITERATION = 6  # 1: the schedule starts at the first new iteration seen
 POL_INITIAL_DOWNTIME = 7  # downtime-limit set at the start, -1 = keep [ms]
-POL_N_STEPS = 8         # steps of the downtime schedule
-POL_STEPS = 9           # then (time after the schedule's start [ms], downtime-limit [ms]) pairs
+POL_NOVA_SWITCH = 8     # 1: Nova's switch to postcopy when an iteration made < 10 % progress
+POL_N_STEPS = 9         # steps of the downtime schedule
+POL_STEPS = 10          # then (time after the schedule's start [ms], downtime-limit [ms]) pairs
 
 # --- workloads ---
 UNIFORM = 0

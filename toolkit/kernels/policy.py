@@ -13,13 +13,14 @@ iterate call or one rate-limit sleep late).
 from numba import njit
 
 from .layout import (POL_ACTION, POL_COMPLETION_MS, POL_DOUBLE, POL_INITIAL_DOWNTIME,
-                     POL_LOWMARK, POL_N_STEPS, POL_POLL_MS, POL_PROGRESS_MS,
+                     POL_LOWMARK, POL_N_STEPS, POL_NOVA_SWITCH, POL_POLL_MS, POL_PROGRESS_MS,
                      POL_START_ON_ITERATION, POL_STEPS, S_DIRTY, S_DOWNTIME_LIMIT,
                      S_PAUSED_T, S_POL_DEADLINE_MS, S_POL_LAST_REMAINING, S_POL_MARK,
-                     S_POL_PROGRESS_MS, S_POL_START_MS, S_POL_STEP, S_POLL_NEXT, S_T)
+                     S_POL_PROGRESS_MS, S_POL_START_MS, S_POL_STEP, S_POLL_NEXT, S_POSTCOPY_REQUESTED,
+                     S_SYNCS, S_T)
 
 PS_PER_MS = 1_000_000_000
-KEEP_GOING, ABORT, PAUSE = 0, 1, 2
+KEEP_GOING, ABORT, PAUSE, POSTCOPY = 0, 1, 2, 3
 
 
 @njit(cache=True, nogil=True)
@@ -45,7 +46,8 @@ def monitor_poll(pol, st):
     -------
     int
         ``ABORT`` (``migrate_cancel``), ``PAUSE`` (suspend the guest; the
-        migration goes on) or ``KEEP_GOING``.
+        migration goes on), ``POSTCOPY`` (``migrate-start-postcopy``) or
+        ``KEEP_GOING``.
     """
     now_ms = st[S_POLL_NEXT] // PS_PER_MS
     st[S_POLL_NEXT] += pol[POL_POLL_MS] * PS_PER_MS
@@ -53,6 +55,9 @@ def monitor_poll(pol, st):
     paused = st[S_PAUSED_T] >= 0
     deadline = st[S_POL_DEADLINE_MS]
     if deadline > 0 and now_ms > deadline:
+        if pol[POL_ACTION] == POSTCOPY and not st[S_POSTCOPY_REQUESTED]:
+            st[S_POL_DEADLINE_MS] = 0
+            return POSTCOPY
         if pol[POL_ACTION] == PAUSE and not paused:
             if pol[POL_DOUBLE] != 0:
                 st[S_POL_DEADLINE_MS] = 2 * deadline
@@ -70,10 +75,16 @@ def monitor_poll(pol, st):
         return ABORT
     if st[S_POL_START_MS] < 0 and 0 <= st[S_POL_LAST_REMAINING] < remaining:
         st[S_POL_START_MS] = now_ms                  # the first new iteration seen
+    # Nova's should_switch_to_postcopy: after the first iteration, a poll that saw
+    # remaining fall by less than 10 % of the previous poll's
+    previous = st[S_POL_LAST_REMAINING]
+    switch = pol[POL_NOVA_SWITCH] != 0 and previous > 0 and st[S_SYNCS] > 1 and \
+        st[S_POSTCOPY_REQUESTED] == 0 and \
+        round((previous - remaining) * 100 / previous) < 10
     st[S_POL_LAST_REMAINING] = remaining
     if st[S_POL_START_MS] >= 0:
         while st[S_POL_STEP] < pol[POL_N_STEPS] and \
                 now_ms >= st[S_POL_START_MS] + pol[POL_STEPS + 2 * st[S_POL_STEP]]:
             st[S_DOWNTIME_LIMIT] = pol[POL_STEPS + 2 * st[S_POL_STEP] + 1]
             st[S_POL_STEP] += 1
-    return KEEP_GOING
+    return POSTCOPY if switch else KEEP_GOING

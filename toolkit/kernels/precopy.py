@@ -10,8 +10,8 @@ import numpy as np
 from numba import njit
 
 from .bitset import lowest_bit, popcount, set_range
-from .guest import guest_run_time, guest_write_pages
-from .policy import ABORT, PAUSE, monitor_poll, monitor_start
+from .guest import guest_fault_pages, guest_run_time, guest_write_pages
+from .policy import ABORT, PAUSE, POSTCOPY, monitor_poll, monitor_start
 from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      P_DOWNTIME_LIMIT, P_N_PAGES, P_PS_DEVICE, P_PS_MAX_TIME,
                      P_PS_NORMAL, P_PS_SECTION, P_PS_SETUP, P_PS_SYNC_BASE,
@@ -23,7 +23,9 @@ from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      S_SYNC_WRITES_1, S_WRITES_1, S_N_WINDOWS, S_WRAPS, S_UNFLUSHED,
                      S_THROTTLE, S_HIGH_CNT, S_XFER_PREV, S_GUEST_BASE, S_THROTTLE_T0,
                      S_TICK_NEXT, S_TICK_PREV, W_THROTTLE, S_DOWNTIME_LIMIT, S_POLL_NEXT,
-                     S_PAUSED_T, S_ABORTED, W_DOWNTIME_LIMIT, POL_POLL_MS, P_QEMU_RULE, P_AUTO_CONVERGE,
+                     S_PAUSED_T, S_ABORTED, W_DOWNTIME_LIMIT, POL_POLL_MS, P_POSTCOPY_RAM,
+                     P_POSTCOPY_START_SYNC, S_POSTCOPY_REQUESTED, S_POSTCOPY_T, S_DOWNTIME_END,
+                     S_GUEST_OFFSET, P_QEMU_RULE, P_AUTO_CONVERGE,
                      P_THROTTLE_TRIGGER, P_THROTTLE_INITIAL, P_THROTTLE_INCREMENT,
                      P_THROTTLE_TAILSLOW, P_THROTTLE_MAX, P_PERIODIC_SYNC, S_NORMAL,
                      S_PERIOD_PAGES, S_RATE_START, S_SETUP_T,
@@ -453,6 +455,54 @@ def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
     st[S_T] += p[P_PS_DEVICE]
+    st[S_DOWNTIME_END] = st[S_T]
+    st[S_CONVERGED] = 1
+
+
+@njit(cache=True, nogil=True)
+def postcopy_start(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version,
+                   dst_version):
+    """Switch to postcopy and run it to the end.
+
+    ``postcopy_start``: stop the VM, final sync, send the device state; the
+    destination runs from then on (the downtime ends). Then, like
+    ``ram_save_iterate`` in postcopy without a rate limit
+    (``max-postcopy-bandwidth`` 0): the source sends what is left in address
+    order, and each page the destination's guest touches first is sent at once
+    (:func:`guest_fault_pages`). **Simplification:** the postcopy phase is a
+    summary: no windows, and a fault costs the link the page, not the guest a
+    round trip.
+    """
+    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
+    stopped_at = st[S_T]
+    guest_stopped = guest_run_time(st)
+    st[S_DOWNTIME_START] = stopped_at
+    st[S_VM_RUNNING] = 0
+    st[S_T] += p[P_PS_VM_STOP]
+    migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version)
+    _send_section(st, p)
+    st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
+    st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
+    st[S_T] += p[P_PS_DEVICE]
+    st[S_DOWNTIME_END] = st[S_T]
+    st[S_POSTCOPY_T] = st[S_T]
+    # the guest resumes on the destination, unthrottled, where it stopped
+    st[S_THROTTLE] = 0
+    st[S_GUEST_OFFSET] = st[S_T] - guest_stopped
+    st[S_VM_RUNNING] = 1
+    n_pages = p[P_N_PAGES]
+    while st[S_DIRTY] > 0:
+        faults = guest_fault_pages(p, writes_per_ps, st, rng, bitmap, src_version, dst_version)
+        if faults:
+            account_pages(p, st, faults, 0)
+        if st[S_DIRTY] == 0:
+            break
+        wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
+        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, written, src_version, dst_version)
+        set_cursor(p, st, wi, mask)
+    # the guest's writes up to the end happen on the destination: count them there
+    guest_fault_pages(p, writes_per_ps, st, rng, bitmap, src_version, dst_version)
+    st[S_VM_RUNNING] = 0
     st[S_CONVERGED] = 1
 
 
@@ -493,17 +543,30 @@ def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, writte
     """
     pending = st[S_DIRTY] * TARGET_PAGE_SIZE
     rule = p[P_QEMU_RULE]
-    # without postcopy all of RAM's pending bytes are must-precopy
-    if exact_sync_wanted(rule, pending, pending, st[S_THRESHOLD]):
+    threshold = st[S_THRESHOLD]
+    # with postcopy-ram RAM can go after the switch: none of it is must-precopy
+    must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
+    if exact_sync_wanted(rule, pending, must_precopy, threshold):
         migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                               src_version)
         pending = st[S_DIRTY] * TARGET_PAGE_SIZE
-    # threshold 0 (no window closed yet, or downtime-limit 0): no exact sync, and
+        must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
+    if p[P_POSTCOPY_START_SYNC] > 0 and st[S_SYNCS] >= p[P_POSTCOPY_START_SYNC]:
+        st[S_POSTCOPY_REQUESTED] = 1           # management calls migrate-start-postcopy
+    postcopy = p[P_POSTCOPY_RAM] != 0 and st[S_POSTCOPY_REQUESTED] != 0 and \
+        must_precopy <= threshold
+    # 10.1 and later try postcopy before the switchover test, earlier releases after it.
+    # Threshold 0 (no window closed yet, or downtime-limit 0): no exact sync, and
     # the switchover happens as soon as the estimate drains to 0.
-    if complete_ready(rule, pending, st[S_THRESHOLD]):
+    if not (postcopy and rule == 2) and complete_ready(rule, pending, threshold):
         st[S_SWITCH_PENDING] = pending
         migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                              src_version, dst_version)
+        return True
+    if postcopy:
+        st[S_SWITCH_PENDING] = pending
+        postcopy_start(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version,
+                       dst_version)
         return True
     ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
                      src_version, dst_version)
@@ -565,6 +628,7 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     st[S_DOWNTIME_LIMIT] = p[P_DOWNTIME_LIMIT]
     st[S_TICK_NEXT] = DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS   # armed before setup
     st[S_TICK_PREV] = 2
+    st[S_POSTCOPY_T] = -1
     monitor_start(pol, st)
     st[S_EXPECTED_DOWNTIME] = st[S_DOWNTIME_LIMIT]
     # setup: the window opens before setup, so setup time dilutes the first estimate
@@ -582,6 +646,8 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
             if action == ABORT:
                 st[S_ABORTED] = 1
                 break
+            if action == POSTCOPY:          # migrate-start-postcopy
+                st[S_POSTCOPY_REQUESTED] = 1
             if action == PAUSE:             # the guest stops writing; precopy goes on
                 guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
                 st[S_VM_RUNNING] = 0

@@ -347,6 +347,10 @@ def _scalars(samples: list[dict], records: list[TraceRecord], t0: float,
             _last(samples, "cpu-throttle-percentage", skip_status=("completed",))
             if any("cpu-throttle-percentage" in _qm(x) for x in samples) else 0.0,
             "query-migrate cpu-throttle-percentage of the last sample reporting it (0: never)")
+        out["postcopy_faults"] = (_last(samples, "ram", "postcopy-requests"),
+                                  "query-migrate ram.postcopy-requests of the last sample "
+                                  "reporting it")
+    out["postcopy_start_time"] = (math.nan, "the harness does not switch to postcopy")
     out["aborted"] = (0.0, "no management policy watched the recorded run")
     out["pause_time"] = (math.nan, "no management policy watched the recorded run")
     return out
