@@ -7,6 +7,8 @@ guests; the results must be identical.
 """
 from __future__ import annotations
 
+import math
+
 MASK64 = (1 << 64) - 1
 PS_PER_MS = 10**9
 PAGE = 4096
@@ -24,6 +26,26 @@ def splitmix64(state: int) -> tuple[int, int]:
 def below(z: int, n: int) -> int:
     """A page in range(n) from a 64-bit draw: the top 32 bits scaled by n."""
     return (z >> 32) * n >> 32
+
+
+def zipf_rank(state: int, n: int, q: float) -> tuple[int, int]:
+    """A rank in 1..n with probability proportional to rank ** -q: Hörmann and
+    Derflinger's rejection-inversion, one SplitMix64 draw per try."""
+    def h_int(x):
+        return math.log(x) if q == 1.0 else (x ** (1.0 - q) - 1.0) / (1.0 - q)
+
+    def h_int_inv(x):
+        return math.exp(x) if q == 1.0 else (1.0 + x * (1.0 - q)) ** (1.0 / (1.0 - q))
+
+    lo, hi = h_int(1.5) - 1.0, h_int(n + 0.5)
+    s = 2.0 - h_int_inv(h_int(2.5) - 2.0 ** -q)
+    while True:
+        state, z = splitmix64(state)
+        u = hi + (z >> 11) * (1.0 / 9007199254740992.0) * (lo - hi)
+        x = h_int_inv(u)
+        k = min(max(int(x + 0.5), 1), n)
+        if k - x <= s or u >= h_int(k + 0.5) - float(k) ** -q:
+            return state, k
 
 
 def ps(seconds: float) -> int:
@@ -112,6 +134,16 @@ class Reference:
             return (0, self.hot) if s == 0 else (self.hot, self.n - self.hot)
         return 0, self.n
 
+    def next_page(self, s: int, lo: int, size: int) -> int:
+        """The page of stream ``s``'s next write (its count is the caller's)."""
+        if self.sc.workload == "sequential":
+            return lo + self.done[s] % size
+        if self.sc.workload == "zipf":
+            self.rng[s], rank = zipf_rank(self.rng[s], size, self.sc.zipf_exponent)
+            return lo + rank - 1
+        self.rng[s], z = splitmix64(self.rng[s])
+        return lo + below(z, size)
+
     def guest_time(self) -> int:
         """Running time of the vCPUs so far: under a throttle of p %, each period of
         10 ms / (1 - p/100) starts with its sleep and ends with 10 ms of running."""
@@ -137,11 +169,7 @@ class Reference:
             lo, size = self.stream_pages(s)
             due = int(float(guest_time) * self.rates[s])
             while self.done[s] < due:
-                if self.sc.workload == "sequential":
-                    page = lo + self.done[s] % size
-                else:
-                    self.rng[s], z = splitmix64(self.rng[s])
-                    page = lo + below(z, size)
+                page = self.next_page(s, lo, size)
                 self.log.add(page)
                 self.nonzero.add(page)
                 self.src[page] += 1
@@ -346,12 +374,7 @@ class Reference:
             lo, size = self.stream_pages(s)
             due = int(float(guest_time) * self.rates[s])
             while self.done[s] < due:
-                if self.sc.workload == "sequential":
-                    page = lo + self.done[s] % size
-                else:
-                    self.rng[s], z = splitmix64(self.rng[s])
-                    page = lo + below(z, size)
-                pages.append(page)
+                pages.append(self.next_page(s, lo, size))
                 self.done[s] += 1
         self.writes = sum(self.done)
         return pages

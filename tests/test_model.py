@@ -51,10 +51,11 @@ def test_zero_costs_estimate_is_the_smaller_of_link_and_max_bandwidth():
         np.testing.assert_allclose(bw, expected, rtol=0.011)
 
 
-@pytest.mark.parametrize("workload", ["uniform", "hotcold", "sequential"])
+@pytest.mark.parametrize("workload", ["uniform", "hotcold", "sequential", "zipf"])
 def test_distinct_dirty_pages_closed_form(workload):
     sc = Scenario(ram_size="4GiB", workload=workload, dirty_rate="400MiB/s", hot_fraction=0.2,
-                  hot_share=0.7, write_range="1GiB", write_range_start="1GiB")
+                  hot_share=0.7, write_range="1GiB", write_range_start="1GiB",
+                  zipf_exponent=0.9)
     p, writes_per_ps = kernel_inputs(sc)
     n_words = sc.n_pages // 64
     log = np.zeros(n_words, np.uint64)
@@ -73,6 +74,10 @@ def test_distinct_dirty_pages_closed_form(workload):
             hot = sc.hot_pages
             expected = hot * (1 - math.exp(-0.7 * w / hot)) + \
                 (n - hot) * (1 - math.exp(-0.3 * w / (n - hot)))
+        elif workload == "zipf":
+            # page i is written with probability p_i = (i + 1) ** -s / sum_j (j + 1) ** -s
+            weights = np.arange(1, n + 1, dtype=float) ** -0.9
+            expected = float(np.sum(1 - (1 - weights / weights.sum()) ** w))
         else:
             expected = min(w, 2**30 // 4096)
         assert count(log) == pytest.approx(expected, rel=0.005)

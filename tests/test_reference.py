@@ -50,6 +50,9 @@ CASES = {
     "auto-converge-timer-sync": dict(ram_size="64MiB", dirty_rate="16MiB/s", auto_converge=True,
                                      max_time=30.0),
     "qemu-8.2": dict(dirty_rate="4MiB/s", qemu_version="8.2"),
+    "zipf": dict(workload="zipf", zipf_exponent=1.2, dirty_rate="8MiB/s"),
+    "zipf-flat-postcopy": dict(workload="zipf", zipf_exponent=0.5, dirty_rate="12MiB/s",
+                               postcopy_ram=True, postcopy_start_sync=3, max_time=20.0),
     # management policies: downtime steps, timeouts, pause and abort
     "nova-steps": dict(dirty_rate="12MiB/s", policy="nova:downtime_delay=3,downtime=300",
                        max_time=20.0),
@@ -145,7 +148,8 @@ def test_cases_cover_both_verdicts():
     assert verdicts == {True, False}
 
 
-@given(dirty=st.floats(0, 50e6), workload=st.sampled_from(["uniform", "hotcold", "sequential"]),
+@given(dirty=st.floats(0, 50e6),
+       workload=st.sampled_from(["uniform", "hotcold", "sequential", "zipf"]),
        max_bw=st.sampled_from([0, 2_000_000, 8_000_000]), downtime=st.integers(0, 2000),
        avail=st.sampled_from([0, 999, 5_000_000, 10**9]), zero=st.floats(0, 1),
        seed=st.integers(0, 2**64 - 1), check=st.booleans(),

@@ -22,7 +22,7 @@ PAGE_SIZE = 4096                    # TARGET_PAGE_SIZE on x86 [B]
 SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-switchover-bandwidth
 MAX_MIGRATE_DOWNTIME = 2000 * 1000  # QEMU's bound for downtime-limit [ms]
 MAX_THROTTLE = 128 << 20            # QEMU's default max-bandwidth [B/s]
-WORKLOADS = ("uniform", "hotcold", "sequential")
+WORKLOADS = ("uniform", "hotcold", "sequential", "zipf")
 #: QEMU releases whose convergence rules differ (``qemu_version``); 10.1 stands for 10.1 and later.
 QEMU_VERSIONS = ("8.2", "9.0", "9.1", "9.2", "10.0", "10.1")
 
@@ -52,12 +52,17 @@ PARAMETERS = (
     Param("dirty_rate", "rate", "100MiB/s", "B s-1", 0, 2**40,
           "Guest page writes per second times 4096 B (writes may hit the same page)."),
     Param("workload", "choice", "uniform", "1", doc="Which pages the guest writes: "
-          "'uniform' (any page), 'hotcold' (a hot set takes most writes) or "
-          "'sequential' (a cursor sweeping write_range, like QEMU's test guest).",
+          "'uniform' (any page), 'hotcold' (a hot set takes most writes), "
+          "'sequential' (a cursor sweeping write_range, like QEMU's test guest) or "
+          "'zipf' (page i of RAM written with probability proportional to (i + 1) ** -"
+          "zipf_exponent).",
           choices=WORKLOADS),
     Param("hot_fraction", "fraction", 0.1, "1", 0, 1,
           "hotcold: share of RAM in the hot set (the lowest pages).", lo_open=True),
     Param("hot_share", "fraction", 0.9, "1", 0, 1, "hotcold: share of writes that hit the hot set."),
+    Param("zipf_exponent", "fraction", 1.0, "1", 0, 10,
+          "zipf: the exponent s of the page popularity (i + 1) ** -s, in millionths.",
+          lo_open=True),
     Param("write_range", "size", "100MiB", "B", PAGE_SIZE, 2**44,
           "sequential: bytes swept by the write cursor."),
     Param("write_range_start", "size", "1MiB", "B", 0, 2**44,
@@ -259,6 +264,7 @@ class Scenario:
     workload: str = None
     hot_fraction: float = None
     hot_share: float = None
+    zipf_exponent: float = None
     write_range: int = None
     write_range_start: int = None
     zero_fraction: float = None
@@ -297,6 +303,7 @@ class Scenario:
                 value = resolve_avail(value, self.link_bandwidth)
             object.__setattr__(self, f.name, _validate(f.name, value))
         object.__setattr__(self, "ram_size", self.ram_size // PAGE_SIZE * PAGE_SIZE)
+        object.__setattr__(self, "zipf_exponent", round(self.zipf_exponent, 6))
         if self.workload == "sequential" and \
                 self.write_range_start + self.write_range > self.ram_size:
             raise ValueError(
@@ -368,6 +375,7 @@ class Scenario:
         Migration parameters do not enter them, so runs that differ only in how
         they migrate see exactly the same guest writes.
         """
-        key = repr((self.seed,) + tuple(getattr(self, n) for n in GUEST_PARAMETERS))
+        names = GUEST_PARAMETERS + (("zipf_exponent",) if self.workload == "zipf" else ())
+        key = repr((self.seed,) + tuple(getattr(self, n) for n in names))
         return tuple(int.from_bytes(hashlib.blake2b(f"{key}/{s}".encode(), digest_size=8)
                                     .digest(), "little") for s in (0, 1))

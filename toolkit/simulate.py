@@ -19,7 +19,8 @@ from .scenario import PAGE_SIZE, QEMU_VERSIONS, Scenario
 
 PS_PER_S = 10**12
 GIB = 2**30
-WORKLOAD_CODES = {"uniform": L.UNIFORM, "hotcold": L.HOTCOLD, "sequential": L.SEQUENTIAL}
+WORKLOAD_CODES = {"uniform": L.UNIFORM, "hotcold": L.HOTCOLD, "sequential": L.SEQUENTIAL,
+                  "zipf": L.ZIPF}
 #: migration_iteration_run's switchover rule by release: 8.2, 9.0-10.0, 10.1 and later
 QEMU_RULES = {"8.2": 0, "9.0": 1, "9.1": 1, "9.2": 1, "10.0": 1, "10.1": 2}
 
@@ -96,6 +97,7 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, float]:
     policy = sc.policy_object
     p[L.P_POSTCOPY_RAM] = int(sc.postcopy_ram or getattr(policy, "postcopy", False))
     p[L.P_POSTCOPY_START_SYNC] = sc.postcopy_start_sync
+    p[L.P_ZIPF_EXPONENT_MICRO] = round(sc.zipf_exponent * 1e6)
     # the 5 s dirty-sync timer of auto-converge arrived in QEMU 9.2
     p[L.P_PERIODIC_SYNC] = int(sc.auto_converge and
                                QEMU_VERSIONS.index(sc.qemu_version) >= QEMU_VERSIONS.index("9.2"))

@@ -19,8 +19,8 @@ from .bitset import count_range
 from .layout import (P_CHECK, P_HOT_PAGES, P_N_PAGES, P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD,
                      S_FAULTS, S_GUEST_BASE, S_GUEST_OFFSET, S_LOG_0, S_THROTTLE,
                      S_THROTTLE_T0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
-                     S_WRITES_1, SEQUENTIAL)
-from .rng import below, skip_ahead, splitmix64
+                     S_WRITES_1, SEQUENTIAL, ZIPF, P_ZIPF_EXPONENT_MICRO)
+from .rng import below, skip_ahead, splitmix64, zipf_constants, zipf_rank
 
 
 SLICE_PS = 10_000_000_000     # CPU_THROTTLE_TIMESLICE_NS: a throttled vCPU runs 10 ms a period [ps]
@@ -65,19 +65,35 @@ def stream_range(p, stream):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def next_page(sequential, lo, size, k, state):
-    """Page of a stream's write ``k`` and the stream's next SplitMix64 state."""
-    if sequential:
+def next_page(workload, lo, size, k, state, zipf):
+    """Page of a stream's write ``k`` and the stream's next SplitMix64 state.
+
+    ``zipf`` holds the exponent and the sampler's constants (``zipf`` workload).
+    """
+    if workload == SEQUENTIAL:
         return lo + k % size, state
+    if workload == ZIPF:
+        state, rank = zipf_rank(state, size, zipf[0], zipf[1], zipf[2], zipf[3])
+        return lo + rank - 1, state
     state, z = splitmix64(state)
     return lo + below(z, size), state
 
 
 @njit(cache=True, nogil=True)
-def write_pages(sequential, check, lo, size, first, stop, state, dirty_log, src_version):
+def zipf_params(p, size):
+    """Exponent and sampler constants of the zipf workload (unused otherwise)."""
+    q = p[P_ZIPF_EXPONENT_MICRO] / 1e6
+    if p[P_WORKLOAD] != ZIPF:
+        return (q, 0.0, 0.0, 0.0)
+    h_x1, h_n, s = zipf_constants(size, q)
+    return (q, h_x1, h_n, s)
+
+
+@njit(cache=True, nogil=True)
+def write_pages(workload, check, lo, size, first, stop, state, zipf, dirty_log, src_version):
     """Writes ``first .. stop - 1`` of a stream, without counting; returns the RNG state."""
     for k in range(first, stop):
-        page, state = next_page(sequential, lo, size, k, state)
+        page, state = next_page(workload, lo, size, k, state, zipf)
         dirty_log[page >> 6] |= np.uint64(1) << np.uint64(page & 63)
         if check:
             src_version[page] += 1
@@ -85,7 +101,7 @@ def write_pages(sequential, check, lo, size, first, stop, state, dirty_log, src_
 
 
 @njit(cache=True, nogil=True)
-def write_pages_counting(sequential, lo, size, first, stop, state, logged, dirty_log):
+def write_pages_counting(workload, lo, size, first, stop, state, logged, dirty_log):
     """Writes ``first .. stop - 1`` of a stream while counting the distinct pages
     of its range in the log; once all ``size`` are there, the rest change nothing
     and are skipped (exactly: SplitMix64 skips ahead in O(1)).
@@ -99,8 +115,8 @@ def write_pages_counting(sequential, lo, size, first, stop, state, logged, dirty
     """
     for k in range(first, stop):
         if logged == size:
-            return (state if sequential else skip_ahead(state, stop - k)), logged
-        page, state = next_page(sequential, lo, size, k, state)
+            return (state if workload == SEQUENTIAL else skip_ahead(state, stop - k)), logged
+        page, state = next_page(workload, lo, size, k, state, (0.0, 0.0, 0.0, 0.0))
         i = page >> 6
         shift = np.uint64(page & 63)
         w = dirty_log[i]
@@ -117,7 +133,8 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
     Counting a stream's distinct logged pages costs each write a dependent
     load, so it starts only once the log could be full (as many writes since
     the last sync as the range has pages), with one count of the range; check
-    mode never counts, as every write bumps a version.
+    mode never counts, as every write bumps a version, nor does zipf, whose
+    writes take a varying number of draws (no skipping ahead).
 
     Parameters
     ----------
@@ -137,7 +154,8 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
     if st[S_VM_RUNNING] == 0:
         return
     check = p[P_CHECK] != 0
-    sequential = p[P_WORKLOAD] == SEQUENTIAL
+    workload = p[P_WORKLOAD]
+    no_count = check or workload == ZIPF
     run_time = guest_run_time(st)
     for s in range(2):
         rate = writes_per_ps[s]
@@ -151,15 +169,15 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
         state = rng[s]
         logged = st[S_LOG_0 + s]
         k = done
-        if logged < 0:
-            stop = due if check else min(due, max(done, st[S_SYNC_WRITES_0 + s] + size))
-            state = write_pages(sequential, check, lo, size, done, stop, state, dirty_log,
-                                src_version)
+        if logged < 0 or no_count:
+            stop = due if no_count else min(due, max(done, st[S_SYNC_WRITES_0 + s] + size))
+            state = write_pages(workload, check, lo, size, done, stop, state,
+                                zipf_params(p, size), dirty_log, src_version)
             k = stop
             if k < due:
                 logged = count_range(dirty_log, lo, lo + size)
         if k < due:
-            state, logged = write_pages_counting(sequential, lo, size, k, due, state, logged,
+            state, logged = write_pages_counting(workload, lo, size, k, due, state, logged,
                                                  dirty_log)
         rng[s] = state
         st[S_LOG_0 + s] = logged
@@ -180,7 +198,7 @@ def guest_fault_pages(p, writes_per_ps, st, rng, bitmap, src_version, dst_versio
     does not stall the vCPU.
     """
     check = p[P_CHECK] != 0
-    sequential = p[P_WORKLOAD] == SEQUENTIAL
+    workload = p[P_WORKLOAD]
     run_time = guest_run_time(st)
     faults = 0
     for s in range(2):
@@ -193,8 +211,9 @@ def guest_fault_pages(p, writes_per_ps, st, rng, bitmap, src_version, dst_versio
             continue
         lo, size = stream_range(p, s)
         state = rng[s]
+        zipf = zipf_params(p, size)
         for k in range(done, due):
-            page, state = next_page(sequential, lo, size, k, state)
+            page, state = next_page(workload, lo, size, k, state, zipf)
             i = page >> 6
             bit = np.uint64(1) << np.uint64(page & 63)
             if bitmap[i] & bit:

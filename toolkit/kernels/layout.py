@@ -7,7 +7,7 @@ compile-time constants, not mutable globals.
 
 # --- parameters: int64 array ``p`` (filled by toolkit.simulate.kernel_inputs) ---
 P_N_PAGES = 0           # guest pages [pages]
-P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential
+P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential, 3 zipf
 P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM; 0 otherwise [pages]
 P_SEQ_START = 3         # sequential: first page of the written range [pages]
 P_SEQ_PAGES = 4         # sequential: pages in the written range [pages]
@@ -36,7 +36,8 @@ P_THROTTLE_MAX = 26     # max-cpu-throttle [%]
 P_PERIODIC_SYNC = 27    # 1: auto-converge's 5 s dirty-sync timer (QEMU 9.2 and later)
 P_POSTCOPY_RAM = 28     # 1: capability postcopy-ram
 P_POSTCOPY_START_SYNC = 29  # migrate-start-postcopy once dirty-sync-count reaches this, 0 = never
-N_PARAMS = 30
+P_ZIPF_EXPONENT_MICRO = 30  # zipf: the exponent in millionths
+N_PARAMS = 31
 
 # --- state: int64 array ``st`` (kernel-owned, read back as results) ---
 S_T = 0                 # simulated time since `migrate` [ps]
@@ -128,3 +129,4 @@ POL_STEPS = 10          # then (time after the schedule's start [ms], downtime-l
 UNIFORM = 0
 HOTCOLD = 1
 SEQUENTIAL = 2
+ZIPF = 3

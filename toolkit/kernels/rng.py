@@ -3,6 +3,8 @@
 The tests' reference simulator reimplements the same recurrence so that both
 draw the same pages.
 """
+import math
+
 import numpy as np
 from numba import njit
 
@@ -48,3 +50,58 @@ def below(value, n):
 def skip_ahead(state, n):
     """The state after ``n`` more draws: SplitMix64's state only counts up by a constant."""
     return state + np.uint64(n) * _GOLDEN
+
+
+@njit(cache=True, nogil=True, inline="always")
+def uniform01(value):
+    """A double in [0, 1) from the top 53 bits of a 64-bit draw."""
+    return np.float64(value >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True)
+def zipf_h(x, q):
+    """Integral of ``x ** -q``: ``H(x) = (x ** (1 - q) - 1) / (1 - q)``, ``log(x)`` at q = 1."""
+    if q == 1.0:
+        return math.log(x)
+    return (x ** (1.0 - q) - 1.0) / (1.0 - q)
+
+
+@njit(cache=True, nogil=True)
+def zipf_h_inv(x, q):
+    """The inverse of :func:`zipf_h`."""
+    if q == 1.0:
+        return math.exp(x)
+    return (1.0 + x * (1.0 - q)) ** (1.0 / (1.0 - q))
+
+
+@njit(cache=True, nogil=True)
+def zipf_constants(n, q):
+    """Constants of the rejection-inversion sampler over ranks 1..n with exponent q."""
+    h_x1 = zipf_h(1.5, q) - 1.0
+    h_n = zipf_h(n + 0.5, q)
+    s = 2.0 - zipf_h_inv(zipf_h(2.5, q) - 2.0 ** -q, q)
+    return h_x1, h_n, s
+
+
+@njit(cache=True, nogil=True)
+def zipf_rank(state, n, q, h_x1, h_n, s):
+    """A rank in 1..n with probability proportional to ``rank ** -q``, exactly:
+    Hörmann and Derflinger's rejection-inversion (1996), one draw per try.
+
+    Returns
+    -------
+    state : uint64
+        The stream's next state.
+    rank : int
+    """
+    while True:
+        state, z = splitmix64(state)
+        u = h_n + uniform01(z) * (h_x1 - h_n)
+        x = zipf_h_inv(u, q)
+        k = np.int64(x + 0.5)
+        if k < 1:
+            k = 1
+        elif k > n:
+            k = n
+        if k - x <= s or u >= zipf_h(k + 0.5, q) - np.float64(k) ** -q:
+            return state, k
