@@ -11,7 +11,7 @@ from .simulate import simulate
 from .sweep import geomspace, linspace, sweep
 from .rescue import class_counts, rescue
 from .store import open_dataset, save
-from . import analytic, plot, policies
+from . import analytic, plot, policies, workloads
 from .widgets import explore, explore_sweep
 from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
 from .warmup import warmup
@@ -31,6 +31,7 @@ __all__ = [
     "analytic",
     "plot",
     "policies",
+    "workloads",
     "explore",
     "explore_sweep",
     "warmup",
