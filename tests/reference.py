@@ -48,6 +48,17 @@ def zipf_rank(state: int, n: int, q: float) -> tuple[int, int]:
             return state, k
 
 
+def read_trace(path: str) -> tuple[list[int], list[int]]:
+    """A text write trace: '<time_us> <page>' per line, '#' comments."""
+    times, pages = [], []
+    for line in open(path):
+        if line.strip() and not line.startswith("#"):
+            t, page = line.replace(",", " ").split()
+            times.append(int(t))
+            pages.append(int(page))
+    return times, pages
+
+
 def ps(seconds: float) -> int:
     return int(round(seconds * 10**12))
 
@@ -72,6 +83,7 @@ class Reference:
         self.rates = [rate * share, rate * (1.0 - share)]   # write streams, per ps
         self.hot = int(round(sc.hot_fraction * n)) if hotcold else 0
         self.rng = list(sc.stream_seeds)
+        self.replay = read_trace(sc.write_trace) if sc.workload == "replay" else None
         self.done = [0, 0]
         # state
         self.t = 0
@@ -159,10 +171,27 @@ class Reference:
         ran += max(0, elapsed - (period - slice_ps))
         return self.guest_time_then + ran
 
+    def replay_due(self, guest_time: int) -> list[int]:
+        """Pages of the replayed writes due by ``guest_time`` [ps] not yet applied."""
+        times, pages = self.replay
+        due = self.done[0]
+        while due < len(times) and float(times[due]) <= guest_time / 1e6:
+            due += 1
+        new = pages[self.done[0]:due]
+        self.done[0] = due
+        self.writes = due
+        return new
+
     def catch_up_writes(self):
         if not self.running:
             return
         guest_time = self.guest_time()
+        if self.replay is not None:
+            for page in self.replay_due(guest_time):
+                self.log.add(page)
+                self.nonzero.add(page)
+                self.src[page] += 1
+            return
         for s in (0, 1):
             if self.rates[s] == 0:
                 continue
@@ -367,6 +396,8 @@ class Reference:
     def destination_writes(self):
         """The guest's writes due by now, in order, without logging them."""
         guest_time = self.guest_time()
+        if self.replay is not None:
+            return self.replay_due(guest_time)
         pages = []
         for s in (0, 1):
             if self.rates[s] == 0:

@@ -59,3 +59,62 @@ def test_a_curve_that_never_saturates_in_ram_is_uniform():
 def test_bad_curves_are_rejected(t, d, match):
     with pytest.raises(ValueError, match=match):
         fit_dirty_curve(t, d, "4GiB")
+
+
+def _trace(tmp_path, n=3000, pages=1024, seconds=4.0, seed=0, name="trace.txt"):
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, int(seconds * 1e6), n))
+    p = rng.integers(0, pages, n)
+    path = tmp_path / name
+    tk.workloads.write_write_trace(path, t, p)
+    return str(path), t, p
+
+
+@pytest.mark.parametrize("extra", [{}, {"postcopy_ram": True, "postcopy_start_sync": 2},
+                                   {"auto_converge": True, "max_time": 12.0}])
+def test_replay_equals_the_reference(tmp_path, extra):
+    from .reference import Reference
+    from .test_reference import SMALL, assert_same
+    path, t, _ = _trace(tmp_path, n=6000, seconds=8.0)
+    sc = tk.Scenario(**{**SMALL, "workload": "replay", "write_trace": path, **extra})
+    raw, ref = assert_same(sc)
+    assert ref.writes == raw.state[L.S_WRITES] > 0
+    assert ref.converged and (ref.lost_pages() == 0)
+
+
+def test_replay_writes_the_trace_and_nothing_after(tmp_path):
+    path, t, p = _trace(tmp_path, n=5000, pages=16384, seconds=3.0)
+    ds = tk.simulate(ram_size="64MiB", workload="replay", write_trace=path, max_time=30,
+                     check=True, link_bandwidth="1Gbit/s")
+    assert bool(ds.converged) and int(ds.lost_pages) == 0
+    end_us = ds.total_time.item() * 1000 - ds.downtime.item() * 1000   # the VM stop
+    assert int(ds.guest_writes) == int(np.searchsorted(t, end_us, side="right"))
+    # the same trace as a compact .npz replays the same
+    npz = tmp_path / "trace.npz"
+    np.savez(npz, time_us=t, page=p)
+    again = tk.simulate(ram_size="64MiB", workload="replay", write_trace=str(npz), max_time=30,
+                        check=True, link_bandwidth="1Gbit/s")
+    assert again.total_time.item() == ds.total_time.item()
+
+
+@pytest.mark.parametrize("text, match", [
+    ("# time_us page\n10 5\n20\n", r"line 3: expected two non-negative integers"),
+    ("10 5\n5 6\n", r"line 2: time 5 us is before the previous line's 10 us"),
+    ("10 -5\n", r"line 1: expected two non-negative integers"),
+    ("# nothing\n", r"whole file: no writes"),
+    ("10 5\n20 99999999\n", r"write #1 is to page 99999999, beyond the 16384 pages"),
+])
+def test_bad_traces_name_the_line(tmp_path, text, match):
+    path = tmp_path / "bad.txt"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        tk.Scenario(ram_size="64MiB", workload="replay", write_trace=str(path))
+
+
+def test_bad_npz_names_the_offset(tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, time_us=np.array([0, 10, 5]), page=np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match="offset 2: time goes back"):
+        tk.Scenario(ram_size="64MiB", workload="replay", write_trace=str(path))
+    with pytest.raises(ValueError, match="needs write_trace"):
+        tk.Scenario(workload="replay")

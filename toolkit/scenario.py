@@ -16,13 +16,15 @@ import numbers
 import re
 from dataclasses import dataclass, fields
 
+import numpy as np
+
 from .units import format_size, parse_duration, parse_rate, parse_size
 
 PAGE_SIZE = 4096                    # TARGET_PAGE_SIZE on x86 [B]
 SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-switchover-bandwidth
 MAX_MIGRATE_DOWNTIME = 2000 * 1000  # QEMU's bound for downtime-limit [ms]
 MAX_THROTTLE = 128 << 20            # QEMU's default max-bandwidth [B/s]
-WORKLOADS = ("uniform", "hotcold", "sequential", "zipf")
+WORKLOADS = ("uniform", "hotcold", "sequential", "zipf", "replay")
 #: QEMU releases whose convergence rules differ (``qemu_version``); 10.1 stands for 10.1 and later.
 QEMU_VERSIONS = ("8.2", "9.0", "9.1", "9.2", "10.0", "10.1")
 
@@ -53,9 +55,9 @@ PARAMETERS = (
           "Guest page writes per second times 4096 B (writes may hit the same page)."),
     Param("workload", "choice", "uniform", "1", doc="Which pages the guest writes: "
           "'uniform' (any page), 'hotcold' (a hot set takes most writes), "
-          "'sequential' (a cursor sweeping write_range, like QEMU's test guest) or "
+          "'sequential' (a cursor sweeping write_range, like QEMU's test guest), "
           "'zipf' (page i of RAM written with probability proportional to (i + 1) ** -"
-          "zipf_exponent).",
+          "zipf_exponent) or 'replay' (the writes of write_trace).",
           choices=WORKLOADS),
     Param("hot_fraction", "fraction", 0.1, "1", 0, 1,
           "hotcold: share of RAM in the hot set (the lowest pages).", lo_open=True),
@@ -63,6 +65,8 @@ PARAMETERS = (
     Param("zipf_exponent", "fraction", 1.0, "1", 0, 10,
           "zipf: the exponent s of the page popularity (i + 1) ** -s, in millionths.",
           lo_open=True),
+    Param("write_trace", "path", "", "1",
+          doc="replay: a file of page writes with their times (toolkit.workloads.TRACE_FORMAT)."),
     Param("write_range", "size", "100MiB", "B", PAGE_SIZE, 2**44,
           "sequential: bytes swept by the write cursor."),
     Param("write_range_start", "size", "1MiB", "B", 0, 2**44,
@@ -233,6 +237,11 @@ def _validate(name: str, value):
             raise ValueError(f"{name}={value!r} is not a known {name.replace('_', ' ')}: "
                              f"expected one of {', '.join(spec.choices)}")
         return value
+    if spec.kind == "path":
+        if not isinstance(value, str):
+            raise TypeError(f"{name}: expected a file path (str), got {type(value).__name__} "
+                            f"{value!r}")
+        return value
     if spec.kind == "policy":
         from . import policies
         return policies.to_string(policies.parse(value))
@@ -265,6 +274,7 @@ class Scenario:
     hot_fraction: float = None
     hot_share: float = None
     zipf_exponent: float = None
+    write_trace: str = None
     write_range: int = None
     write_range_start: int = None
     zero_fraction: float = None
@@ -314,6 +324,8 @@ class Scenario:
                 f"max_cpu_throttle={self.max_cpu_throttle!r} is out of range: expected an "
                 f"integer in [cpu_throttle_initial = {self.cpu_throttle_initial}, 99] % "
                 "(QEMU 'max-cpu-throttle')")
+        if self.workload == "replay":
+            self._check_write_trace()
         if self.postcopy_start_sync and not self.postcopy_ram:
             raise ValueError(f"postcopy_start_sync={self.postcopy_start_sync!r} needs "
                              "postcopy_ram=True (QEMU refuses migrate-start-postcopy without "
@@ -346,6 +358,17 @@ class Scenario:
         """Guest pages. [pages]"""
         return self.ram_size // PAGE_SIZE
 
+    def _check_write_trace(self):
+        from .workloads import read_write_trace
+        if not self.write_trace:
+            raise ValueError("workload='replay' needs write_trace: the path of a trace file")
+        _, pages = read_write_trace(self.write_trace)
+        beyond = np.flatnonzero(pages >= self.n_pages)
+        if beyond.size:
+            raise ValueError(f"write trace {self.write_trace}: write #{beyond[0]} is to page "
+                             f"{pages[beyond[0]]}, beyond the {self.n_pages} pages of "
+                             f"ram_size={self.ram_size} B")
+
     @property
     def policy_object(self):
         """The management policy (a :mod:`toolkit.policies` object), or None."""
@@ -375,7 +398,8 @@ class Scenario:
         Migration parameters do not enter them, so runs that differ only in how
         they migrate see exactly the same guest writes.
         """
-        names = GUEST_PARAMETERS + (("zipf_exponent",) if self.workload == "zipf" else ())
+        extra = {"zipf": ("zipf_exponent",), "replay": ("write_trace",)}
+        names = GUEST_PARAMETERS + extra.get(self.workload, ())
         key = repr((self.seed,) + tuple(getattr(self, n) for n in names))
         return tuple(int.from_bytes(hashlib.blake2b(f"{key}/{s}".encode(), digest_size=8)
                                     .digest(), "little") for s in (0, 1))

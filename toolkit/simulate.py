@@ -20,7 +20,7 @@ from .scenario import PAGE_SIZE, QEMU_VERSIONS, Scenario
 PS_PER_S = 10**12
 GIB = 2**30
 WORKLOAD_CODES = {"uniform": L.UNIFORM, "hotcold": L.HOTCOLD, "sequential": L.SEQUENTIAL,
-                  "zipf": L.ZIPF}
+                  "zipf": L.ZIPF, "replay": L.REPLAY}
 #: migration_iteration_run's switchover rule by release: 8.2, 9.0-10.0, 10.1 and later
 QEMU_RULES = {"8.2": 0, "9.0": 1, "9.1": 1, "9.2": 1, "10.0": 1, "10.1": 2}
 
@@ -50,16 +50,17 @@ def wire_ps(nbytes: int, link_bandwidth: float) -> int:
     return _ps(nbytes / link_bandwidth)
 
 
-def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, float]:
+def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     """The kernel's parameter array and guest write rate for a scenario.
 
     Returns
     -------
     p : ndarray(int64, N_PARAMS)
         See ``layout.P_*``.
-    writes_per_ps : ndarray(float64, 2)
+    streams : ndarray(float64)
         Page writes per picosecond of each write stream (hotcold: hot set,
-        rest; otherwise one stream). [1/ps]
+        rest; otherwise one stream) [1/ps]; for ``replay`` two zeros, then the
+        trace's (time [us], page) pairs (``layout.G_REPLAY``).
     """
     n = sc.n_pages
     link = sc.link_bandwidth
@@ -103,13 +104,19 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, float]:
                                QEMU_VERSIONS.index(sc.qemu_version) >= QEMU_VERSIONS.index("9.2"))
     rate = sc.dirty_rate / PAGE_SIZE / PS_PER_S
     share = sc.hot_share if sc.workload == "hotcold" else 1.0
-    writes_per_ps = np.array([rate * share, rate * (1.0 - share)])
-    return p, writes_per_ps
+    if sc.workload == "replay":
+        from .workloads import read_write_trace
+        time_us, pages = read_write_trace(sc.write_trace)
+        streams = np.zeros(L.G_REPLAY + 2 * len(pages))
+        streams[L.G_REPLAY::2] = time_us
+        streams[L.G_REPLAY + 1::2] = pages
+        return p, streams
+    return p, np.array([rate * share, rate * (1.0 - share)])
 
 
 def run_kernel(sc: Scenario) -> RawRun:
     """Allocate the bitsets, run the migration thread once, return its raw output."""
-    p, writes_per_ps = kernel_inputs(sc)
+    p, streams = kernel_inputs(sc)
     n = sc.n_pages
     n_words = (n + 63) // 64
     versions = n if sc.check else 0
@@ -118,7 +125,7 @@ def run_kernel(sc: Scenario) -> RawRun:
     max_windows = int(sc.max_time * 1000) // 100 + 4   # windows last >= 100 ms
     trace = np.full((max_windows, L.N_TRACE), np.nan)
     zero_words = (n - sc.zero_start + 63) // 64
-    migration_thread(p, writes_per_ps, st, rng,
+    migration_thread(p, streams, st, rng,
                      np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
                      np.zeros(zero_words, np.uint64),
                      np.zeros(versions, np.int32), np.full(versions, -1, np.int32),

@@ -1,4 +1,4 @@
-"""Workloads from measurements: a guest's dirty-pages-versus-time curve.
+"""Workloads from measurements: a dirty-pages-versus-time curve, or a write trace.
 
 QEMU's ``calc-dirty-rate`` (and the 2023 qemu-devel migration-prediction
 series) sample how many distinct pages a guest dirties within a time ``t``
@@ -8,10 +8,15 @@ that saturates, uniform writes at ``r`` pages/s over a working set of ``W``
 pages, ``D(t) = W (1 - exp(-r t / W))``, and returns Scenario parameters that
 write exactly so (a ``hotcold`` guest whose hot set is the working set and takes
 every write), so a measured guest can be simulated and swept.
+
+A recorded page-level write trace replays as it is: ``workload="replay"`` with
+``write_trace`` naming a file in the format of :data:`TRACE_FORMAT`
+(:func:`read_write_trace`, :func:`write_write_trace`).
 """
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -103,3 +108,95 @@ def fit_dirty_curve(t_s, dirty_pages, ram_size) -> dict:
     else:
         out.update(workload="hotcold", hot_fraction=hot / n_pages, hot_share=1.0)
     return out
+
+
+# --- replaying a recorded page-level write trace -------------------------------------------
+
+TRACE_FORMAT = """A write trace lists the guest's page writes in time order, one per line:
+
+    <time since the migrate command, integer microseconds> <page number>
+
+separated by spaces, a tab or a comma; blank lines and lines starting with '#'
+are ignored. Pages count 4 KiB from the start of RAM. Times never decrease.
+A ``.npz`` file with integer arrays ``time_us`` and ``page`` of one length
+holds the same, compactly. After its last write the guest writes nothing more."""
+
+_TRACES: dict = {}
+
+
+def _trace_error(path, where: str, problem: str) -> ValueError:
+    return ValueError(f"write trace {path}: {where}: {problem}\n{TRACE_FORMAT}")
+
+
+def read_write_trace(path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a write trace (see ``TRACE_FORMAT``); cached by path, size and mtime.
+
+    Returns
+    -------
+    time_us, page : ndarray(int64)
+        Write times [us] and pages, in order.
+
+    Raises
+    ------
+    ValueError
+        A line or array entry that breaks the format, naming the line (text)
+        or the offset (``.npz``).
+    FileNotFoundError
+        No such file.
+    """
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _TRACES:
+        _TRACES.clear()                 # one trace at a time is what sweeps need
+        _TRACES[key] = _parse_npz(path) if str(path).endswith(".npz") else _parse_text(path)
+    return _TRACES[key]
+
+
+def _parse_text(path):
+    times, pages = [], []
+    with open(path, encoding="ascii", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            fields = text.replace(",", " ").split()
+            if len(fields) != 2 or not all(x.isdigit() for x in fields):
+                raise _trace_error(path, f"line {n}", f"expected two non-negative integers "
+                                   f"'<time_us> <page>', got {text[:60]!r}")
+            t, page = int(fields[0]), int(fields[1])
+            if times and t < times[-1]:
+                raise _trace_error(path, f"line {n}", f"time {t} us is before the previous "
+                                   f"line's {times[-1]} us")
+            times.append(t)
+            pages.append(page)
+    if not times:
+        raise _trace_error(path, "whole file", "no writes")
+    return np.array(times, np.int64), np.array(pages, np.int64)
+
+
+def _parse_npz(path):
+    with np.load(path) as z:
+        missing = {"time_us", "page"} - set(z.files)
+        if missing:
+            raise _trace_error(path, "arrays", f"missing {sorted(missing)}; has {z.files}")
+        t, page = z["time_us"], z["page"]
+    if t.ndim != 1 or t.shape != page.shape or t.size == 0 or \
+            t.dtype.kind not in "iu" or page.dtype.kind not in "iu":
+        raise _trace_error(path, "arrays", f"time_us {t.dtype}{t.shape} and page "
+                           f"{page.dtype}{page.shape}: expected non-empty 1-D integer arrays "
+                           "of one length")
+    bad = np.flatnonzero((t < 0) | (page < 0))
+    if bad.size:
+        raise _trace_error(path, f"offset {bad[0]}", "negative time or page")
+    back = np.flatnonzero(np.diff(t) < 0)
+    if back.size:
+        raise _trace_error(path, f"offset {back[0] + 1}", "time goes back")
+    return t.astype(np.int64), page.astype(np.int64)
+
+
+def write_write_trace(path, time_us, page) -> None:
+    """Write a trace in the text format (``TRACE_FORMAT``)."""
+    with open(path, "w", encoding="ascii") as f:
+        f.write("# time_us page\n")
+        for t, p in zip(np.asarray(time_us, np.int64), np.asarray(page, np.int64)):
+            f.write(f"{t} {p}\n")

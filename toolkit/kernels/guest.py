@@ -5,7 +5,9 @@ its own range of pages at its own rate: stream ``s`` issues write ``k`` at the
 instant its rate reaches ``k + 1`` writes. ``uniform`` is one stream over all
 of RAM; ``hotcold`` a stream over the hot set (``hot_share`` of the writes) and
 one over the rest; ``sequential`` one stream whose page is a cursor sweeping
-``write_range``. Random pages come from each stream's own SplitMix64 sequence.
+``write_range``; ``zipf`` one stream over RAM with Zipf page popularity;
+``replay`` the writes of a recorded trace at their times. Random pages come
+from each stream's own SplitMix64 sequence.
 A write sets the page's bit in the dirty log (read and cleared by the next
 bitmap sync) and in check mode bumps the page's version. The order of writes
 between two looks at memory changes neither, so each stream is applied in one
@@ -19,7 +21,7 @@ from .bitset import count_range
 from .layout import (P_CHECK, P_HOT_PAGES, P_N_PAGES, P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD,
                      S_FAULTS, S_GUEST_BASE, S_GUEST_OFFSET, S_LOG_0, S_THROTTLE,
                      S_THROTTLE_T0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
-                     S_WRITES_1, SEQUENTIAL, ZIPF, P_ZIPF_EXPONENT_MICRO)
+                     S_WRITES_1, SEQUENTIAL, ZIPF, REPLAY, G_REPLAY, P_ZIPF_EXPONENT_MICRO)
 from .rng import below, skip_ahead, splitmix64, zipf_constants, zipf_rank
 
 
@@ -48,9 +50,23 @@ def guest_run_time(st):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def writes_due(t_ps, writes_per_ps):
-    """Number of writes a stream has issued by ``t_ps`` [ps] at ``writes_per_ps`` [1/ps]."""
-    return np.int64(np.float64(t_ps) * writes_per_ps)
+def writes_due(t_ps, rate):
+    """Number of writes a stream has issued by ``t_ps`` [ps] at ``rate`` [1/ps]."""
+    return np.int64(np.float64(t_ps) * rate)
+
+
+@njit(cache=True, nogil=True)
+def replay_due(streams, t_ps):
+    """Writes of a replayed trace due by ``t_ps`` [ps]: entries whose time is not later."""
+    lo, hi = 0, (streams.shape[0] - G_REPLAY) // 2
+    t_us = np.float64(t_ps) / 1e6
+    while lo < hi:                      # the first entry later than t_us
+        mid = (lo + hi) // 2
+        if streams[G_REPLAY + 2 * mid] <= t_us:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @njit(cache=True, nogil=True)
@@ -126,7 +142,7 @@ def write_pages_counting(workload, lo, size, first, stop, state, logged, dirty_l
 
 
 @njit(cache=True, nogil=True)
-def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
+def guest_write_pages(p, streams, st, rng, dirty_log, src_version):
     """Apply every guest write due by the current time ``st[S_T]``: a stream's
     writes accrue with the guest's running time (:func:`guest_run_time`).
 
@@ -140,8 +156,9 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
     ----------
     p : ndarray(int64)
         Run parameters (``layout.P_*``).
-    writes_per_ps : ndarray(float64, 2)
-        Page writes per picosecond of each stream (0 for an unused one). [1/ps]
+    streams : ndarray(float64)
+        Page writes per picosecond of each of the two streams [1/ps] (0 for an
+        unused one); for ``replay``, then pairs of write time [us] and page.
     st : ndarray(int64)
         Run state (``layout.S_*``); the write counters are advanced.
     rng : ndarray(uint64, 2)
@@ -157,8 +174,18 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
     workload = p[P_WORKLOAD]
     no_count = check or workload == ZIPF
     run_time = guest_run_time(st)
+    if workload == REPLAY:
+        done = st[S_WRITES]
+        due = replay_due(streams, run_time)
+        for k in range(done, due):
+            page = np.int64(streams[G_REPLAY + 2 * k + 1])
+            dirty_log[page >> 6] |= np.uint64(1) << np.uint64(page & 63)
+            if check:
+                src_version[page] += 1
+        st[S_WRITES] = max(done, due)
+        return
     for s in range(2):
-        rate = writes_per_ps[s]
+        rate = streams[s]
         if rate == 0.0:
             continue
         done = st[S_WRITES] - st[S_WRITES_1] if s == 0 else st[S_WRITES_1]
@@ -187,7 +214,7 @@ def guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version):
 
 
 @njit(cache=True, nogil=True)
-def guest_fault_pages(p, writes_per_ps, st, rng, bitmap, src_version, dst_version):
+def guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version):
     """Postcopy: the guest runs on the destination; each of its writes due by now
     that touches a page still only on the source faults, and the source sends
     that page at once: it leaves the bitmap (the caller accounts it as sent).
@@ -201,8 +228,23 @@ def guest_fault_pages(p, writes_per_ps, st, rng, bitmap, src_version, dst_versio
     workload = p[P_WORKLOAD]
     run_time = guest_run_time(st)
     faults = 0
+    if workload == REPLAY:
+        done = st[S_WRITES]
+        due = replay_due(streams, run_time)
+        for k in range(done, due):
+            page = np.int64(streams[G_REPLAY + 2 * k + 1])
+            i = page >> 6
+            bit = np.uint64(1) << np.uint64(page & 63)
+            if bitmap[i] & bit:
+                bitmap[i] &= ~bit
+                faults += 1
+                if check:
+                    dst_version[page] = src_version[page]
+        st[S_WRITES] = max(done, due)
+        st[S_FAULTS] += faults
+        return faults
     for s in range(2):
-        rate = writes_per_ps[s]
+        rate = streams[s]
         if rate == 0.0:
             continue
         done = st[S_WRITES] - st[S_WRITES_1] if s == 0 else st[S_WRITES_1]

@@ -7,7 +7,7 @@ compile-time constants, not mutable globals.
 
 # --- parameters: int64 array ``p`` (filled by toolkit.simulate.kernel_inputs) ---
 P_N_PAGES = 0           # guest pages [pages]
-P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential, 3 zipf
+P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential, 3 zipf, 4 replay
 P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM; 0 otherwise [pages]
 P_SEQ_START = 3         # sequential: first page of the written range [pages]
 P_SEQ_PAGES = 4         # sequential: pages in the written range [pages]
@@ -130,3 +130,7 @@ UNIFORM = 0
 HOTCOLD = 1
 SEQUENTIAL = 2
 ZIPF = 3
+REPLAY = 4
+
+# --- the guest's write streams: float64 array ``streams`` ---
+G_REPLAY = 2            # after the two rates [1/ps]: replay pairs of (time [us], page)

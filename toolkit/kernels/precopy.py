@@ -78,7 +78,7 @@ def migration_rate_exceeded(p, st):
 
 
 @njit(cache=True, nogil=True)
-def migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version):
+def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written, src_version):
     """Merge the dirty log into the migration bitmap; count only newly dirty pages.
 
     The log is read at the start of the sync; the thread is then busy for
@@ -86,7 +86,7 @@ def migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     The dirty-page rate period (> 1 s) closes as in QEMU. The log's pages of the
     initially-zero region join ``written``: pages no longer zero.
     """
-    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
+    guest_write_pages(p, streams, st, rng, dirty_log, src_version)
     st[S_SYNCS] += 1
     if st[S_LAST_SYNC_MS] < 0:
         st[S_LAST_SYNC_MS] = st[S_T] // PS_PER_MS
@@ -261,7 +261,7 @@ def _send_section(st, p):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, written,
                      src_version, dst_version):
     """One iterate call: send dirty pages from the cursor until the window's byte
     budget is exceeded, 50 ms have passed, or nothing is dirty.
@@ -284,7 +284,7 @@ def ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
         eager = p[P_CHECK] != 0 or (st[S_WRAPS] == 0 and p[P_ZERO_START] < n_pages)
         if eager:
-            guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
+            guest_write_pages(p, streams, st, rng, dirty_log, src_version)
         if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
             if ram_save_batches(p, st, bitmap, dirty_log, written, src_version, dst_version,
                                 t0, eager):
@@ -435,18 +435,18 @@ def migration_rate_limit(p, st, trace):
 
 
 @njit(cache=True, nogil=True)
-def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+def migration_completion(p, streams, st, rng, dirty_log, bitmap, written,
                          src_version, dst_version):
     """Stop the VM, final sync, send everything left at full speed, then device state.
 
     Mirrors ``migration_completion`` → ``migration_stop_vm``,
     ``migration_switchover_start`` (rate limit off) and ``ram_save_complete``.
     """
-    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
+    guest_write_pages(p, streams, st, rng, dirty_log, src_version)
     st[S_DOWNTIME_START] = st[S_T]
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written, src_version)
     _send_section(st, p)
     while st[S_DIRTY] > 0:
         wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR], True)
@@ -460,7 +460,7 @@ def migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
 
 
 @njit(cache=True, nogil=True)
-def postcopy_start(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version,
+def postcopy_start(p, streams, st, rng, dirty_log, bitmap, written, src_version,
                    dst_version):
     """Switch to postcopy and run it to the end.
 
@@ -473,13 +473,13 @@ def postcopy_start(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_ve
     summary: no windows, and a fault costs the link the page, not the guest a
     round trip.
     """
-    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
+    guest_write_pages(p, streams, st, rng, dirty_log, src_version)
     stopped_at = st[S_T]
     guest_stopped = guest_run_time(st)
     st[S_DOWNTIME_START] = stopped_at
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written, src_version)
     _send_section(st, p)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
@@ -492,7 +492,7 @@ def postcopy_start(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_ve
     st[S_VM_RUNNING] = 1
     n_pages = p[P_N_PAGES]
     while st[S_DIRTY] > 0:
-        faults = guest_fault_pages(p, writes_per_ps, st, rng, bitmap, src_version, dst_version)
+        faults = guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version)
         if faults:
             account_pages(p, st, faults, 0)
         if st[S_DIRTY] == 0:
@@ -501,7 +501,7 @@ def postcopy_start(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_ve
         ram_save_pages(p, st, wi, mask, bitmap, dirty_log, written, src_version, dst_version)
         set_cursor(p, st, wi, mask)
     # the guest's writes up to the end happen on the destination: count them there
-    guest_fault_pages(p, writes_per_ps, st, rng, bitmap, src_version, dst_version)
+    guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version)
     st[S_VM_RUNNING] = 0
     st[S_CONVERGED] = 1
 
@@ -531,7 +531,7 @@ def complete_ready(rule, pending, threshold):
 
 
 @njit(cache=True, nogil=True)
-def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, written,
                             src_version, dst_version):
     """QEMU's decision (by ``qemu_version``): cheap estimate, exact sync only near
     the threshold, switch over when pending passes the switchover test, else iterate.
@@ -547,7 +547,7 @@ def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, writte
     # with postcopy-ram RAM can go after the switch: none of it is must-precopy
     must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
     if exact_sync_wanted(rule, pending, must_precopy, threshold):
-        migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written,
                               src_version)
         pending = st[S_DIRTY] * TARGET_PAGE_SIZE
         must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
@@ -560,21 +560,21 @@ def migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap, writte
     # the switchover happens as soon as the estimate drains to 0.
     if not (postcopy and rule == 2) and complete_ready(rule, pending, threshold):
         st[S_SWITCH_PENDING] = pending
-        migration_completion(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+        migration_completion(p, streams, st, rng, dirty_log, bitmap, written,
                              src_version, dst_version)
         return True
     if postcopy:
         st[S_SWITCH_PENDING] = pending
-        postcopy_start(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version,
+        postcopy_start(p, streams, st, rng, dirty_log, bitmap, written, src_version,
                        dst_version)
         return True
-    ram_save_iterate(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+    ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, written,
                      src_version, dst_version)
     return False
 
 
 @njit(cache=True, nogil=True)
-def dirty_sync_timer_tick(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version):
+def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, written, src_version):
     """auto-converge's 5 s timer (QEMU 9.2+, ``cpu_throttle_dirty_sync_timer_tick``):
     sync if no other sync happened since the previous tick, except in the first pass.
 
@@ -584,14 +584,14 @@ def dirty_sync_timer_tick(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     """
     syncs = st[S_SYNCS]
     if syncs > 1 and syncs == st[S_TICK_PREV]:
-        migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written,
                               src_version)
     st[S_TICK_PREV] = st[S_SYNCS]
     st[S_TICK_NEXT] += DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS
 
 
 @njit(cache=True, nogil=True)
-def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+def migration_thread(p, streams, st, rng, dirty_log, bitmap, written,
                      src_version, dst_version, pol, trace):
     """Run one precopy migration from the ``migrate`` command to completion,
     ``max_time``, or an abort by the management policy.
@@ -600,8 +600,9 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     ----------
     p : ndarray(int64, N_PARAMS)
         Parameters, see ``layout.P_*``.
-    writes_per_ps : ndarray(float64, 2)
-        Guest page writes per picosecond of each write stream. [1/ps]
+    streams : ndarray(float64)
+        Guest page writes per picosecond of each write stream [1/ps]; for a
+        replayed trace, then its (time [us], page) pairs (``layout.G_REPLAY``).
     st : ndarray(int64, N_STATE)
         State and results, zero on entry; see ``layout.S_*``.
     rng : ndarray(uint64, 2)
@@ -635,11 +636,11 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
     st[S_T] = p[P_PS_SETUP]
     set_range(bitmap, 0, n_pages)                 # ram_init_bitmaps: all pages dirty
     st[S_DIRTY] = n_pages
-    migration_bitmap_sync(p, writes_per_ps, st, rng, dirty_log, bitmap, written, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written, src_version)
     st[S_SETUP_T] = st[S_T]
     while st[S_T] < p[P_PS_MAX_TIME]:
         if p[P_PERIODIC_SYNC] != 0 and st[S_T] >= st[S_TICK_NEXT]:
-            dirty_sync_timer_tick(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
+            dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, written,
                                   src_version)
         if pol[POL_POLL_MS] != 0 and st[S_T] >= st[S_POLL_NEXT]:
             action = monitor_poll(pol, st)
@@ -649,15 +650,15 @@ def migration_thread(p, writes_per_ps, st, rng, dirty_log, bitmap, written,
             if action == POSTCOPY:          # migrate-start-postcopy
                 st[S_POSTCOPY_REQUESTED] = 1
             if action == PAUSE:             # the guest stops writing; precopy goes on
-                guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)
+                guest_write_pages(p, streams, st, rng, dirty_log, src_version)
                 st[S_VM_RUNNING] = 0
                 st[S_PAUSED_T] = st[S_T]
         if not migration_rate_exceeded(p, st):
-            if migration_iteration_run(p, writes_per_ps, st, rng, dirty_log, bitmap,
+            if migration_iteration_run(p, streams, st, rng, dirty_log, bitmap,
                                        written, src_version, dst_version):
                 break
         migration_rate_limit(p, st, trace)
-    guest_write_pages(p, writes_per_ps, st, rng, dirty_log, src_version)   # due by the end
+    guest_write_pages(p, streams, st, rng, dirty_log, src_version)   # due by the end
     if p[P_CHECK] != 0 and st[S_CONVERGED] == 1:
         lost = 0
         for page in range(n_pages):
