@@ -23,7 +23,7 @@ from toolkit import PARAMETERS, Scenario
     ("zero_fraction", 1.5, ["zero_fraction", "1.5", "[0, 1]"]),
     ("hot_fraction", 0, ["hot_fraction", "(0, 1]"]),
     ("max_time", 0, ["max_time", "(0"]),
-    ("workload", "zipf", ["workload", "zipf", "uniform", "hotcold", "sequential"]),
+    ("workload", "pareto", ["workload", "pareto", "uniform", "hotcold", "sequential", "zipf"]),
     ("dirty_rate", "300 furlongs/s", ["dirty_rate", "furlongs"]),
     ("dirty_rate", "4GiB", ["dirty_rate", "/s"]),
     ("ram_size", "10MB/s", ["ram_size"]),
