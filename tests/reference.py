@@ -134,6 +134,9 @@ class Reference:
         self.xfer_prev = 0
         self.next_tick = 5000 * PS_PER_MS
         self.tick_prev_syncs = 2
+        self.dirty_limit_since = None       # ps, when dirty-limit began
+        quota = sc.vcpus * sc.vcpu_dirty_limit * 2**20
+        self.quota_ppm = 1_000_000 if sc.dirty_rate <= quota else round(1e6 * quota / sc.dirty_rate)
         self.timer_syncs = 0
 
     # --- the guest ---
@@ -159,6 +162,9 @@ class Reference:
     def guest_time(self) -> int:
         """Running time of the vCPUs so far: under a throttle of p %, each period of
         10 ms / (1 - p/100) starts with its sleep and ends with 10 ms of running."""
+        if self.throttle == 0 and self.dirty_limit_since is not None:
+            elapsed = self.t - self.throttle_since
+            return self.guest_time_then + elapsed * self.quota_ppm // 10**6
         if self.throttle == 0:
             return self.t - self.stopped_for
         slice_ps = 10 * PS_PER_MS
@@ -251,6 +257,10 @@ class Reference:
         if self.high_periods < 2:
             return
         self.high_periods = 0
+        if self.sc.dirty_limit and self.dirty_limit_since is None:
+            self.guest_time_then = self.guest_time()
+            self.throttle_since = self.t
+            self.dirty_limit_since = self.t
         if not self.sc.auto_converge:
             return
         sc = self.sc
@@ -372,6 +382,7 @@ class Reference:
         self.t += ps(self.sc.device_state_size / self.sc.link_bandwidth)
         self.downtime_end = self.postcopy_t = self.t
         self.throttle = 0
+        self.dirty_limit_since = None
         self.stopped_for = self.t - guest_stopped
         self.running = True
         while self.dirty:

@@ -190,3 +190,21 @@ def test_postcopy_is_tried_before_the_switchover_test_from_10_1():
 def test_postcopy_start_needs_the_capability():
     with pytest.raises(ValueError, match="postcopy_start_sync=3 needs postcopy_ram=True"):
         tk.Scenario(postcopy_start_sync=3)
+
+
+def test_dirty_limit_holds_the_guest_to_its_quota():
+    base = dict(ram_size="1GiB", dirty_rate="150MiB/s", link_bandwidth="1Gbit/s",
+                max_bandwidth=0, max_time=120)
+    off = tk.simulate(**base)
+    on = tk.simulate(**base, dirty_limit=True, vcpus=4, vcpu_dirty_limit=8)
+    assert not bool(off.converged) and np.isnan(off.dirty_limit_start_time.item())
+    assert bool(on.converged)
+    start_s = on.dirty_limit_start_time.item() / 1000
+    stop_s = (on.total_time.item() - on.downtime.item()) / 1000
+    # before the trigger the guest writes at 150 MiB/s, after it at 4 x 8 MiB/s
+    pages = 150 * 256 * start_s + 4 * 8 * 256 * (stop_s - start_s)
+    assert int(on.guest_writes) == pytest.approx(pages, rel=1e-3)
+    with pytest.raises(ValueError, match="conflicts with auto_converge"):
+        tk.Scenario(dirty_limit=True, auto_converge=True)
+    with pytest.raises(ValueError, match=r"vcpu_dirty_limit=0 is out of range"):
+        tk.Scenario(vcpu_dirty_limit=0)

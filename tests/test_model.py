@@ -61,6 +61,7 @@ def test_distinct_dirty_pages_closed_form(workload):
     log = np.zeros(n_words, np.uint64)
     st = np.zeros(L.N_STATE, np.int64)
     st[L.S_VM_RUNNING] = 1
+    st[L.S_DIRTY_LIMIT_T] = -1                  # as migration_thread starts it
     rng = np.array(sc.stream_seeds, np.uint64)
     n = sc.n_pages
     for t_s in (0.5, 2.0, 10.0):

@@ -49,6 +49,8 @@ CASES = {
                                        qemu_version="9.1", max_time=25.0),
     "auto-converge-timer-sync": dict(ram_size="64MiB", dirty_rate="16MiB/s", auto_converge=True,
                                      max_time=30.0),
+    "dirty-limit": dict(dirty_rate="12MiB/s", dirty_limit=True, vcpus=2, vcpu_dirty_limit=2,
+                        max_time=25.0),
     "qemu-8.2": dict(dirty_rate="4MiB/s", qemu_version="8.2"),
     "zipf": dict(workload="zipf", zipf_exponent=1.2, dirty_rate="8MiB/s"),
     "zipf-flat-postcopy": dict(workload="zipf", zipf_exponent=0.5, dirty_rate="12MiB/s",
@@ -138,6 +140,8 @@ def test_kernel_equals_reference(case, check):
         assert ref.paused_at is not None and ref.converged
     if case in ("kubevirt-aborts", "ovirt"):
         assert ref.aborted and not ref.converged
+    if case == "dirty-limit":
+        assert ref.dirty_limit_since is not None and ref.converged
     if "postcopy" in case:
         assert ref.postcopy_t is not None and ref.converged and ref.faults > 0
 

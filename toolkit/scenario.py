@@ -104,6 +104,12 @@ PARAMETERS = (
           doc="auto-converge: smaller steps near the needed throttle."),
     Param("max_cpu_throttle", "int", 99, "%", 1, 99, qemu="max-cpu-throttle",
           doc="auto-converge: the largest throttle percentage (at least cpu_throttle_initial)."),
+    Param("dirty_limit", "bool", False, "1", qemu="dirty-limit",
+          doc="QEMU capability dirty-limit: on the same trigger as auto-converge, hold "
+          "each vCPU to vcpu_dirty_limit (an approximation, see docs/model.md)."),
+    Param("vcpu_dirty_limit", "int", 1, "MiB s-1", 1, 2**40, qemu="vcpu-dirty-limit",
+          doc="dirty-limit: each vCPU's quota."),
+    Param("vcpus", "int", 1, "1", 1, 4096, doc="Guest vCPUs (dirty-limit quotas are per vCPU)."),
     Param("postcopy_ram", "bool", False, "1", qemu="postcopy-ram",
           doc="QEMU capability postcopy-ram: RAM may go after the switch to postcopy."),
     Param("postcopy_start_sync", "int", 0, "1", 0, 2**31,
@@ -289,6 +295,9 @@ class Scenario:
     cpu_throttle_increment: int = None
     cpu_throttle_tailslow: bool = None
     max_cpu_throttle: int = None
+    dirty_limit: bool = None
+    vcpu_dirty_limit: int = None
+    vcpus: int = None
     postcopy_ram: bool = None
     postcopy_start_sync: int = None
     policy: str = None
@@ -326,6 +335,12 @@ class Scenario:
                 "(QEMU 'max-cpu-throttle')")
         if self.workload == "replay":
             self._check_write_trace()
+        if self.dirty_limit and self.auto_converge:
+            raise ValueError("dirty_limit=True conflicts with auto_converge=True: QEMU "
+                             "enables either, not both")
+        if self.dirty_limit and self.workload == "replay":
+            raise ValueError("dirty_limit needs a guest with a dirty_rate; a replayed trace "
+                             "has none")
         if self.postcopy_start_sync and not self.postcopy_ram:
             raise ValueError(f"postcopy_start_sync={self.postcopy_start_sync!r} needs "
                              "postcopy_ram=True (QEMU refuses migrate-start-postcopy without "

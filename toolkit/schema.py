@@ -58,6 +58,9 @@ SCALARS = {
                             "ended); NaN if the migration never switched to postcopy"),
     "postcopy_faults": ("1", "postcopy page faults",
                         "pages the destination's guest touched before they arrived [pages]"),
+    "dirty_limit_start_time": ("ms", "dirty-limit started at",
+                               "when dirty-limit began holding the vCPUs to their quota; NaN "
+                               "if it never did"),
     "cpu_throttle_percentage": ("%", "CPU throttle at the end",
                                 "query-migrate cpu-throttle-percentage (auto-converge); "
                                 "0 when not throttling"),
@@ -127,6 +130,8 @@ def scalar_results(states: np.ndarray) -> dict:
         "postcopy_start_time": np.where(st[..., L.S_POSTCOPY_T] >= 0,
                                         st[..., L.S_POSTCOPY_T] / PS_PER_MS, np.nan),
         "postcopy_faults": st[..., L.S_FAULTS],
+        "dirty_limit_start_time": np.where(st[..., L.S_DIRTY_LIMIT_T] >= 0,
+                                           st[..., L.S_DIRTY_LIMIT_T] / PS_PER_MS, np.nan),
         "lost_pages": st[..., L.S_LOST_PAGES],
     }
 

@@ -99,6 +99,10 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     p[L.P_POSTCOPY_RAM] = int(sc.postcopy_ram or getattr(policy, "postcopy", False))
     p[L.P_POSTCOPY_START_SYNC] = sc.postcopy_start_sync
     p[L.P_ZIPF_EXPONENT_MICRO] = round(sc.zipf_exponent * 1e6)
+    p[L.P_DIRTY_LIMIT] = int(sc.dirty_limit)
+    quota = sc.vcpus * sc.vcpu_dirty_limit * 2**20                 # [B/s]
+    p[L.P_DIRTY_QUOTA_PPM] = 1_000_000 if sc.dirty_rate <= quota else \
+        round(1e6 * quota / sc.dirty_rate)
     # the 5 s dirty-sync timer of auto-converge arrived in QEMU 9.2
     p[L.P_PERIODIC_SYNC] = int(sc.auto_converge and
                                QEMU_VERSIONS.index(sc.qemu_version) >= QEMU_VERSIONS.index("9.2"))

@@ -21,7 +21,8 @@ from .bitset import count_range
 from .layout import (P_CHECK, P_HOT_PAGES, P_N_PAGES, P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD,
                      S_FAULTS, S_GUEST_BASE, S_GUEST_OFFSET, S_LOG_0, S_THROTTLE,
                      S_THROTTLE_T0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
-                     S_WRITES_1, SEQUENTIAL, ZIPF, REPLAY, G_REPLAY, P_ZIPF_EXPONENT_MICRO)
+                     S_WRITES_1, SEQUENTIAL, ZIPF, REPLAY, G_REPLAY, P_ZIPF_EXPONENT_MICRO,
+                     P_DIRTY_QUOTA_PPM, S_DIRTY_LIMIT_T)
 from .rng import below, skip_ahead, splitmix64, zipf_constants, zipf_rank
 
 
@@ -40,13 +41,18 @@ def throttled_run_time(dt_ps, pct):
 
 
 @njit(cache=True, nogil=True)
-def guest_run_time(st):
+def guest_run_time(p, st):
     """The guest's own running time by ``st[S_T]``: all of it but the time it was
-    stopped before running again (postcopy), unless throttled. [ps]"""
+    stopped before running again (postcopy), unless throttled (auto-converge:
+    10 ms slices) or dirty-limited (a steady fraction). [ps]"""
     pct = st[S_THROTTLE]
-    if pct == 0:
-        return st[S_T] - st[S_GUEST_OFFSET]
-    return st[S_GUEST_BASE] + throttled_run_time(st[S_T] - st[S_THROTTLE_T0], pct)
+    if pct != 0:
+        return st[S_GUEST_BASE] + throttled_run_time(st[S_T] - st[S_THROTTLE_T0], pct)
+    if st[S_DIRTY_LIMIT_T] >= 0:           # split so that the product cannot overflow
+        dt = st[S_T] - st[S_THROTTLE_T0]
+        ppm = p[P_DIRTY_QUOTA_PPM]
+        return st[S_GUEST_BASE] + dt // 1_000_000 * ppm + dt % 1_000_000 * ppm // 1_000_000
+    return st[S_T] - st[S_GUEST_OFFSET]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -173,7 +179,7 @@ def guest_write_pages(p, streams, st, rng, dirty_log, src_version):
     check = p[P_CHECK] != 0
     workload = p[P_WORKLOAD]
     no_count = check or workload == ZIPF
-    run_time = guest_run_time(st)
+    run_time = guest_run_time(p, st)
     if workload == REPLAY:
         done = st[S_WRITES]
         due = replay_due(streams, run_time)
@@ -226,7 +232,7 @@ def guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version):
     """
     check = p[P_CHECK] != 0
     workload = p[P_WORKLOAD]
-    run_time = guest_run_time(st)
+    run_time = guest_run_time(p, st)
     faults = 0
     if workload == REPLAY:
         done = st[S_WRITES]

@@ -37,7 +37,9 @@ P_PERIODIC_SYNC = 27    # 1: auto-converge's 5 s dirty-sync timer (QEMU 9.2 and 
 P_POSTCOPY_RAM = 28     # 1: capability postcopy-ram
 P_POSTCOPY_START_SYNC = 29  # migrate-start-postcopy once dirty-sync-count reaches this, 0 = never
 P_ZIPF_EXPONENT_MICRO = 30  # zipf: the exponent in millionths
-N_PARAMS = 31
+P_DIRTY_LIMIT = 31      # 1: capability dirty-limit
+P_DIRTY_QUOTA_PPM = 32  # dirty-limit: the guest's run fraction under its quota [ppm]
+N_PARAMS = 33
 
 # --- state: int64 array ``st`` (kernel-owned, read back as results) ---
 S_T = 0                 # simulated time since `migrate` [ps]
@@ -94,7 +96,8 @@ S_POSTCOPY_REQUESTED = 50  # 1 once migrate-start-postcopy was issued
 S_POSTCOPY_T = 51       # when the destination started running (postcopy), -1 never [ps]
 S_FAULTS = 52           # postcopy: pages the destination faulted on [pages]
 S_DOWNTIME_END = 53     # end of the downtime [ps]
-N_STATE = 54
+S_DIRTY_LIMIT_T = 54    # when dirty-limit started limiting the guest, -1 never [ps]
+N_STATE = 55
 
 # --- trace: float64 array ``trace[window, column]``, one row per closed window ---
 W_TIME = 0              # window close, since `migrate` [ms]

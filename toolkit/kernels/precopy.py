@@ -25,7 +25,7 @@ from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      S_TICK_NEXT, S_TICK_PREV, W_THROTTLE, S_DOWNTIME_LIMIT, S_POLL_NEXT,
                      S_PAUSED_T, S_ABORTED, W_DOWNTIME_LIMIT, POL_POLL_MS, P_POSTCOPY_RAM,
                      P_POSTCOPY_START_SYNC, S_POSTCOPY_REQUESTED, S_POSTCOPY_T, S_DOWNTIME_END,
-                     S_GUEST_OFFSET, P_QEMU_RULE, P_AUTO_CONVERGE,
+                     S_GUEST_OFFSET, P_DIRTY_LIMIT, S_DIRTY_LIMIT_T, P_QEMU_RULE, P_AUTO_CONVERGE,
                      P_THROTTLE_TRIGGER, P_THROTTLE_INITIAL, P_THROTTLE_INCREMENT,
                      P_THROTTLE_TAILSLOW, P_THROTTLE_MAX, P_PERIODIC_SYNC, S_NORMAL,
                      S_PERIOD_PAGES, S_RATE_START, S_SETUP_T,
@@ -135,6 +135,23 @@ def migration_trigger_throttle(p, st):
             st[S_HIGH_CNT] = 0
             if p[P_AUTO_CONVERGE] != 0:
                 mig_throttle_guest_down(p, st, dirty, threshold)
+            elif p[P_DIRTY_LIMIT] != 0 and st[S_DIRTY_LIMIT_T] < 0:
+                migration_dirty_limit_guest(p, st)
+
+
+@njit(cache=True, nogil=True)
+def migration_dirty_limit_guest(p, st):
+    """dirty-limit, once: every vCPU gets the ``vcpu-dirty-limit`` quota.
+
+    **Approximation:** QEMU's controller measures each vCPU's dirty rate every
+    ``x-vcpu-dirty-limit-period`` and stretches its dirty-ring-full sleeps until
+    the rate meets the quota; here the guest runs at once at the steady fraction
+    that meets it (``vcpus x vcpu-dirty-limit`` against its write rate), with no
+    settling time and writes, not newly dirty pages, held to the quota.
+    """
+    st[S_GUEST_BASE] = guest_run_time(p, st)
+    st[S_THROTTLE_T0] = st[S_T]
+    st[S_DIRTY_LIMIT_T] = st[S_T]
 
 
 @njit(cache=True, nogil=True)
@@ -154,7 +171,7 @@ def mig_throttle_guest_down(p, st, bytes_dirty_period, bytes_dirty_threshold):
             inc = min(cpu_now - cpu_ideal, inc)
         new = min(pct + inc, p[P_THROTTLE_MAX])
     new = max(1, min(99, new))
-    st[S_GUEST_BASE] = guest_run_time(st)
+    st[S_GUEST_BASE] = guest_run_time(p, st)
     st[S_THROTTLE_T0] = st[S_T]
     st[S_THROTTLE] = new
 
@@ -475,7 +492,7 @@ def postcopy_start(p, streams, st, rng, dirty_log, bitmap, written, src_version,
     """
     guest_write_pages(p, streams, st, rng, dirty_log, src_version)
     stopped_at = st[S_T]
-    guest_stopped = guest_run_time(st)
+    guest_stopped = guest_run_time(p, st)
     st[S_DOWNTIME_START] = stopped_at
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
@@ -488,6 +505,7 @@ def postcopy_start(p, streams, st, rng, dirty_log, bitmap, written, src_version,
     st[S_POSTCOPY_T] = st[S_T]
     # the guest resumes on the destination, unthrottled, where it stopped
     st[S_THROTTLE] = 0
+    st[S_DIRTY_LIMIT_T] = -1
     st[S_GUEST_OFFSET] = st[S_T] - guest_stopped
     st[S_VM_RUNNING] = 1
     n_pages = p[P_N_PAGES]
@@ -630,6 +648,7 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, written,
     st[S_TICK_NEXT] = DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS   # armed before setup
     st[S_TICK_PREV] = 2
     st[S_POSTCOPY_T] = -1
+    st[S_DIRTY_LIMIT_T] = -1
     monitor_start(pol, st)
     st[S_EXPECTED_DOWNTIME] = st[S_DOWNTIME_LIMIT]
     # setup: the window opens before setup, so setup time dilutes the first estimate

@@ -351,6 +351,7 @@ def _scalars(samples: list[dict], records: list[TraceRecord], t0: float,
                                   "query-migrate ram.postcopy-requests of the last sample "
                                   "reporting it")
     out["postcopy_start_time"] = (math.nan, "the harness does not switch to postcopy")
+    out["dirty_limit_start_time"] = (math.nan, "the harness does not enable dirty-limit")
     out["aborted"] = (0.0, "no management policy watched the recorded run")
     out["pause_time"] = (math.nan, "no management policy watched the recorded run")
     return out
