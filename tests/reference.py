@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from toolkit import units as tk_units
+
 MASK64 = (1 << 64) - 1
 PS_PER_MS = 10**9
 PAGE = 4096
@@ -81,9 +83,20 @@ class Reference:
         hotcold = sc.workload == "hotcold"
         share = sc.hot_share if hotcold else 1.0
         self.rates = [rate * share, rate * (1.0 - share)]   # write streams, per ps
-        self.hot = int(round(sc.hot_fraction * n)) if hotcold else 0
+        self.hot = int(round(sc.hot_fraction * n)) if sc.workload in ('hotcold', 'phases') else 0
         self.rng = list(sc.stream_seeds)
         self.replay = read_trace(sc.write_trace) if sc.workload == "replay" else None
+        self.phases = None
+        if sc.workload == "phases":                 # (workload, rates per ps, duration ps)
+            self.phases = []
+            for item in sc.phases.split(","):
+                workload, rate, duration = (x.strip() for x in item.split(":"))
+                per_ps = tk_units.parse_rate(rate, "rate") / PAGE / 10**12
+                share = sc.hot_share if workload == "hotcold" else 1.0
+                seconds = tk_units.parse_duration(duration, "duration", "s")
+                self.phases.append((workload, [per_ps * share, per_ps * (1.0 - share)],
+                                    int(seconds * 1e6 * 1e6)))
+            self.phase, self.phase_start, self.phase_done = 0, 0, [0, 0]
         self.done = [0, 0]
         # state
         self.t = 0
@@ -140,20 +153,42 @@ class Reference:
         self.timer_syncs = 0
 
     # --- the guest ---
-    def stream_pages(self, s: int) -> tuple[int, int]:
+    def stream_pages(self, s: int, workload=None) -> tuple[int, int]:
         """First page and number of pages that write stream ``s`` writes to."""
         sc = self.sc
-        if sc.workload == "sequential":
+        workload = workload or sc.workload
+        if workload == "sequential":
             return sc.write_range_start // PAGE, max(1, sc.write_range // PAGE)
-        if sc.workload == "hotcold":
+        if workload == "hotcold":
             return (0, self.hot) if s == 0 else (self.hot, self.n - self.hot)
         return 0, self.n
 
-    def next_page(self, s: int, lo: int, size: int) -> int:
+    def phase_pages(self, guest_time: int) -> list[int]:
+        """phases: the pages of the writes due by ``guest_time``, phase after phase."""
+        pages = []
+        while True:
+            workload, rates, duration = self.phases[self.phase]
+            end = self.phase_start + duration
+            for s in (0, 1):
+                if rates[s] == 0:
+                    continue
+                lo, size = self.stream_pages(s, workload)
+                due = int(float(min(guest_time, end) - self.phase_start) * rates[s])
+                while self.phase_done[s] < due:
+                    pages.append(self.next_page(s, lo, size, workload, self.phase_done[s]))
+                    self.phase_done[s] += 1
+                    self.writes += 1
+            if guest_time < end:
+                return pages
+            self.phase = (self.phase + 1) % len(self.phases)
+            self.phase_start, self.phase_done = end, [0, 0]
+
+    def next_page(self, s: int, lo: int, size: int, workload=None, k=None) -> int:
         """The page of stream ``s``'s next write (its count is the caller's)."""
-        if self.sc.workload == "sequential":
-            return lo + self.done[s] % size
-        if self.sc.workload == "zipf":
+        workload = workload or self.sc.workload
+        if workload == "sequential":
+            return lo + (self.done[s] if k is None else k) % size
+        if workload == "zipf":
             self.rng[s], rank = zipf_rank(self.rng[s], size, self.sc.zipf_exponent)
             return lo + rank - 1
         self.rng[s], z = splitmix64(self.rng[s])
@@ -192,6 +227,12 @@ class Reference:
         if not self.running:
             return
         guest_time = self.guest_time()
+        if self.phases is not None:
+            for page in self.phase_pages(guest_time):
+                self.log.add(page)
+                self.nonzero.add(page)
+                self.src[page] += 1
+            return
         if self.replay is not None:
             for page in self.replay_due(guest_time):
                 self.log.add(page)
@@ -409,6 +450,8 @@ class Reference:
         guest_time = self.guest_time()
         if self.replay is not None:
             return self.replay_due(guest_time)
+        if self.phases is not None:
+            return self.phase_pages(guest_time)
         pages = []
         for s in (0, 1):
             if self.rates[s] == 0:

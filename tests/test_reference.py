@@ -53,6 +53,13 @@ CASES = {
                         max_time=25.0),
     "qemu-8.2": dict(dirty_rate="4MiB/s", qemu_version="8.2"),
     "zipf": dict(workload="zipf", zipf_exponent=1.2, dirty_rate="8MiB/s"),
+    "phases": dict(workload="phases", write_range="1MiB", write_range_start="1MiB",
+                   phases="uniform:2MiB/s:0.7s, hotcold:20MiB/s:0.3s, sequential:8MiB/s:0.25s, "
+                          "zipf:6MiB/s:0.4s", max_time=8.0),
+    "phases-postcopy-auto-converge": dict(
+        workload="phases", phases="hotcold:30MiB/s:1.5s, uniform:1MiB/s:1s", max_time=20.0,
+        write_range="1MiB",
+        auto_converge=True, postcopy_ram=True, postcopy_start_sync=6),
     "zipf-flat-postcopy": dict(workload="zipf", zipf_exponent=0.5, dirty_rate="12MiB/s",
                                postcopy_ram=True, postcopy_start_sync=3, max_time=20.0),
     # management policies: downtime steps, timeouts, pause and abort
@@ -142,6 +149,8 @@ def test_kernel_equals_reference(case, check):
         assert ref.aborted and not ref.converged
     if case == "dirty-limit":
         assert ref.dirty_limit_since is not None and ref.converged
+    if case.startswith("phases"):
+        assert ref.phase > 0 or ref.phase_start > 0          # the phases turned
     if "postcopy" in case:
         assert ref.postcopy_t is not None and ref.converged and ref.faults > 0
 

@@ -119,3 +119,22 @@ def test_bad_npz_names_the_offset(tmp_path):
         tk.Scenario(ram_size="64MiB", workload="replay", write_trace=str(path))
     with pytest.raises(ValueError, match="needs write_trace"):
         tk.Scenario(workload="replay")
+
+
+def test_phases_write_at_each_phase_rate_and_cycle():
+    # 100 MiB/s for 1 s, then idle 1 s, cycling: 25,600 writes per 2 s
+    ds = tk.simulate(ram_size="8GiB", workload="phases", phases="uniform:100MiB/s:1s, "
+                     "uniform:0:1s", link_bandwidth="1Gbit/s", max_time=5.0, max_bandwidth=0)
+    assert not bool(ds.converged)
+    assert int(ds.guest_writes) == 3 * 25_600      # phases 1, 3 and 5 (0-4 s, 4-5 s)
+
+
+@pytest.mark.parametrize("phases, match", [
+    ("uniform:100MiB/s", r"item 1 'uniform:100MiB/s': expected workload:rate:duration"),
+    ("uniform:1MiB/s:1s, replay:1MiB/s:1s", r"item 2 .* workload 'replay' is not one of"),
+    ("uniform:1MiB/s:0s", r"duration must be in \[1 us, 10\^6 s\]"),
+    ("", r"expected 'workload:rate:duration, ...'"),
+])
+def test_bad_phases_name_the_item(phases, match):
+    with pytest.raises(ValueError, match=match):
+        tk.Scenario(workload="phases", phases=phases)

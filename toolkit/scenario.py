@@ -24,7 +24,7 @@ PAGE_SIZE = 4096                    # TARGET_PAGE_SIZE on x86 [B]
 SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-switchover-bandwidth
 MAX_MIGRATE_DOWNTIME = 2000 * 1000  # QEMU's bound for downtime-limit [ms]
 MAX_THROTTLE = 128 << 20            # QEMU's default max-bandwidth [B/s]
-WORKLOADS = ("uniform", "hotcold", "sequential", "zipf", "replay")
+WORKLOADS = ("uniform", "hotcold", "sequential", "zipf", "replay", "phases")
 #: QEMU releases whose convergence rules differ (``qemu_version``); 10.1 stands for 10.1 and later.
 QEMU_VERSIONS = ("8.2", "9.0", "9.1", "9.2", "10.0", "10.1")
 
@@ -57,7 +57,8 @@ PARAMETERS = (
           "'uniform' (any page), 'hotcold' (a hot set takes most writes), "
           "'sequential' (a cursor sweeping write_range, like QEMU's test guest), "
           "'zipf' (page i of RAM written with probability proportional to (i + 1) ** -"
-          "zipf_exponent) or 'replay' (the writes of write_trace).",
+          "zipf_exponent), 'replay' (the writes of write_trace) or 'phases' (the "
+          "workloads of phases, one after the other).",
           choices=WORKLOADS),
     Param("hot_fraction", "fraction", 0.1, "1", 0, 1,
           "hotcold: share of RAM in the hot set (the lowest pages).", lo_open=True),
@@ -65,6 +66,9 @@ PARAMETERS = (
     Param("zipf_exponent", "fraction", 1.0, "1", 0, 10,
           "zipf: the exponent s of the page popularity (i + 1) ** -s, in millionths.",
           lo_open=True),
+    Param("phases", "path", "", "1",
+          doc="phases: 'workload:rate:duration, ...' (e.g. 'uniform:100MiB/s:10s, "
+          "hotcold:1GiB/s:2s'), cycling; the other guest parameters are shared."),
     Param("write_trace", "path", "", "1",
           doc="replay: a file of page writes with their times (toolkit.workloads.TRACE_FORMAT)."),
     Param("write_range", "size", "100MiB", "B", PAGE_SIZE, 2**44,
@@ -280,6 +284,7 @@ class Scenario:
     hot_fraction: float = None
     hot_share: float = None
     zipf_exponent: float = None
+    phases: str = None
     write_trace: str = None
     write_range: int = None
     write_range_start: int = None
@@ -323,7 +328,7 @@ class Scenario:
             object.__setattr__(self, f.name, _validate(f.name, value))
         object.__setattr__(self, "ram_size", self.ram_size // PAGE_SIZE * PAGE_SIZE)
         object.__setattr__(self, "zipf_exponent", round(self.zipf_exponent, 6))
-        if self.workload == "sequential" and \
+        if self.workload in ("sequential", "phases") and \
                 self.write_range_start + self.write_range > self.ram_size:
             raise ValueError(
                 f"write_range_start + write_range = {self.write_range_start} + "
@@ -335,17 +340,20 @@ class Scenario:
                 "(QEMU 'max-cpu-throttle')")
         if self.workload == "replay":
             self._check_write_trace()
+        if self.workload == "phases":
+            from .workloads import parse_phases
+            parse_phases(self.phases)
         if self.dirty_limit and self.auto_converge:
             raise ValueError("dirty_limit=True conflicts with auto_converge=True: QEMU "
                              "enables either, not both")
-        if self.dirty_limit and self.workload == "replay":
-            raise ValueError("dirty_limit needs a guest with a dirty_rate; a replayed trace "
-                             "has none")
+        if self.dirty_limit and self.workload in ("replay", "phases"):
+            raise ValueError(f"dirty_limit needs a guest with one dirty_rate; workload="
+                             f"{self.workload!r} has none")
         if self.postcopy_start_sync and not self.postcopy_ram:
             raise ValueError(f"postcopy_start_sync={self.postcopy_start_sync!r} needs "
                              "postcopy_ram=True (QEMU refuses migrate-start-postcopy without "
                              "the postcopy-ram capability)")
-        if self.workload == "hotcold":
+        if self.workload in ("hotcold", "phases"):
             hot = self.hot_pages
             if not 1 <= hot < self.n_pages:
                 raise ValueError(
@@ -413,7 +421,8 @@ class Scenario:
         Migration parameters do not enter them, so runs that differ only in how
         they migrate see exactly the same guest writes.
         """
-        extra = {"zipf": ("zipf_exponent",), "replay": ("write_trace",)}
+        extra = {"zipf": ("zipf_exponent",), "replay": ("write_trace",),
+                 "phases": ("phases", "zipf_exponent")}
         names = GUEST_PARAMETERS + extra.get(self.workload, ())
         key = repr((self.seed,) + tuple(getattr(self, n) for n in names))
         return tuple(int.from_bytes(hashlib.blake2b(f"{key}/{s}".encode(), digest_size=8)

@@ -20,7 +20,7 @@ from .scenario import PAGE_SIZE, QEMU_VERSIONS, Scenario
 PS_PER_S = 10**12
 GIB = 2**30
 WORKLOAD_CODES = {"uniform": L.UNIFORM, "hotcold": L.HOTCOLD, "sequential": L.SEQUENTIAL,
-                  "zipf": L.ZIPF, "replay": L.REPLAY}
+                  "zipf": L.ZIPF, "replay": L.REPLAY, "phases": L.PHASES}
 #: migration_iteration_run's switchover rule by release: 8.2, 9.0-10.0, 10.1 and later
 QEMU_RULES = {"8.2": 0, "9.0": 1, "9.1": 1, "9.2": 1, "10.0": 1, "10.1": 2}
 
@@ -67,7 +67,7 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     p = np.zeros(L.N_PARAMS, dtype=np.int64)
     p[L.P_N_PAGES] = n
     p[L.P_WORKLOAD] = WORKLOAD_CODES[sc.workload]
-    p[L.P_HOT_PAGES] = sc.hot_pages if sc.workload == "hotcold" else 0
+    p[L.P_HOT_PAGES] = sc.hot_pages if sc.workload in ("hotcold", "phases") else 0
     p[L.P_SEQ_START] = sc.write_range_start // PAGE_SIZE
     p[L.P_SEQ_PAGES] = max(1, sc.write_range // PAGE_SIZE)
     p[L.P_ZERO_START] = sc.zero_start
@@ -108,6 +108,16 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
                                QEMU_VERSIONS.index(sc.qemu_version) >= QEMU_VERSIONS.index("9.2"))
     rate = sc.dirty_rate / PAGE_SIZE / PS_PER_S
     share = sc.hot_share if sc.workload == "hotcold" else 1.0
+    if sc.workload == "phases":
+        from .workloads import parse_phases
+        phases = parse_phases(sc.phases)
+        streams = np.zeros(L.G_PHASES + 4 * len(phases))
+        for i, (workload, dirty_rate, seconds) in enumerate(phases):
+            r = dirty_rate / PAGE_SIZE / PS_PER_S
+            share = sc.hot_share if workload == "hotcold" else 1.0
+            streams[L.G_PHASES + 4 * i: L.G_PHASES + 4 * i + 4] = (
+                seconds * 1e6, WORKLOAD_CODES[workload], r * share, r * (1.0 - share))
+        return p, streams
     if sc.workload == "replay":
         from .workloads import read_write_trace
         time_us, pages = read_write_trace(sc.write_trace)

@@ -200,3 +200,44 @@ def write_write_trace(path, time_us, page) -> None:
         f.write("# time_us page\n")
         for t, p in zip(np.asarray(time_us, np.int64), np.asarray(page, np.int64)):
             f.write(f"{t} {p}\n")
+
+
+# --- phases: workloads one after the other ---------------------------------------------------
+
+PHASE_WORKLOADS = ("uniform", "hotcold", "sequential", "zipf")
+
+
+def parse_phases(text: str) -> list[tuple[str, float, float]]:
+    """Read ``phases``: comma-separated ``workload:dirty rate:duration`` items,
+    e.g. ``"uniform:100MiB/s:10s, hotcold:1GiB/s:2s"``.
+
+    Returns
+    -------
+    list of (workload, dirty rate [B/s], duration [s])
+
+    Raises
+    ------
+    ValueError
+        An item that is not ``workload:rate:duration``, an unknown workload, a
+        bad rate or a duration outside [1 us, 10^6 s]; the message names the item.
+    """
+    from .units import parse_duration, parse_rate
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"phases={text!r}: expected 'workload:rate:duration, ...', e.g. "
+                         "'uniform:100MiB/s:10s, hotcold:1GiB/s:2s'")
+    out = []
+    for n, item in enumerate(text.split(","), 1):
+        parts = [x.strip() for x in item.split(":")]
+        if len(parts) != 3:
+            raise ValueError(f"phases: item {n} {item.strip()!r}: expected workload:rate:duration")
+        workload, rate, duration = parts
+        if workload not in PHASE_WORKLOADS:
+            raise ValueError(f"phases: item {n} {item.strip()!r}: workload {workload!r} is not "
+                             f"one of {', '.join(PHASE_WORKLOADS)}")
+        rate_bps = parse_rate(rate, f"phases item {n} rate")
+        seconds = parse_duration(duration, f"phases item {n} duration", "s")
+        if not 1e-6 <= seconds <= 1e6 or not 0 <= rate_bps <= 2**40:
+            raise ValueError(f"phases: item {n} {item.strip()!r}: duration must be in "
+                             "[1 us, 10^6 s] and the rate in [0, 1 TiB/s]")
+        out.append((workload, float(rate_bps), float(seconds)))
+    return out

@@ -22,7 +22,8 @@ from .layout import (P_CHECK, P_HOT_PAGES, P_N_PAGES, P_SEQ_PAGES, P_SEQ_START, 
                      S_FAULTS, S_GUEST_BASE, S_GUEST_OFFSET, S_LOG_0, S_THROTTLE,
                      S_THROTTLE_T0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
                      S_WRITES_1, SEQUENTIAL, ZIPF, REPLAY, G_REPLAY, P_ZIPF_EXPONENT_MICRO,
-                     P_DIRTY_QUOTA_PPM, S_DIRTY_LIMIT_T)
+                     P_DIRTY_QUOTA_PPM, S_DIRTY_LIMIT_T, PHASES, G_PHASES, HOTCOLD,
+                     S_PHASE_IDX, S_PHASE_START, S_PHASE_DONE_0, S_PHASE_DONE_1)
 from .rng import below, skip_ahead, splitmix64, zipf_constants, zipf_rank
 
 
@@ -76,11 +77,11 @@ def replay_due(streams, t_ps):
 
 
 @njit(cache=True, nogil=True)
-def stream_range(p, stream):
-    """First page and number of pages stream ``stream`` writes to."""
-    if p[P_WORKLOAD] == SEQUENTIAL:
+def stream_range(p, workload, stream):
+    """First page and number of pages stream ``stream`` of ``workload`` writes to."""
+    if workload == SEQUENTIAL:
         return p[P_SEQ_START], p[P_SEQ_PAGES]
-    hot = p[P_HOT_PAGES]           # 0 for uniform: stream 0 covers all of RAM
+    hot = p[P_HOT_PAGES] if workload == HOTCOLD else 0    # else stream 0 covers all of RAM
     if stream == 0:
         return 0, hot if hot > 0 else p[P_N_PAGES]
     return hot, p[P_N_PAGES] - hot
@@ -102,10 +103,10 @@ def next_page(workload, lo, size, k, state, zipf):
 
 
 @njit(cache=True, nogil=True)
-def zipf_params(p, size):
+def zipf_params(p, workload, size):
     """Exponent and sampler constants of the zipf workload (unused otherwise)."""
     q = p[P_ZIPF_EXPONENT_MICRO] / 1e6
-    if p[P_WORKLOAD] != ZIPF:
+    if workload != ZIPF:
         return (q, 0.0, 0.0, 0.0)
     h_x1, h_n, s = zipf_constants(size, q)
     return (q, h_x1, h_n, s)
@@ -190,6 +191,10 @@ def guest_write_pages(p, streams, st, rng, dirty_log, src_version):
                 src_version[page] += 1
         st[S_WRITES] = max(done, due)
         return
+    if workload == PHASES:
+        phase_writes(p, streams, st, rng, run_time, dirty_log, dirty_log, src_version,
+                     src_version, False)
+        return
     for s in range(2):
         rate = streams[s]
         if rate == 0.0:
@@ -198,14 +203,14 @@ def guest_write_pages(p, streams, st, rng, dirty_log, src_version):
         due = writes_due(run_time, rate)
         if due <= done:
             continue
-        lo, size = stream_range(p, s)
+        lo, size = stream_range(p, workload, s)
         state = rng[s]
         logged = st[S_LOG_0 + s]
         k = done
         if logged < 0 or no_count:
             stop = due if no_count else min(due, max(done, st[S_SYNC_WRITES_0 + s] + size))
             state = write_pages(workload, check, lo, size, done, stop, state,
-                                zipf_params(p, size), dirty_log, src_version)
+                                zipf_params(p, workload, size), dirty_log, src_version)
             k = stop
             if k < due:
                 logged = count_range(dirty_log, lo, lo + size)
@@ -238,15 +243,14 @@ def guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version):
         done = st[S_WRITES]
         due = replay_due(streams, run_time)
         for k in range(done, due):
-            page = np.int64(streams[G_REPLAY + 2 * k + 1])
-            i = page >> 6
-            bit = np.uint64(1) << np.uint64(page & 63)
-            if bitmap[i] & bit:
-                bitmap[i] &= ~bit
-                faults += 1
-                if check:
-                    dst_version[page] = src_version[page]
+            faults += fault_page(np.int64(streams[G_REPLAY + 2 * k + 1]), bitmap, check,
+                                 src_version, dst_version)
         st[S_WRITES] = max(done, due)
+        st[S_FAULTS] += faults
+        return faults
+    if workload == PHASES:
+        faults = phase_writes(p, streams, st, rng, run_time, bitmap, bitmap, src_version,
+                              dst_version, True)
         st[S_FAULTS] += faults
         return faults
     for s in range(2):
@@ -257,21 +261,89 @@ def guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version):
         due = writes_due(run_time, rate)
         if due <= done:
             continue
-        lo, size = stream_range(p, s)
-        state = rng[s]
-        zipf = zipf_params(p, size)
-        for k in range(done, due):
-            page, state = next_page(workload, lo, size, k, state, zipf)
-            i = page >> 6
-            bit = np.uint64(1) << np.uint64(page & 63)
-            if bitmap[i] & bit:
-                bitmap[i] &= ~bit
-                faults += 1
-                if check:
-                    dst_version[page] = src_version[page]
+        lo, size = stream_range(p, workload, s)
+        state, n = fault_pages(workload, check, lo, size, done, due, rng[s],
+                               zipf_params(p, workload, size), bitmap, src_version, dst_version)
+        faults += n
         rng[s] = state
         st[S_WRITES] += due - done
         if s == 1:
             st[S_WRITES_1] = due
     st[S_FAULTS] += faults
     return faults
+
+
+@njit(cache=True, nogil=True, inline="always")
+def fault_page(page, bitmap, check, src_version, dst_version):
+    """Postcopy: a write to ``page``; 1 if the page was still only on the source
+    (it leaves the bitmap, and the destination gets its version), else 0."""
+    i = page >> 6
+    bit = np.uint64(1) << np.uint64(page & 63)
+    if bitmap[i] & bit:
+        bitmap[i] &= ~bit
+        if check:
+            dst_version[page] = src_version[page]
+        return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def fault_pages(workload, check, lo, size, first, stop, state, zipf, bitmap, src_version,
+                dst_version):
+    """Postcopy: writes ``first .. stop - 1`` of a stream on the destination.
+
+    Returns
+    -------
+    state : uint64
+        The stream's RNG state.
+    faults : int
+        Pages faulted.
+    """
+    faults = 0
+    for k in range(first, stop):
+        page, state = next_page(workload, lo, size, k, state, zipf)
+        faults += fault_page(page, bitmap, check, src_version, dst_version)
+    return state, faults
+
+
+@njit(cache=True, nogil=True)
+def phase_writes(p, streams, st, rng, run_time, dirty_log, bitmap, src_version, dst_version,
+                 fault):
+    """phases: the writes due by ``run_time`` [ps], phase after phase, the list
+    cycling. Each phase's streams start afresh (a sequential cursor at its range's
+    start) and draw from the guest's two SplitMix64 streams. Logged, or with
+    ``fault``, faulting (postcopy). Returns the pages faulted."""
+    check = p[P_CHECK] != 0
+    n_phases = (streams.shape[0] - G_PHASES) // 4
+    faults = 0
+    while True:
+        base = G_PHASES + 4 * st[S_PHASE_IDX]
+        start = st[S_PHASE_START]
+        end = start + np.int64(streams[base] * 1e6)
+        workload = np.int64(streams[base + 1])
+        for s in range(2):
+            rate = streams[base + 2 + s]
+            if rate == 0.0:
+                continue
+            done = st[S_PHASE_DONE_0 + s]
+            due = writes_due(min(run_time, end) - start, rate)
+            if due <= done:
+                continue
+            lo, size = stream_range(p, workload, s)
+            zipf = zipf_params(p, workload, size)
+            if fault:
+                state, n = fault_pages(workload, check, lo, size, done, due, rng[s], zipf,
+                                       bitmap, src_version, dst_version)
+                faults += n
+            else:
+                state = write_pages(workload, check, lo, size, done, due, rng[s], zipf,
+                                    dirty_log, src_version)
+            rng[s] = state
+            st[S_PHASE_DONE_0 + s] = due
+            st[S_WRITES] += due - done
+        if run_time < end:
+            return faults
+        st[S_PHASE_IDX] = (st[S_PHASE_IDX] + 1) % n_phases
+        st[S_PHASE_START] = end
+        st[S_PHASE_DONE_0] = 0
+        st[S_PHASE_DONE_1] = 0

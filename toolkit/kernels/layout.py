@@ -7,7 +7,7 @@ compile-time constants, not mutable globals.
 
 # --- parameters: int64 array ``p`` (filled by toolkit.simulate.kernel_inputs) ---
 P_N_PAGES = 0           # guest pages [pages]
-P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential, 3 zipf, 4 replay
+P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential, 3 zipf, 4 replay, 5 phases
 P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM; 0 otherwise [pages]
 P_SEQ_START = 3         # sequential: first page of the written range [pages]
 P_SEQ_PAGES = 4         # sequential: pages in the written range [pages]
@@ -97,7 +97,11 @@ S_POSTCOPY_T = 51       # when the destination started running (postcopy), -1 ne
 S_FAULTS = 52           # postcopy: pages the destination faulted on [pages]
 S_DOWNTIME_END = 53     # end of the downtime [ps]
 S_DIRTY_LIMIT_T = 54    # when dirty-limit started limiting the guest, -1 never [ps]
-N_STATE = 55
+S_PHASE_IDX = 55        # phases: the phase now
+S_PHASE_START = 56      # phases: when it began, on the guest's running clock [ps]
+S_PHASE_DONE_0 = 57     # phases: stream 0's writes in this phase so far
+S_PHASE_DONE_1 = 58     # phases: stream 1's
+N_STATE = 59
 
 # --- trace: float64 array ``trace[window, column]``, one row per closed window ---
 W_TIME = 0              # window close, since `migrate` [ms]
@@ -134,6 +138,8 @@ HOTCOLD = 1
 SEQUENTIAL = 2
 ZIPF = 3
 REPLAY = 4
+PHASES = 5
 
 # --- the guest's write streams: float64 array ``streams`` ---
 G_REPLAY = 2            # after the two rates [1/ps]: replay pairs of (time [us], page)
+G_PHASES = 2            # or phases: (duration [us], workload, rate 0, rate 1 [1/ps]) each
