@@ -227,14 +227,10 @@ class Reference:
         if not self.running:
             return
         guest_time = self.guest_time()
-        if self.phases is not None:
-            for page in self.phase_pages(guest_time):
-                self.log.add(page)
-                self.nonzero.add(page)
-                self.src[page] += 1
-            return
-        if self.replay is not None:
-            for page in self.replay_due(guest_time):
+        if self.phases is not None or self.replay is not None:
+            pages = self.phase_pages(guest_time) if self.phases is not None else \
+                self.replay_due(guest_time)
+            for page in pages:
                 self.log.add(page)
                 self.nonzero.add(page)
                 self.src[page] += 1

@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from .fitting import golden_section
 from .scenario import PAGE_SIZE
 from .units import parse_size
 
@@ -29,22 +30,6 @@ def dirty_curve(t_s, working_set: float, rate: float) -> np.ndarray:
     ``rate`` [pages/s] over ``working_set`` [pages]."""
     t = np.asarray(t_s, dtype=float)
     return working_set * -np.expm1(-rate * t / working_set)
-
-
-def _golden(f, lo: float, hi: float, steps: int = 60) -> float:
-    ratio = (math.sqrt(5) - 1) / 2
-    c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-    fc, fd = f(c), f(d)
-    for _ in range(steps):
-        if fc <= fd:
-            hi, d, fd = d, c, fc
-            c = hi - ratio * (hi - lo)
-            fc = f(c)
-        else:
-            lo, c, fc = c, d, fd
-            d = lo + ratio * (hi - lo)
-            fd = f(d)
-    return (lo + hi) / 2
 
 
 def fit_dirty_curve(t_s, dirty_pages, ram_size) -> dict:
@@ -93,11 +78,13 @@ def fit_dirty_curve(t_s, dirty_pages, ram_size) -> dict:
         w = math.exp(log_w)
         # the initial slope bounds the rate from below; search a wide bracket around it
         slope = max(d / t)
-        r = math.exp(_golden(lambda x: float(np.sum((dirty_curve(t, w, math.exp(x)) - d) ** 2)),
-                             math.log(slope / 4), math.log(slope * 1e3)))
+        r = math.exp(golden_section(
+            lambda x: float(np.sum((dirty_curve(t, w, math.exp(x)) - d) ** 2)),
+            math.log(slope / 4), math.log(slope * 1e3))[1])
         return r, float(np.sum((dirty_curve(t, w, r) - d) ** 2))
 
-    log_w = _golden(lambda x: best_rate(x)[1], math.log(d.max()), math.log(n_pages), steps=50)
+    log_w = golden_section(lambda x: best_rate(x)[1], math.log(d.max()), math.log(n_pages),
+                           steps=50)[1]
     working_set = math.exp(log_w)
     rate, sse = best_rate(log_w)
     out = {"working_set": working_set, "rate": rate,

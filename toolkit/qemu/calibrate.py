@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fitting import golden_section
 from ..scenario import Scenario
 from ..simulate import simulate
 from .readers import read_trace
@@ -197,25 +198,13 @@ def _fit(values: dict, targets, rounds: int = 3, steps: int = 14) -> dict:
     """Coordinate search over ``FITTED``: golden-section search of each input on a
     log scale within ``FIT_RANGE``, the inputs in turn, ``rounds`` times."""
     values = dict(values)
-    ratio = (math.sqrt(5) - 1) / 2
     for _ in range(rounds):
         for k in FITTED:
             def loss(x, k=k):
                 return _loss({**values, k: math.exp(x)}, targets, k)
-            a, b = (math.log(v) for v in FIT_RANGE[k])
-            c, d = b - ratio * (b - a), a + ratio * (b - a)
-            fc, fd = loss(c), loss(d)
-            for _ in range(steps):
-                if fc <= fd:
-                    b, d, fd = d, c, fc
-                    c = b - ratio * (b - a)
-                    fc = loss(c)
-                else:
-                    a, c, fc = c, d, fd
-                    d = a + ratio * (b - a)
-                    fd = loss(d)
-            best = min((fc, c), (fd, d), (loss(math.log(values[k])), math.log(values[k])))
-            values[k] = math.exp(best[1])
+            found = golden_section(loss, *(math.log(v) for v in FIT_RANGE[k]), steps=steps)
+            now = math.log(values[k])
+            values[k] = math.exp(min(found, (loss(now), now))[1])
     return values
 
 
