@@ -223,30 +223,31 @@ class Reference:
         self.writes = due
         return new
 
-    def catch_up_writes(self):
-        if not self.running:
-            return
-        guest_time = self.guest_time()
-        if self.phases is not None or self.replay is not None:
-            pages = self.phase_pages(guest_time) if self.phases is not None else \
-                self.replay_due(guest_time)
-            for page in pages:
-                self.log.add(page)
-                self.nonzero.add(page)
-                self.src[page] += 1
-            return
+    def due_pages(self, guest_time: int) -> list[int]:
+        """The pages of the writes due by ``guest_time`` [ps] not yet applied, in order."""
+        if self.phases is not None:
+            return self.phase_pages(guest_time)
+        if self.replay is not None:
+            return self.replay_due(guest_time)
+        pages = []
         for s in (0, 1):
             if self.rates[s] == 0:
                 continue
             lo, size = self.stream_pages(s)
             due = int(float(guest_time) * self.rates[s])
             while self.done[s] < due:
-                page = self.next_page(s, lo, size)
-                self.log.add(page)
-                self.nonzero.add(page)
-                self.src[page] += 1
+                pages.append(self.next_page(s, lo, size))
                 self.done[s] += 1
         self.writes = sum(self.done)
+        return pages
+
+    def catch_up_writes(self):
+        if not self.running:
+            return
+        for page in self.due_pages(self.guest_time()):
+            self.log.add(page)
+            self.nonzero.add(page)
+            self.src[page] += 1
 
     # --- the migration thread ---
     def now_ms(self) -> int:
@@ -443,22 +444,7 @@ class Reference:
 
     def destination_writes(self):
         """The guest's writes due by now, in order, without logging them."""
-        guest_time = self.guest_time()
-        if self.replay is not None:
-            return self.replay_due(guest_time)
-        if self.phases is not None:
-            return self.phase_pages(guest_time)
-        pages = []
-        for s in (0, 1):
-            if self.rates[s] == 0:
-                continue
-            lo, size = self.stream_pages(s)
-            due = int(float(guest_time) * self.rates[s])
-            while self.done[s] < due:
-                pages.append(self.next_page(s, lo, size))
-                self.done[s] += 1
-        self.writes = sum(self.done)
-        return pages
+        return self.due_pages(self.guest_time())
 
     def run(self) -> "Reference":
         self.t = ps(self.sc.setup_overhead * 1e-3)

@@ -102,6 +102,15 @@ def next_page(workload, lo, size, k, state, zipf):
     return lo + below(z, size), state
 
 
+@njit(cache=True, nogil=True, inline="always")
+def stream_writes(streams, st, s, run_time):
+    """Writes stream ``s`` has applied, and those due by ``run_time`` [ps] (equal
+    for an unused stream)."""
+    done = st[S_WRITES] - st[S_WRITES_1] if s == 0 else st[S_WRITES_1]
+    rate = streams[s]
+    return done, (writes_due(run_time, rate) if rate != 0.0 else done)
+
+
 @njit(cache=True, nogil=True)
 def zipf_params(p, workload, size):
     """Exponent and sampler constants of the zipf workload (unused otherwise)."""
@@ -196,11 +205,7 @@ def guest_write_pages(p, streams, st, rng, dirty_log, src_version):
                      src_version, False)
         return
     for s in range(2):
-        rate = streams[s]
-        if rate == 0.0:
-            continue
-        done = st[S_WRITES] - st[S_WRITES_1] if s == 0 else st[S_WRITES_1]
-        due = writes_due(run_time, rate)
+        done, due = stream_writes(streams, st, s, run_time)
         if due <= done:
             continue
         lo, size = stream_range(p, workload, s)
@@ -254,11 +259,7 @@ def guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version):
         st[S_FAULTS] += faults
         return faults
     for s in range(2):
-        rate = streams[s]
-        if rate == 0.0:
-            continue
-        done = st[S_WRITES] - st[S_WRITES_1] if s == 0 else st[S_WRITES_1]
-        due = writes_due(run_time, rate)
+        done, due = stream_writes(streams, st, s, run_time)
         if due <= done:
             continue
         lo, size = stream_range(p, workload, s)
