@@ -1,5 +1,4 @@
 """A measured dirty-pages curve becomes a workload that dirties pages the same way."""
-import math
 
 import numpy as np
 import pytest
@@ -74,7 +73,6 @@ def _trace(tmp_path, n=3000, pages=1024, seconds=4.0, seed=0, name="trace.txt"):
 @pytest.mark.parametrize("extra", [{}, {"postcopy_ram": True, "postcopy_start_sync": 2},
                                    {"auto_converge": True, "max_time": 12.0}])
 def test_replay_equals_the_reference(tmp_path, extra):
-    from .reference import Reference
     from .test_reference import SMALL, assert_same
     path, t, _ = _trace(tmp_path, n=6000, seconds=8.0)
     sc = tk.Scenario(**{**SMALL, "workload": "replay", "write_trace": path, **extra})
