@@ -72,8 +72,14 @@ class Reference:
         self.sc = sc
         n = self.n = sc.ram_size // PAGE
         link = sc.link_bandwidth
-        self.t_normal = max(ps(sc.page_send_time * 1e-9), ps(4104 / link))
+        # a page takes the longest of the source's, the wire's and the destination's time
+        source_or_wire = max(ps(sc.page_send_time * 1e-9), ps(4104 / link))
+        self.t_resend = max(source_or_wire, ps(sc.dst_copy_time * 1e-9))
+        self.t_first = self.t_resend if sc.mem_prealloc else \
+            max(source_or_wire, ps(sc.dst_first_copy_time * 1e-9))
         self.t_zero = max(ps(sc.zero_page_scan_time * 1e-9), ps(9 / link))
+        self.t_zero_untouched = max(ps(sc.untouched_page_scan_time * 1e-9), ps(9 / link))
+        self.detect = sc.zero_page_detection != "none"
         self.t_section = ps(18 / link)
         self.t_sync = ps((sc.sync_time_fixed + sc.sync_time_per_gib * sc.ram_size / 2**30) / 1e3)
         self.t_sync_page = ps(sc.sync_time_per_dirty_page * 1e-9)
@@ -104,7 +110,10 @@ class Reference:
         self.running = True
         self.log: set[int] = set()
         self.dirty: set[int] = set()
-        self.nonzero = set(range(sc.zero_start))
+        self.nonzero = set(range(sc.zero_start))       # pages holding data
+        self.touched = set(range(n)) if sc.mem_prealloc else set(range(sc.zero_start))
+        self.dst_holds: set[int] = set()                # normal pages the destination took in
+        self.first_copies = self.untouched = 0
         self.src = [0] * n
         self.dst = [-1] * n
         self.cursor = 0
@@ -175,7 +184,8 @@ class Reference:
                 lo, size = self.stream_pages(s, workload)
                 due = int(float(min(guest_time, end) - self.phase_start) * rates[s])
                 while self.phase_done[s] < due:
-                    pages.append(self.next_page(s, lo, size, workload, self.phase_done[s]))
+                    k = self.phase_done[s]
+                    pages.append((self.next_page(s, lo, size, workload, k), self.zero_write(k)))
                     self.phase_done[s] += 1
                     self.writes += 1
             if guest_time < end:
@@ -187,7 +197,8 @@ class Reference:
         """The page of stream ``s``'s next write (its count is the caller's)."""
         workload = workload or self.sc.workload
         if workload == "sequential":
-            return lo + (self.done[s] if k is None else k) % size
+            k = self.done[s] if k is None else k
+            return lo + (self.sc.write_cursor + k * self.sc.write_stride) % size
         if workload == "zipf":
             self.rng[s], rank = zipf_rank(self.rng[s], size, self.sc.zipf_exponent)
             return lo + rank - 1
@@ -218,7 +229,7 @@ class Reference:
         due = self.done[0]
         while due < len(times) and float(times[due]) <= guest_time / 1e6:
             due += 1
-        new = pages[self.done[0]:due]
+        new = [(pages[k], self.zero_write(k)) for k in range(self.done[0], due)]
         self.done[0] = due
         self.writes = due
         return new
@@ -236,17 +247,28 @@ class Reference:
             lo, size = self.stream_pages(s)
             due = int(float(guest_time) * self.rates[s])
             while self.done[s] < due:
-                pages.append(self.next_page(s, lo, size))
+                k = self.done[s]
+                pages.append((self.next_page(s, lo, size), self.zero_write(k)))
                 self.done[s] += 1
         self.writes = sum(self.done)
         return pages
 
+    def zero_write(self, k: int) -> bool:
+        """Whether a stream's write ``k`` writes zeros: zero_write_share of them,
+        evenly spread (k is one when floor((k + 1) q) > floor(k q))."""
+        q = round(self.sc.zero_write_share * 10**6)
+        return (k + 1) * q // 10**6 > k * q // 10**6
+
     def catch_up_writes(self):
         if not self.running:
             return
-        for page in self.due_pages(self.guest_time()):
+        for page, zero in self.due_pages(self.guest_time()):
             self.log.add(page)
-            self.nonzero.add(page)
+            self.touched.add(page)
+            if zero:
+                self.nonzero.discard(page)
+            else:
+                self.nonzero.add(page)
             self.src[page] += 1
 
     # --- the migration thread ---
@@ -326,13 +348,22 @@ class Reference:
 
     def send(self, page: int):
         self.dirty.remove(page)
-        if page in self.nonzero:
+        if page in self.nonzero or not self.detect:
             nbytes, self.normal = 4104, self.normal + 1
             self.unflushed = (self.unflushed + 1) % 32
-            self.t += self.t_normal
+            if page in self.dst_holds or self.t_first == self.t_resend:
+                self.t += self.t_resend
+            else:
+                self.t += self.t_first
+                self.first_copies += 1
+            self.dst_holds.add(page)
         else:
             nbytes, self.zero = 9, self.zero + 1
-            self.t += self.t_zero
+            if page in self.touched:
+                self.t += self.t_zero
+            else:
+                self.t += self.t_zero_untouched
+                self.untouched += 1
         self.add_bytes(nbytes)
         self.dst[page] = self.src[page]
         self.cursor = 0 if page + 1 == self.n else page + 1
@@ -431,7 +462,7 @@ class Reference:
                     self.dirty.remove(page)
                     self.add_bytes(4104)
                     self.normal += 1
-                    self.t += self.t_normal
+                    self.t += self.t_resend
             if not self.dirty:
                 break
             first = self.next_dirty()
@@ -443,8 +474,8 @@ class Reference:
         self.converged = True
 
     def destination_writes(self):
-        """The guest's writes due by now, in order, without logging them."""
-        return self.due_pages(self.guest_time())
+        """The pages of the guest's writes due by now, in order, without logging them."""
+        return [page for page, _ in self.due_pages(self.guest_time())]
 
     def run(self) -> "Reference":
         self.t = ps(self.sc.setup_overhead * 1e-3)

@@ -66,7 +66,8 @@ def test_distinct_dirty_pages_closed_form(workload):
     n = sc.n_pages
     for t_s in (0.5, 2.0, 10.0):
         st[L.S_T] = int(t_s * 1e12)
-        guest_write_pages(p, writes_per_ps, st, rng, log, np.zeros(0, np.int32))
+        guest_write_pages(p, writes_per_ps, st, rng, log, np.zeros(0, np.uint64),
+                          np.zeros(0, np.int32))
         w = st[L.S_WRITES]
         assert abs(w - int(t_s * 400 * 2**20 / 4096)) <= 1     # each stream rounds down
         if workload == "uniform":

@@ -39,7 +39,8 @@ def test_the_fitted_guest_dirties_pages_along_the_measured_curve():
     rng = np.array(sc.stream_seeds, np.uint64)
     for ti, di in zip(t, measured):
         st[L.S_T] = int(ti * 1e12)
-        guest_write_pages(p, writes_per_ps, st, rng, log, np.zeros(0, np.int32))
+        guest_write_pages(p, writes_per_ps, st, rng, log, np.zeros(0, np.uint64),
+                          np.zeros(0, np.int32))
         assert count(log) == pytest.approx(di, rel=0.02)
 
 

@@ -76,7 +76,21 @@ PARAMETERS = (
     Param("write_range_start", "size", "1MiB", "B", 0, 2**44,
           "sequential: first byte of the swept range."),
     Param("zero_fraction", "fraction", 0.0, "1", 0, 1,
-          "Share of RAM (the top pages) that is zero until written."),
+          "Share of RAM (the top pages) that holds zeros at the start; the rest holds data."),
+    Param("zero_write_share", "fraction", 0.0, "1", 0, 1,
+          "Share of the guest's writes that write zeros (the page is a zero page again, "
+          "as after Linux init_on_free or a balloon deflate), spread evenly over each "
+          "stream's writes; the others write data."),
+    Param("mem_prealloc", "bool", False, "1",
+          doc="QEMU -mem-prealloc on both sides: all RAM is allocated from the start, so a "
+          "zero page costs the source a full scan (zero_page_scan_time) and no page is a "
+          "first copy for the destination."),
+    Param("write_stride", "int", 1, "pages", 1, 2**31 - 1,
+          "sequential: pages the write cursor advances per write, modulo the range "
+          "(a scattered order when > 1; coprime with the range's pages, it visits all)."),
+    Param("write_cursor", "int", 0, "pages", 0, 2**32,
+          "sequential: offset in the range of the first write (where the guest's cursor "
+          "stands when the migration starts)."),
     # the link and QEMU's migration parameters
     Param("link_bandwidth", "rate", "10Gbit/s", "B s-1", 1000, 1e12,
           "What the network carries; the final copy runs at this rate."),
@@ -91,6 +105,12 @@ PARAMETERS = (
           "also 'estimate' (0), 'link' or 'Nx link'.",
           integer=True, qemu="avail-switchover-bandwidth"),
     # QEMU's release and its convergence features
+    Param("zero_page_detection", "choice", "multifd", "1", qemu="zero-page-detection",
+          doc="QEMU 9.0+ zero-page-detection: 'legacy' scans every page and sends a zero "
+          "page as a 9 B record; 'multifd' (the default) does so in the multifd threads, "
+          "i.e. like legacy here (multifd is not modelled); 'none' sends every page as a "
+          "normal page. QEMU 8.2 has no such parameter: it behaves as legacy.",
+          choices=("multifd", "legacy", "none")),
     Param("qemu_version", "choice", "10.0", "1", doc="QEMU release whose rules apply: "
           "8.2, 9.0, 9.1, 9.2, 10.0 or 10.1 (10.1 and later: switchover when pending <= "
           "threshold; 9.2 and later: auto-converge's 5 s dirty sync).", choices=QEMU_VERSIONS),
@@ -126,7 +146,18 @@ PARAMETERS = (
     Param("page_send_time", "duration", 250.0, "ns", 0, 1e9,
           "CPU time of the migration thread per normal page sent.", time_unit="ns"),
     Param("zero_page_scan_time", "duration", 100.0, "ns", 0, 1e9,
-          "CPU time to scan one 4 KiB zero page (buffer_is_zero).", time_unit="ns"),
+          "CPU time to scan one 4 KiB zero page of allocated RAM (buffer_is_zero reads it "
+          "all): preallocated, or written once.", time_unit="ns"),
+    Param("untouched_page_scan_time", "duration", 100.0, "ns", 0, 1e9,
+          "CPU time to scan one zero page of never-touched RAM (backed by the host's shared "
+          "zero page, which stays in cache).", time_unit="ns"),
+    Param("dst_first_copy_time", "duration", 0.0, "ns", 0, 1e9,
+          "Destination: time to take in a normal page it does not hold yet (allocate, "
+          "populate, copy); the stream goes no faster (socket back-pressure).",
+          time_unit="ns"),
+    Param("dst_copy_time", "duration", 0.0, "ns", 0, 1e9,
+          "Destination: time to take in a normal page it already holds (copy only).",
+          time_unit="ns"),
     Param("sync_time_fixed", "duration", 1.0, "ms", 0, 1e6,
           "Bitmap sync: fixed cost per sync."),
     Param("sync_time_per_gib", "duration", 0.5, "ms", 0, 1e6,
@@ -150,7 +181,8 @@ PARAMETERS = (
 PARAMETER_INDEX = {p.name: p for p in PARAMETERS}
 
 #: Host costs all zero: the migration thread is never slower than the link.
-IDEAL_HOST = dict(page_send_time=0, zero_page_scan_time=0, sync_time_fixed=0,
+IDEAL_HOST = dict(page_send_time=0, zero_page_scan_time=0, untouched_page_scan_time=0,
+                  dst_first_copy_time=0, dst_copy_time=0, sync_time_fixed=0,
                   sync_time_per_gib=0, sync_time_per_dirty_page=0, setup_overhead=0,
                   vm_stop_time=0, device_state_size=0)
 
@@ -289,10 +321,15 @@ class Scenario:
     write_range: int = None
     write_range_start: int = None
     zero_fraction: float = None
+    zero_write_share: float = None
+    mem_prealloc: bool = None
+    write_stride: int = None
+    write_cursor: int = None
     link_bandwidth: float = None
     max_bandwidth: int = None
     downtime_limit: int = None
     avail_switchover_bandwidth: int = None
+    zero_page_detection: str = None
     qemu_version: str = None
     auto_converge: bool = None
     throttle_trigger_threshold: int = None
@@ -308,6 +345,9 @@ class Scenario:
     policy: str = None
     page_send_time: float = None
     zero_page_scan_time: float = None
+    untouched_page_scan_time: float = None
+    dst_first_copy_time: float = None
+    dst_copy_time: float = None
     sync_time_fixed: float = None
     sync_time_per_gib: float = None
     sync_time_per_dirty_page: float = None
@@ -333,6 +373,15 @@ class Scenario:
             raise ValueError(
                 f"write_range_start + write_range = {self.write_range_start} + "
                 f"{self.write_range} B is beyond ram_size = {self.ram_size} B")
+        if self.workload in ("sequential", "phases") and \
+                self.write_cursor >= max(1, self.write_range // PAGE_SIZE):
+            raise ValueError(
+                f"write_cursor={self.write_cursor!r} is out of range: expected an integer in "
+                f"[0, {max(1, self.write_range // PAGE_SIZE) - 1}] pages (the pages of "
+                f"write_range = {self.write_range} B)")
+        if self.qemu_version == "8.2" and self.zero_page_detection == "none":
+            raise ValueError("zero_page_detection='none' needs qemu_version >= 9.0: QEMU 8.2 "
+                             "has no zero-page-detection parameter (it always detects)")
         if self.max_cpu_throttle < self.cpu_throttle_initial:
             raise ValueError(
                 f"max_cpu_throttle={self.max_cpu_throttle!r} is out of range: expected an "

@@ -31,10 +31,21 @@ SCALARS = {
     "expected_downtime": ("ms", "expected downtime",
                           "query-migrate expected-downtime at the last closed window"),
     "transferred": ("B", "bytes transferred", "query-migrate ram.transferred plus device state"),
-    "remaining": ("B", "bytes remaining", "dirty pages x 4096 at the end"),
+    "remaining": ("B", "bytes remaining",
+                  "query-migrate ram.remaining at the end: dirty pages x 4096 (for a run that "
+                  "never converged, the last value query-migrate showed)"),
+    "dirty_bytes_last_sync": ("B", "pending at the last sync",
+                              "dirty pages x 4096 right after the last bitmap sync "
+                              "(mig_stats dirty_bytes_last_sync: the last exact pending)"),
     "dirty_sync_count": ("1", "dirty bitmap syncs", "query-migrate dirty-sync-count"),
     "normal_pages": ("1", "normal pages sent", "query-migrate ram.normal [pages]"),
     "zero_pages": ("1", "zero pages sent", "query-migrate ram.duplicate [pages]"),
+    "untouched_zero_pages": ("1", "zero pages of never-touched RAM",
+                             "zero pages sent from RAM never allocated (the cheaper scan) "
+                             "[pages]"),
+    "first_copy_pages": ("1", "first copies on the destination",
+                         "normal pages the destination did not hold yet (counted only when a "
+                         "first copy costs more than a re-send) [pages]"),
     "switchover_threshold": ("B", "threshold at switchover",
                              "threshold_size when the switchover was decided "
                              "(the last one if not converged)"),
@@ -113,9 +124,12 @@ def scalar_results(states: np.ndarray) -> dict:
         "expected_downtime": st[..., L.S_EXPECTED_DOWNTIME].astype(float),
         "transferred": nbytes,
         "remaining": st[..., L.S_DIRTY] * 4096,
+        "dirty_bytes_last_sync": st[..., L.S_DIRTY_BYTES_LAST_SYNC],
         "dirty_sync_count": st[..., L.S_SYNCS],
         "normal_pages": st[..., L.S_NORMAL],
         "zero_pages": st[..., L.S_ZERO],
+        "untouched_zero_pages": st[..., L.S_UNTOUCHED],
+        "first_copy_pages": st[..., L.S_FIRST_COPIES],
         "switchover_threshold": st[..., L.S_THRESHOLD],
         "switchover_pending": np.where(converged, st[..., L.S_SWITCH_PENDING], np.nan),
         "mbps": mbps,

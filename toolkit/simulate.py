@@ -74,10 +74,27 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     p[L.P_RATE_LIMIT_MAX] = sc.max_bandwidth // 10         # migration_rate_set
     p[L.P_DOWNTIME_LIMIT] = sc.downtime_limit
     p[L.P_AVAIL_BW_PER_MS] = sc.avail_switchover_bandwidth // 1000
-    # a page costs the thread the longer of its CPU time and its wire time:
-    # the blocking socket makes the thread wait for the link (back-pressure)
-    p[L.P_PS_NORMAL] = max(_ps(sc.page_send_time * 1e-9), wire_ps(NORMAL_PAGE_WIRE, link))
+    # a page costs the thread the longest of its CPU time, its wire time and the
+    # destination's time for it: the blocking socket makes the thread wait for
+    # the link and for the destination (back-pressure)
+    normal = max(_ps(sc.page_send_time * 1e-9), wire_ps(NORMAL_PAGE_WIRE, link))
+    p[L.P_PS_NORMAL] = max(normal, _ps(sc.dst_copy_time * 1e-9))
+    # preallocated, the destination holds every page: no first copies
+    p[L.P_PS_FIRST_COPY] = p[L.P_PS_NORMAL] if sc.mem_prealloc else \
+        max(normal, _ps(sc.dst_first_copy_time * 1e-9))
+    p[L.P_TRACK_DST] = int(p[L.P_PS_FIRST_COPY] != p[L.P_PS_NORMAL])
     p[L.P_PS_ZERO] = max(_ps(sc.zero_page_scan_time * 1e-9), wire_ps(ZERO_PAGE_WIRE, link))
+    p[L.P_PS_ZERO_UNTOUCHED] = max(_ps(sc.untouched_page_scan_time * 1e-9),
+                                   wire_ps(ZERO_PAGE_WIRE, link))
+    # page content: which words the zero-content bitset covers (detection 'none': none)
+    detect = sc.zero_page_detection != "none"
+    p[L.P_ZERO_WRITE_PPM] = round(sc.zero_write_share * 1e6) if detect else 0
+    n_words = (n + 63) // 64
+    p[L.P_ZERO_WORD0] = (0 if p[L.P_ZERO_WRITE_PPM] else sc.zero_start // 64) \
+        if detect and (sc.zero_start < n or p[L.P_ZERO_WRITE_PPM]) else n_words
+    p[L.P_PREALLOC] = int(sc.mem_prealloc)
+    p[L.P_SEQ_STRIDE] = sc.write_stride
+    p[L.P_SEQ_CURSOR] = sc.write_cursor
     p[L.P_PS_SECTION] = wire_ps(SECTION_WIRE, link)
     p[L.P_PS_SYNC_BASE] = _ps((sc.sync_time_fixed + sc.sync_time_per_gib * sc.ram_size / GIB)
                               * 1e-3)
@@ -128,6 +145,30 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     return p, np.array([rate * share, rate * (1.0 - share)])
 
 
+def page_content(p: np.ndarray, sc: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The page-content bitsets the kernel starts from (see ``migration_thread``).
+
+    Returns
+    -------
+    zero : ndarray(uint64)
+        Zero content from word ``P_ZERO_WORD0``: the initially-zero region.
+    written : ndarray(uint64)
+        Pages ever written, all clear; only with zero writes and RAM not preallocated.
+    dst_has : ndarray(uint64)
+        Pages the destination holds, all clear; only when first copies cost more.
+    """
+    n_words = (sc.n_pages + 63) // 64
+    zw0 = int(p[L.P_ZERO_WORD0])
+    zero = np.zeros(n_words - zw0, np.uint64)
+    zero[max(0, sc.zero_start // 64 - zw0):] = ~np.uint64(0)
+    if sc.zero_start >= sc.n_pages:
+        zero[:] = 0
+    written = np.zeros(n_words if p[L.P_ZERO_WRITE_PPM] and not sc.mem_prealloc else 0,
+                       np.uint64)
+    dst_has = np.zeros(n_words if p[L.P_TRACK_DST] else 0, np.uint64)
+    return zero, written, dst_has
+
+
 def run_kernel(sc: Scenario) -> RawRun:
     """Allocate the bitsets, run the migration thread once, return its raw output."""
     p, streams = kernel_inputs(sc)
@@ -138,10 +179,10 @@ def run_kernel(sc: Scenario) -> RawRun:
     rng = np.array(sc.stream_seeds, dtype=np.uint64)
     max_windows = int(sc.max_time * 1000) // 100 + 4   # windows last >= 100 ms
     trace = np.full((max_windows, L.N_TRACE), np.nan)
-    zero_words = (n - sc.zero_start + 63) // 64
+    zero, written, dst_has = page_content(p, sc)
     migration_thread(p, streams, st, rng,
                      np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
-                     np.zeros(zero_words, np.uint64),
+                     zero, written, dst_has,
                      np.zeros(versions, np.int32), np.full(versions, -1, np.int32),
                      policies.kernel_array(sc.policy_object, sc.ram_size), trace)
     return RawRun(state=st, trace=trace[: st[L.S_N_WINDOWS]].copy())

@@ -19,6 +19,7 @@ from numba import njit
 
 from .bitset import count_range
 from .layout import (P_CHECK, P_HOT_PAGES, P_N_PAGES, P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD,
+                     P_SEQ_STRIDE, P_SEQ_CURSOR, P_ZERO_WRITE_PPM,
                      S_FAULTS, S_GUEST_BASE, S_GUEST_OFFSET, S_LOG_0, S_THROTTLE,
                      S_THROTTLE_T0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
                      S_WRITES_1, SEQUENTIAL, ZIPF, REPLAY, G_REPLAY, P_ZIPF_EXPONENT_MICRO,
@@ -88,13 +89,18 @@ def stream_range(p, workload, stream):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def next_page(workload, lo, size, k, state, zipf):
+def next_page(workload, lo, size, k, state, zipf, seq):
     """Page of a stream's write ``k`` and the stream's next SplitMix64 state.
 
-    ``zipf`` holds the exponent and the sampler's constants (``zipf`` workload).
+    ``zipf`` holds the exponent and the sampler's constants (``zipf`` workload);
+    ``seq`` the sequential cursor's stride and first offset [pages]: write ``k``
+    goes to ``lo + (offset + k * stride) % size``.
     """
     if workload == SEQUENTIAL:
-        return lo + k % size, state
+        stride, offset = seq
+        if stride == 1 and offset == 0:
+            return lo + k % size, state
+        return lo + (offset + (k % size) * stride) % size, state
     if workload == ZIPF:
         state, rank = zipf_rank(state, size, zipf[0], zipf[1], zipf[2], zipf[3])
         return lo + rank - 1, state
@@ -111,6 +117,21 @@ def stream_writes(streams, st, s, run_time):
     return done, (writes_due(run_time, rate) if rate != 0.0 else done)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def zero_write(k, q_ppm):
+    """Whether write ``k`` of a stream writes zeros: ``q_ppm`` millionths of the
+    writes do, spread evenly (write k is a zero write when
+    ``floor((k + 1) q) > floor(k q)``, q = ``q_ppm`` / 10^6)."""
+    m = k % 1_000_000
+    return (m + 1) * q_ppm // 1_000_000 > m * q_ppm // 1_000_000
+
+
+@njit(cache=True, nogil=True, inline="always")
+def seq_params(p):
+    """The sequential cursor's stride and first offset [pages]."""
+    return p[P_SEQ_STRIDE], p[P_SEQ_CURSOR]
+
+
 @njit(cache=True, nogil=True)
 def zipf_params(p, workload, size):
     """Exponent and sampler constants of the zipf workload (unused otherwise)."""
@@ -122,18 +143,31 @@ def zipf_params(p, workload, size):
 
 
 @njit(cache=True, nogil=True)
-def write_pages(workload, check, lo, size, first, stop, state, zipf, dirty_log, src_version):
-    """Writes ``first .. stop - 1`` of a stream, without counting; returns the RNG state."""
+def write_pages(workload, check, lo, size, first, stop, state, zipf, seq, q_ppm, dirty_log,
+                zero, src_version):
+    """Writes ``first .. stop - 1`` of a stream, without counting; returns the RNG state.
+
+    With zero writes (``q_ppm`` > 0) each write also sets the page's content in
+    ``zero`` (which then covers all of RAM): a zero write makes it a zero page
+    again, a data write a data page.
+    """
     for k in range(first, stop):
-        page, state = next_page(workload, lo, size, k, state, zipf)
-        dirty_log[page >> 6] |= np.uint64(1) << np.uint64(page & 63)
+        page, state = next_page(workload, lo, size, k, state, zipf, seq)
+        i = page >> 6
+        bit = np.uint64(1) << np.uint64(page & 63)
+        dirty_log[i] |= bit
+        if q_ppm != 0:
+            if zero_write(k, q_ppm):
+                zero[i] |= bit
+            else:
+                zero[i] &= ~bit
         if check:
             src_version[page] += 1
     return state
 
 
 @njit(cache=True, nogil=True)
-def write_pages_counting(workload, lo, size, first, stop, state, logged, dirty_log):
+def write_pages_counting(workload, lo, size, first, stop, state, seq, logged, dirty_log):
     """Writes ``first .. stop - 1`` of a stream while counting the distinct pages
     of its range in the log; once all ``size`` are there, the rest change nothing
     and are skipped (exactly: SplitMix64 skips ahead in O(1)).
@@ -148,7 +182,7 @@ def write_pages_counting(workload, lo, size, first, stop, state, logged, dirty_l
     for k in range(first, stop):
         if logged == size:
             return (state if workload == SEQUENTIAL else skip_ahead(state, stop - k)), logged
-        page, state = next_page(workload, lo, size, k, state, (0.0, 0.0, 0.0, 0.0))
+        page, state = next_page(workload, lo, size, k, state, (0.0, 0.0, 0.0, 0.0), seq)
         i = page >> 6
         shift = np.uint64(page & 63)
         w = dirty_log[i]
@@ -158,7 +192,7 @@ def write_pages_counting(workload, lo, size, first, stop, state, logged, dirty_l
 
 
 @njit(cache=True, nogil=True)
-def guest_write_pages(p, streams, st, rng, dirty_log, src_version):
+def guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version):
     """Apply every guest write due by the current time ``st[S_T]``: a stream's
     writes accrue with the guest's running time (:func:`guest_run_time`).
 
@@ -166,7 +200,8 @@ def guest_write_pages(p, streams, st, rng, dirty_log, src_version):
     load, so it starts only once the log could be full (as many writes since
     the last sync as the range has pages), with one count of the range; check
     mode never counts, as every write bumps a version, nor does zipf, whose
-    writes take a varying number of draws (no skipping ahead).
+    writes take a varying number of draws (no skipping ahead), nor a guest with
+    zero writes, whose every write may change a page's content.
 
     Parameters
     ----------
@@ -181,6 +216,8 @@ def guest_write_pages(p, streams, st, rng, dirty_log, src_version):
         SplitMix64 state of each stream, advanced in place.
     dirty_log : ndarray(uint64)
         Bitset of pages written since the last sync.
+    zero : ndarray(uint64)
+        With zero writes: bitset of the pages whose content is zero (all of RAM).
     src_version : ndarray(int32)
         Per-page write count (check mode only, else empty).
     """
@@ -188,20 +225,29 @@ def guest_write_pages(p, streams, st, rng, dirty_log, src_version):
         return
     check = p[P_CHECK] != 0
     workload = p[P_WORKLOAD]
-    no_count = check or workload == ZIPF
+    q_ppm = p[P_ZERO_WRITE_PPM]
+    no_count = check or workload == ZIPF or q_ppm != 0
+    seq = seq_params(p)
     run_time = guest_run_time(p, st)
     if workload == REPLAY:
         done = st[S_WRITES]
         due = replay_due(streams, run_time)
         for k in range(done, due):
             page = np.int64(streams[G_REPLAY + 2 * k + 1])
-            dirty_log[page >> 6] |= np.uint64(1) << np.uint64(page & 63)
+            i = page >> 6
+            bit = np.uint64(1) << np.uint64(page & 63)
+            dirty_log[i] |= bit
+            if q_ppm != 0:
+                if zero_write(k, q_ppm):
+                    zero[i] |= bit
+                else:
+                    zero[i] &= ~bit
             if check:
                 src_version[page] += 1
         st[S_WRITES] = max(done, due)
         return
     if workload == PHASES:
-        phase_writes(p, streams, st, rng, run_time, dirty_log, dirty_log, src_version,
+        phase_writes(p, streams, st, rng, run_time, dirty_log, zero, dirty_log, src_version,
                      src_version, False)
         return
     for s in range(2):
@@ -215,12 +261,13 @@ def guest_write_pages(p, streams, st, rng, dirty_log, src_version):
         if logged < 0 or no_count:
             stop = due if no_count else min(due, max(done, st[S_SYNC_WRITES_0 + s] + size))
             state = write_pages(workload, check, lo, size, done, stop, state,
-                                zipf_params(p, workload, size), dirty_log, src_version)
+                                zipf_params(p, workload, size), seq, q_ppm, dirty_log, zero,
+                                src_version)
             k = stop
             if k < due:
                 logged = count_range(dirty_log, lo, lo + size)
         if k < due:
-            state, logged = write_pages_counting(workload, lo, size, k, due, state, logged,
+            state, logged = write_pages_counting(workload, lo, size, k, due, state, seq, logged,
                                                  dirty_log)
         rng[s] = state
         st[S_LOG_0 + s] = logged
@@ -254,8 +301,8 @@ def guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version):
         st[S_FAULTS] += faults
         return faults
     if workload == PHASES:
-        faults = phase_writes(p, streams, st, rng, run_time, bitmap, bitmap, src_version,
-                              dst_version, True)
+        faults = phase_writes(p, streams, st, rng, run_time, bitmap, bitmap, bitmap,
+                              src_version, dst_version, True)
         st[S_FAULTS] += faults
         return faults
     for s in range(2):
@@ -264,7 +311,8 @@ def guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version):
             continue
         lo, size = stream_range(p, workload, s)
         state, n = fault_pages(workload, check, lo, size, done, due, rng[s],
-                               zipf_params(p, workload, size), bitmap, src_version, dst_version)
+                               zipf_params(p, workload, size), seq_params(p), bitmap,
+                               src_version, dst_version)
         faults += n
         rng[s] = state
         st[S_WRITES] += due - done
@@ -289,7 +337,7 @@ def fault_page(page, bitmap, check, src_version, dst_version):
 
 
 @njit(cache=True, nogil=True)
-def fault_pages(workload, check, lo, size, first, stop, state, zipf, bitmap, src_version,
+def fault_pages(workload, check, lo, size, first, stop, state, zipf, seq, bitmap, src_version,
                 dst_version):
     """Postcopy: writes ``first .. stop - 1`` of a stream on the destination.
 
@@ -302,7 +350,7 @@ def fault_pages(workload, check, lo, size, first, stop, state, zipf, bitmap, src
     """
     faults = 0
     for k in range(first, stop):
-        page, state = next_page(workload, lo, size, k, state, zipf)
+        page, state = next_page(workload, lo, size, k, state, zipf, seq)
         # inline, not fault_page: a call passing arrays costs NRT refcounting per write
         i = page >> 6
         bit = np.uint64(1) << np.uint64(page & 63)
@@ -315,13 +363,15 @@ def fault_pages(workload, check, lo, size, first, stop, state, zipf, bitmap, src
 
 
 @njit(cache=True, nogil=True)
-def phase_writes(p, streams, st, rng, run_time, dirty_log, bitmap, src_version, dst_version,
-                 fault):
+def phase_writes(p, streams, st, rng, run_time, dirty_log, zero, bitmap, src_version,
+                 dst_version, fault):
     """phases: the writes due by ``run_time`` [ps], phase after phase, the list
     cycling. Each phase's streams start afresh (a sequential cursor at its range's
     start) and draw from the guest's two SplitMix64 streams. Logged, or with
     ``fault``, faulting (postcopy). Returns the pages faulted."""
     check = p[P_CHECK] != 0
+    q_ppm = p[P_ZERO_WRITE_PPM]
+    seq = seq_params(p)
     n_phases = (streams.shape[0] - G_PHASES) // 4
     faults = 0
     while True:
@@ -341,11 +391,11 @@ def phase_writes(p, streams, st, rng, run_time, dirty_log, bitmap, src_version, 
             zipf = zipf_params(p, workload, size)
             if fault:
                 state, n = fault_pages(workload, check, lo, size, done, due, rng[s], zipf,
-                                       bitmap, src_version, dst_version)
+                                       seq, bitmap, src_version, dst_version)
                 faults += n
             else:
                 state = write_pages(workload, check, lo, size, done, due, rng[s], zipf,
-                                    dirty_log, src_version)
+                                    seq, q_ppm, dirty_log, zero, src_version)
             rng[s] = state
             st[S_PHASE_DONE_0 + s] = due
             st[S_WRITES] += due - done

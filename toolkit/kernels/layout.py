@@ -15,8 +15,8 @@ P_ZERO_START = 5        # first page of the initially-zero region (top of RAM, m
 P_RATE_LIMIT_MAX = 6    # max_bandwidth // 10, 0 = unlimited [B per 100 ms window]
 P_DOWNTIME_LIMIT = 7    # downtime-limit [ms]
 P_AVAIL_BW_PER_MS = 8   # avail_switchover_bandwidth // 1000, 0 = use the estimate [B/ms]
-P_PS_NORMAL = 9         # time the thread spends on one normal page [ps]
-P_PS_ZERO = 10          # time the thread spends on one zero page [ps]
+P_PS_NORMAL = 9         # one normal page the destination already holds (a re-send) [ps]
+P_PS_ZERO = 10          # one zero page of allocated RAM (a full buffer_is_zero scan) [ps]
 P_PS_SECTION = 11       # wire time of one iterate call's section header/footer/EOS [ps]
 P_PS_SYNC_BASE = 12     # bitmap sync: fixed + per-GiB part [ps]
 P_PS_SYNC_PAGE = 13     # bitmap sync: per page found in the dirty log [ps]
@@ -39,7 +39,15 @@ P_POSTCOPY_START_SYNC = 29  # migrate-start-postcopy once dirty-sync-count reach
 P_ZIPF_EXPONENT_MICRO = 30  # zipf: the exponent in millionths
 P_DIRTY_LIMIT = 31      # 1: capability dirty-limit
 P_DIRTY_QUOTA_PPM = 32  # dirty-limit: the guest's run fraction under its quota [ppm]
-N_PARAMS = 33
+P_PS_FIRST_COPY = 33    # one normal page the destination receives for the first time [ps]
+P_PS_ZERO_UNTOUCHED = 34  # one zero page of never-touched RAM (the shared zero page) [ps]
+P_ZERO_WORD0 = 35       # first bitmap word the page-content bitsets cover (n_words: none)
+P_ZERO_WRITE_PPM = 36   # share of the guest's writes that write zeros [ppm]
+P_PREALLOC = 37         # 1: -mem-prealloc: all RAM allocated on both sides from the start
+P_TRACK_DST = 38        # 1: first copies cost more than re-sends: track the destination's pages
+P_SEQ_STRIDE = 39       # sequential: pages the write cursor advances per write
+P_SEQ_CURSOR = 40       # sequential: offset in the range of the first write [pages]
+N_PARAMS = 41
 
 # --- state: int64 array ``st`` (kernel-owned, read back as results) ---
 S_T = 0                 # simulated time since `migrate` [ps]
@@ -101,7 +109,9 @@ S_PHASE_IDX = 55        # phases: the phase now
 S_PHASE_START = 56      # phases: when it began, on the guest's running clock [ps]
 S_PHASE_DONE_0 = 57     # phases: stream 0's writes in this phase so far
 S_PHASE_DONE_1 = 58     # phases: stream 1's
-N_STATE = 59
+S_FIRST_COPIES = 59     # normal pages the destination received for the first time
+S_UNTOUCHED = 60        # zero pages sent from never-touched RAM
+N_STATE = 61
 
 # --- trace: float64 array ``trace[window, column]``, one row per closed window ---
 W_TIME = 0              # window close, since `migrate` [ms]

@@ -16,7 +16,9 @@ from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      P_DOWNTIME_LIMIT, P_N_PAGES, P_PS_DEVICE, P_PS_MAX_TIME,
                      P_PS_NORMAL, P_PS_SECTION, P_PS_SETUP, P_PS_SYNC_BASE,
                      P_PS_SYNC_PAGE, P_PS_VM_STOP, P_PS_ZERO,
-                     P_RATE_LIMIT_MAX, P_ZERO_START, S_CONVERGED, S_CURSOR,
+                     P_RATE_LIMIT_MAX, S_CONVERGED, S_CURSOR,
+                     P_PS_FIRST_COPY, P_PS_ZERO_UNTOUCHED, P_ZERO_WORD0, P_ZERO_WRITE_PPM,
+                     P_PREALLOC, P_TRACK_DST, S_FIRST_COPIES, S_UNTOUCHED,
                      S_DIRTY, S_DIRTY_BYTES_LAST_SYNC, S_DIRTY_RATE,
                      S_DOWNTIME_BYTES, S_DOWNTIME_START, S_EXPECTED_DOWNTIME,
                      S_LAST_SYNC_MS, S_LOG_0, S_LOG_1, S_LOST_PAGES, S_SYNC_WRITES_0,
@@ -78,15 +80,17 @@ def migration_rate_exceeded(p, st):
 
 
 @njit(cache=True, nogil=True)
-def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written, src_version):
+def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version):
     """Merge the dirty log into the migration bitmap; count only newly dirty pages.
 
     The log is read at the start of the sync; the thread is then busy for
     ``sync_time_fixed + sync_time_per_gib * RAM + sync_time_per_dirty_page * logged``.
-    The dirty-page rate period (> 1 s) closes as in QEMU. The log's pages of the
-    initially-zero region join ``written``: pages no longer zero.
+    The dirty-page rate period (> 1 s) closes as in QEMU. Page content: without
+    zero writes, a logged page of the initially-zero region is a data page from
+    now on (it leaves ``zero``); with them, ``written`` (pages ever written, i.e.
+    allocated) gains the log.
     """
-    guest_write_pages(p, streams, st, rng, dirty_log, src_version)
+    guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
     st[S_SYNCS] += 1
     if st[S_LAST_SYNC_MS] < 0:
         st[S_LAST_SYNC_MS] = st[S_T] // PS_PER_MS
@@ -94,14 +98,18 @@ def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written, src_v
     logged = 0
     new = 0
     n_words = dirty_log.shape[0]
-    zero_word = min(p[P_ZERO_START] >> 6, n_words)
+    zw0 = min(p[P_ZERO_WORD0], n_words)
     for i in range(n_words):
         w = dirty_log[i]
         logged += popcount(w)
         new += popcount(w & ~bitmap[i])
         bitmap[i] |= w
-    for i in range(zero_word, n_words):
-        written[i - zero_word] |= dirty_log[i]
+    if p[P_ZERO_WRITE_PPM] == 0:
+        for i in range(zw0, n_words):
+            zero[i - zw0] &= ~dirty_log[i]
+    elif written.shape[0] > 0:
+        for i in range(n_words):
+            written[i] |= dirty_log[i]
     dirty_log[:] = 0
     st[S_LOG_0] = -1
     st[S_LOG_1] = -1
@@ -205,26 +213,63 @@ def find_dirty_block(bitmap, n_pages, cursor, wrap):
     return -1, np.uint64(0)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def classify_pages(p, wi, mask, dirty_log, zero, written, dst_has):
+    """What the pages ``mask`` of bitmap word ``wi`` cost to send
+    (``ram_save_target_page``: ``save_zero_page`` first, else ``save_normal_page``).
+
+    A page is a zero page when its content is zero (``zero``; without zero
+    writes the log's pages are data pages already, though ``zero`` learns it
+    only at the next sync); a zero page of never-touched RAM (not preallocated,
+    never written) is the kernel's shared zero page, cheaper to scan. A normal
+    page is a first copy when the destination does not hold the page yet (it
+    must allocate it); then it holds it. With ``zero-page-detection`` none
+    ``zero`` is empty: every page is a normal page.
+
+    Returns
+    -------
+    first, resend, zero_allocated, zero_untouched : int
+        Pages of each kind.
+    """
+    zw0 = p[P_ZERO_WORD0]
+    z = np.uint64(0)
+    n_untouched = 0
+    if wi >= zw0:
+        j = wi - zw0
+        if p[P_ZERO_WRITE_PPM] != 0:
+            z = mask & zero[j]
+            if z and p[P_PREALLOC] == 0:
+                n_untouched = popcount(z & ~(written[wi] | dirty_log[wi]))
+        else:
+            z = mask & zero[j] & ~dirty_log[wi]
+            if p[P_PREALLOC] == 0:
+                n_untouched = popcount(z)
+    normal = mask & ~z
+    n_normal = popcount(normal)
+    n_first = 0
+    if p[P_TRACK_DST] != 0:
+        n_first = popcount(normal & ~dst_has[wi])
+        dst_has[wi] |= normal
+    n_zero = popcount(z)
+    return n_first, n_normal - n_first, n_zero - n_untouched, n_untouched
+
+
 @njit(cache=True, nogil=True)
-def take_pages(p, wi, mask, bitmap, dirty_log, written, src_version, dst_version):
+def take_pages(p, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version,
+               dst_version):
     """Clear the pages ``mask`` of bitmap word ``wi`` and, in check mode, give the
     destination their versions.
 
     Returns
     -------
-    int
-        How many of them are zero pages: of the initially-zero region, neither
-        in the dirty log nor in any log merged before it.
+    first, resend, zero_allocated, zero_untouched : int
+        Pages of each kind (:func:`classify_pages`).
     """
-    zero_word = p[P_ZERO_START] >> 6
-    if wi >= zero_word:
-        n_zero = popcount(mask & ~(written[wi - zero_word] | dirty_log[wi]))
-    else:
-        n_zero = 0
+    kinds = classify_pages(p, wi, mask, dirty_log, zero, written, dst_has)
     bitmap[wi] &= ~mask
     if p[P_CHECK] != 0:
         copy_versions(wi, mask, src_version, dst_version)
-    return n_zero
+    return kinds
 
 
 @njit(cache=True, nogil=True)
@@ -237,26 +282,33 @@ def copy_versions(wi, mask, src_version, dst_version):
 
 
 @njit(cache=True, nogil=True)
-def account_pages(p, st, n_normal, n_zero):
+def account_pages(p, st, n_first, n_resend, n_zero_allocated, n_zero_untouched):
     """Count pages sent (ram_save_target_page): a zero page is a 9 B record after a
-    full 4 KiB scan, any other page 4104 B; the thread's clock advances by each
-    page's time (the longer of its CPU time and its wire time)."""
+    scan of its 4 KiB, any other page 4104 B; the thread's clock advances by each
+    page's time: the longest of the source's CPU time, the wire time and the
+    destination's time for it (socket back-pressure), by kind of page."""
+    n_normal = n_first + n_resend
+    n_zero = n_zero_allocated + n_zero_untouched
     nbytes = n_normal * NORMAL_PAGE_WIRE + n_zero * ZERO_PAGE_WIRE
     st[S_UNFLUSHED] = (st[S_UNFLUSHED] + n_normal) % FLUSH_PAGES
     st[S_DIRTY] -= n_normal + n_zero
     st[S_NORMAL] += n_normal
     st[S_ZERO] += n_zero
+    st[S_FIRST_COPIES] += n_first
+    st[S_UNTOUCHED] += n_zero_untouched
     st[S_TRANSFERRED] += nbytes
     if st[S_VM_RUNNING] == 0:
         st[S_DOWNTIME_BYTES] += nbytes
-    st[S_T] += n_normal * p[P_PS_NORMAL] + n_zero * p[P_PS_ZERO]
+    st[S_T] += n_first * p[P_PS_FIRST_COPY] + n_resend * p[P_PS_NORMAL] + \
+        n_zero_allocated * p[P_PS_ZERO] + n_zero_untouched * p[P_PS_ZERO_UNTOUCHED]
 
 
 @njit(cache=True, nogil=True)
-def ram_save_pages(p, st, wi, mask, bitmap, dirty_log, written, src_version, dst_version):
+def ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version):
     """Send the dirty pages ``mask`` of bitmap word ``wi`` (the cursor is the caller's)."""
-    n_zero = take_pages(p, wi, mask, bitmap, dirty_log, written, src_version, dst_version)
-    account_pages(p, st, popcount(mask) - n_zero, n_zero)
+    first, resend, zero_allocated, zero_untouched = take_pages(
+        p, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version)
+    account_pages(p, st, first, resend, zero_allocated, zero_untouched)
 
 
 @njit(cache=True, nogil=True)
@@ -278,7 +330,7 @@ def _send_section(st, p):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, written,
+def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
                      src_version, dst_version):
     """One iterate call: send dirty pages from the cursor until the window's byte
     budget is exceeded, 50 ms have passed, or nothing is dirty.
@@ -290,20 +342,23 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, written,
     page, as in QEMU.
 
     Guest writes are applied before each batch only while something looks at
-    them there: in check mode (page versions) and in the first pass, while
-    pages of the initially-zero region (if any) still wait in the bitmap since setup.
+    them there: in check mode (page versions), with zero writes (a page's content
+    may change at any write) and in the first pass, while pages of the
+    initially-zero region (if any) still wait in the bitmap since setup.
     After that the dirty log is read only by the next sync, which applies the
     writes due first; the result is the same, without a call per batch.
     """
     _send_section(st, p)
     t0 = st[S_T]
     n_pages = p[P_N_PAGES]
+    n_words = (n_pages + 63) >> 6
     while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
-        eager = p[P_CHECK] != 0 or (st[S_WRAPS] == 0 and p[P_ZERO_START] < n_pages)
+        eager = p[P_CHECK] != 0 or p[P_ZERO_WRITE_PPM] != 0 or \
+            (st[S_WRAPS] == 0 and p[P_ZERO_WORD0] < n_words)
         if eager:
-            guest_write_pages(p, streams, st, rng, dirty_log, src_version)
+            guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
         if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
-            if ram_save_batches(p, st, bitmap, dirty_log, written, src_version, dst_version,
+            if ram_save_batches(p, st, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version,
                                 t0, eager):
                 break
         else:  # near the budget: the limit is checked before each page
@@ -311,7 +366,7 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, written,
             left = 64
             while left > 0 and not migration_rate_exceeded(p, st):
                 bit = mask & (~mask + np.uint64(1))
-                ram_save_pages(p, st, wi, bit, bitmap, dirty_log, written, src_version, dst_version)
+                ram_save_pages(p, st, wi, bit, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version)
                 set_cursor(p, st, wi, bit)
                 left -= 1
                 mask &= ~bit
@@ -334,7 +389,7 @@ def batch_fits(limit, window_bytes):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_batches(p, st, bitmap, dirty_log, written, src_version, dst_version, t0, one):
+def ram_save_batches(p, st, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version, t0, one):
     """Send batches of the next (up to) 64 dirty pages from the cursor, each
     stopping at the end of RAM, until the 50 ms cap is passed, nothing is dirty
     or the next batch might cross the byte budget; only one batch if ``one``.
@@ -352,20 +407,27 @@ def ram_save_batches(p, st, bitmap, dirty_log, written, src_version, dst_version
     """
     n_pages = p[P_N_PAGES]
     n_words = (n_pages + 63) >> 6
-    zero_word = p[P_ZERO_START] >> 6
+    zw0 = p[P_ZERO_WORD0]
+    track = p[P_TRACK_DST] != 0
     check = p[P_CHECK] != 0
     while True:
         wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
         left = 64
         n_sent = 0
+        n_first = 0
         n_zero = 0
+        n_untouched = 0
         while True:
             n = popcount(mask)
             if n > left:
                 mask = lowest_bits(mask, left)
                 n = left
-            if wi >= zero_word:
-                n_zero += popcount(mask & ~(written[wi - zero_word] | dirty_log[wi]))
+            if wi >= zw0 or track:
+                first, resend, zero_allocated, zero_untouched = classify_pages(
+                    p, wi, mask, dirty_log, zero, written, dst_has)
+                n_first += first
+                n_zero += zero_allocated + zero_untouched
+                n_untouched += zero_untouched
             bitmap[wi] &= ~mask
             if check:
                 copy_versions(wi, mask, src_version, dst_version)
@@ -380,7 +442,8 @@ def ram_save_batches(p, st, bitmap, dirty_log, written, src_version, dst_version
             if left == 0 or wi >= n_words:
                 break
             mask = bitmap[wi]
-        account_pages(p, st, n_sent - n_zero, n_zero)
+        account_pages(p, st, n_first, n_sent - n_zero - n_first, n_zero - n_untouched,
+                      n_untouched)
         set_cursor(p, st, last_wi, last_mask)
         if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
             return True
@@ -452,22 +515,22 @@ def migration_rate_limit(p, st, trace):
 
 
 @njit(cache=True, nogil=True)
-def migration_completion(p, streams, st, rng, dirty_log, bitmap, written,
+def migration_completion(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
                          src_version, dst_version):
     """Stop the VM, final sync, send everything left at full speed, then device state.
 
     Mirrors ``migration_completion`` → ``migration_stop_vm``,
     ``migration_switchover_start`` (rate limit off) and ``ram_save_complete``.
     """
-    guest_write_pages(p, streams, st, rng, dirty_log, src_version)
+    guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
     st[S_DOWNTIME_START] = st[S_T]
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version)
     _send_section(st, p)
     while st[S_DIRTY] > 0:
         wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, written, src_version, dst_version)
+        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version)
         set_cursor(p, st, wi, mask)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
@@ -477,7 +540,7 @@ def migration_completion(p, streams, st, rng, dirty_log, bitmap, written,
 
 
 @njit(cache=True, nogil=True)
-def postcopy_start(p, streams, st, rng, dirty_log, bitmap, written, src_version,
+def postcopy_start(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version,
                    dst_version):
     """Switch to postcopy and run it to the end.
 
@@ -490,13 +553,13 @@ def postcopy_start(p, streams, st, rng, dirty_log, bitmap, written, src_version,
     summary: no windows, and a fault costs the link the page, not the guest a
     round trip.
     """
-    guest_write_pages(p, streams, st, rng, dirty_log, src_version)
+    guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
     stopped_at = st[S_T]
     guest_stopped = guest_run_time(p, st)
     st[S_DOWNTIME_START] = stopped_at
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version)
     _send_section(st, p)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
@@ -511,12 +574,12 @@ def postcopy_start(p, streams, st, rng, dirty_log, bitmap, written, src_version,
     n_pages = p[P_N_PAGES]
     while st[S_DIRTY] > 0:
         faults = guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version)
-        if faults:
-            account_pages(p, st, faults, 0)
+        if faults:     # Simplification: a faulted page costs a re-sent normal page
+            account_pages(p, st, 0, faults, 0, 0)
         if st[S_DIRTY] == 0:
             break
         wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, written, src_version, dst_version)
+        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version)
         set_cursor(p, st, wi, mask)
     # the guest's writes up to the end happen on the destination: count them there
     guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version)
@@ -549,7 +612,7 @@ def complete_ready(rule, pending, threshold):
 
 
 @njit(cache=True, nogil=True)
-def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, written,
+def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
                             src_version, dst_version):
     """QEMU's decision (by ``qemu_version``): cheap estimate, exact sync only near
     the threshold, switch over when pending passes the switchover test, else iterate.
@@ -565,7 +628,7 @@ def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, written,
     # with postcopy-ram RAM can go after the switch: none of it is must-precopy
     must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
     if exact_sync_wanted(rule, pending, must_precopy, threshold):
-        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written,
+        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
                               src_version)
         pending = st[S_DIRTY] * TARGET_PAGE_SIZE
         must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
@@ -578,21 +641,21 @@ def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, written,
     # the switchover happens as soon as the estimate drains to 0.
     if not (postcopy and rule == 2) and complete_ready(rule, pending, threshold):
         st[S_SWITCH_PENDING] = pending
-        migration_completion(p, streams, st, rng, dirty_log, bitmap, written,
+        migration_completion(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
                              src_version, dst_version)
         return True
     if postcopy:
         st[S_SWITCH_PENDING] = pending
-        postcopy_start(p, streams, st, rng, dirty_log, bitmap, written, src_version,
+        postcopy_start(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version,
                        dst_version)
         return True
-    ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, written,
+    ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
                      src_version, dst_version)
     return False
 
 
 @njit(cache=True, nogil=True)
-def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, written, src_version):
+def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version):
     """auto-converge's 5 s timer (QEMU 9.2+, ``cpu_throttle_dirty_sync_timer_tick``):
     sync if no other sync happened since the previous tick, except in the first pass.
 
@@ -602,14 +665,14 @@ def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, written, src_v
     """
     syncs = st[S_SYNCS]
     if syncs > 1 and syncs == st[S_TICK_PREV]:
-        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written,
+        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
                               src_version)
     st[S_TICK_PREV] = st[S_SYNCS]
     st[S_TICK_NEXT] += DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS
 
 
 @njit(cache=True, nogil=True)
-def migration_thread(p, streams, st, rng, dirty_log, bitmap, written,
+def migration_thread(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
                      src_version, dst_version, pol, trace):
     """Run one precopy migration from the ``migrate`` command to completion,
     ``max_time``, or an abort by the management policy.
@@ -627,8 +690,15 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, written,
         SplitMix64 state of each write stream.
     dirty_log, bitmap : ndarray(uint64, ceil(pages / 64))
         Zeroed bitsets: KVM's dirty log, the migration bitmap.
-    written : ndarray(uint64, ceil((pages - P_ZERO_START) / 64))
-        Zeroed bitset of the initially-zero region: pages of the logs merged so far.
+    zero : ndarray(uint64, ceil(pages / 64) - P_ZERO_WORD0)
+        Bitset of the pages whose content is zero, from word ``P_ZERO_WORD0``
+        (the initially-zero region; all of RAM with zero writes; empty with
+        ``zero-page-detection`` none).
+    written : ndarray(uint64, ceil(pages / 64) or 0)
+        With zero writes and RAM not preallocated: zeroed bitset of the pages
+        ever written (allocated); else empty.
+    dst_has : ndarray(uint64, ceil(pages / 64) or 0)
+        With ``P_TRACK_DST``: zeroed bitset of the pages the destination holds; else empty.
     src_version, dst_version : ndarray(int32)
         Check mode: per-page versions (zeros, and -1 for never received);
         empty otherwise.
@@ -655,11 +725,11 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, written,
     st[S_T] = p[P_PS_SETUP]
     set_range(bitmap, 0, n_pages)                 # ram_init_bitmaps: all pages dirty
     st[S_DIRTY] = n_pages
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, written, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version)
     st[S_SETUP_T] = st[S_T]
     while st[S_T] < p[P_PS_MAX_TIME]:
         if p[P_PERIODIC_SYNC] != 0 and st[S_T] >= st[S_TICK_NEXT]:
-            dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, written,
+            dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
                                   src_version)
         if pol[POL_POLL_MS] != 0 and st[S_T] >= st[S_POLL_NEXT]:
             action = monitor_poll(pol, st)
@@ -669,15 +739,15 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, written,
             if action == POSTCOPY:          # migrate-start-postcopy
                 st[S_POSTCOPY_REQUESTED] = 1
             if action == PAUSE:             # the guest stops writing; precopy goes on
-                guest_write_pages(p, streams, st, rng, dirty_log, src_version)
+                guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
                 st[S_VM_RUNNING] = 0
                 st[S_PAUSED_T] = st[S_T]
         if not migration_rate_exceeded(p, st):
             if migration_iteration_run(p, streams, st, rng, dirty_log, bitmap,
-                                       written, src_version, dst_version):
+                                       zero, written, dst_has, src_version, dst_version):
                 break
         migration_rate_limit(p, st, trace)
-    guest_write_pages(p, streams, st, rng, dirty_log, src_version)   # due by the end
+    guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)   # due by the end
     if p[P_CHECK] != 0 and st[S_CONVERGED] == 1:
         lost = 0
         for page in range(n_pages):

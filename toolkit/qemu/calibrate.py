@@ -154,6 +154,7 @@ def scenario_for(record: dict, values: dict, dirty_rate: float | None = None) ->
         avail_switchover_bandwidth=record["avail_switchover_bandwidth"],
         max_time=record["time_limit"], link_bandwidth=values["link_bandwidth"],
         page_send_time=0.0, zero_page_scan_time=values["zero_page_scan_time"],
+        untouched_page_scan_time=values["zero_page_scan_time"],
         sync_time_fixed=values["sync_time_fixed"], sync_time_per_gib=0.0,
         sync_time_per_dirty_page=0.0, setup_overhead=values["setup_overhead"],
         vm_stop_time=values["vm_stop_time"],

@@ -340,6 +340,11 @@ def _scalars(samples: list[dict], records: list[TraceRecord], t0: float,
                                              "switchover decision (or the last window)"))
         out["switchover_pending"] = (float(low[0].args["pending"]) if low else math.nan,
                                      "trace: migration_thread_low_pending; NaN if none")
+        exact = [r for r in records if r.event == "migrate_pending_exact"]
+        out["dirty_bytes_last_sync"] = (
+            float(exact[-1].args["size"]) if exact else math.nan,
+            "trace: size of the last migrate_pending_exact (the final sync at completion "
+            "is not traced); NaN if none")
         out["final_downtime_limit"] = (win["downtime_limit"],
                                        "the run's downtime-limit, set once by the harness")
     if samples:
