@@ -7,6 +7,7 @@
 __version__ = "0.1.0"
 
 from .scenario import IDEAL_HOST, PARAMETERS, Scenario
+from . import hosts
 from .simulate import simulate
 from .sweep import geomspace, linspace, sweep
 from .rescue import class_counts, rescue
@@ -19,6 +20,7 @@ from .warmup import warmup
 __all__ = [
     "PARAMETERS",
     "IDEAL_HOST",
+    "hosts",
     "Scenario",
     "simulate",
     "sweep",

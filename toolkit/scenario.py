@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from . import hosts
 from .units import format_size, parse_duration, parse_rate, parse_size
 
 PAGE_SIZE = 4096                    # TARGET_PAGE_SIZE on x86 [B]
@@ -143,6 +144,10 @@ PARAMETERS = (
           "'none', 'nova', 'kubevirt' or 'ovirt', with options as "
           "'nova:timeout_action=force_complete' (see toolkit.policies)."),
     # host costs: why the migration thread can be slower than the link
+    Param("host", "choice", "none", "1", doc="Named host profile (toolkit.hosts) whose values "
+          "the host parameters (link_bandwidth and the costs below) take unless given: "
+          "'none' (these defaults), 'tcg-loopback' (calibrated on this project's real QEMU "
+          "runs), 'kvm-10g', 'kvm-25g' (order of magnitude).", choices=hosts.NAMES),
     Param("page_send_time", "duration", 250.0, "ns", 0, 1e9,
           "CPU time of the migration thread per normal page sent.", time_unit="ns"),
     Param("zero_page_scan_time", "duration", 100.0, "ns", 0, 1e9,
@@ -343,6 +348,7 @@ class Scenario:
     postcopy_ram: bool = None
     postcopy_start_sync: int = None
     policy: str = None
+    host: str = None
     page_send_time: float = None
     zero_page_scan_time: float = None
     untouched_page_scan_time: float = None
@@ -359,10 +365,14 @@ class Scenario:
     check: bool = None
 
     def __post_init__(self):
+        given = frozenset(f.name for f in fields(self) if getattr(self, f.name) is not None)
+        object.__setattr__(self, "_given", given)
+        host = _validate("host", "none" if self.host is None else self.host)
+        profile = {} if host == "none" else hosts.get(host).values
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None:
-                value = PARAMETER_INDEX[f.name].default
+                value = profile.get(f.name, PARAMETER_INDEX[f.name].default)
             if f.name == "avail_switchover_bandwidth":
                 value = resolve_avail(value, self.link_bandwidth)
             object.__setattr__(self, f.name, _validate(f.name, value))
@@ -416,8 +426,12 @@ class Scenario:
         return cls(**kwargs)
 
     def replace(self, **changes) -> "Scenario":
-        """A copy with some parameters changed (and validated again)."""
-        values = self.to_dict()
+        """A copy with some parameters changed (and validated again).
+
+        Parameters that were not given take their defaults again, so a new
+        ``host`` brings its own values for the host parameters not given.
+        """
+        values = {name: getattr(self, name) for name in self._given}
         values.update(changes)
         return Scenario.from_kwargs(**values)
 

@@ -214,7 +214,14 @@ def find_dirty_block(bitmap, n_pages, cursor, wrap):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def classify_pages(p, wi, mask, dirty_log, zero, written, dst_has):
+def content_flags(p):
+    """What :func:`classify_pages` needs of ``p``, read once per loop: the first
+    word of the content bitsets, zero writes on, RAM preallocated, destination tracked."""
+    return p[P_ZERO_WORD0], p[P_ZERO_WRITE_PPM] != 0, p[P_PREALLOC] != 0, p[P_TRACK_DST] != 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def classify_pages(flags, wi, mask, dirty_log, zero, written, dst_has):
     """What the pages ``mask`` of bitmap word ``wi`` cost to send
     (``ram_save_target_page``: ``save_zero_page`` first, else ``save_normal_page``).
 
@@ -231,23 +238,23 @@ def classify_pages(p, wi, mask, dirty_log, zero, written, dst_has):
     first, resend, zero_allocated, zero_untouched : int
         Pages of each kind.
     """
-    zw0 = p[P_ZERO_WORD0]
+    zw0, zero_writes, prealloc, track = flags
     z = np.uint64(0)
     n_untouched = 0
     if wi >= zw0:
         j = wi - zw0
-        if p[P_ZERO_WRITE_PPM] != 0:
+        if zero_writes:
             z = mask & zero[j]
-            if z and p[P_PREALLOC] == 0:
+            if z and not prealloc:
                 n_untouched = popcount(z & ~(written[wi] | dirty_log[wi]))
         else:
             z = mask & zero[j] & ~dirty_log[wi]
-            if p[P_PREALLOC] == 0:
+            if not prealloc:
                 n_untouched = popcount(z)
     normal = mask & ~z
     n_normal = popcount(normal)
     n_first = 0
-    if p[P_TRACK_DST] != 0:
+    if track:
         n_first = popcount(normal & ~dst_has[wi])
         dst_has[wi] |= normal
     n_zero = popcount(z)
@@ -265,7 +272,7 @@ def take_pages(p, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_versi
     first, resend, zero_allocated, zero_untouched : int
         Pages of each kind (:func:`classify_pages`).
     """
-    kinds = classify_pages(p, wi, mask, dirty_log, zero, written, dst_has)
+    kinds = classify_pages(content_flags(p), wi, mask, dirty_log, zero, written, dst_has)
     bitmap[wi] &= ~mask
     if p[P_CHECK] != 0:
         copy_versions(wi, mask, src_version, dst_version)
@@ -281,7 +288,7 @@ def copy_versions(wi, mask, src_version, dst_version):
         mask &= mask - np.uint64(1)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def account_pages(p, st, n_first, n_resend, n_zero_allocated, n_zero_untouched):
     """Count pages sent (ram_save_target_page): a zero page is a 9 B record after a
     scan of its 4 KiB, any other page 4104 B; the thread's clock advances by each
@@ -342,31 +349,28 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_
     page, as in QEMU.
 
     Guest writes are applied before each batch only while something looks at
-    them there: in check mode (page versions), with zero writes (a page's content
-    may change at any write) and in the first pass, while pages of the
-    initially-zero region (if any) still wait in the bitmap since setup.
-    After that the dirty log is read only by the next sync, which applies the
-    writes due first; the result is the same, without a call per batch.
+    them there (:func:`writes_looked_at`). Otherwise the dirty log is read only
+    by the next sync, which applies the writes due first; the result is the
+    same, without a call per batch.
     """
     _send_section(st, p)
     t0 = st[S_T]
     n_pages = p[P_N_PAGES]
     n_words = (n_pages + 63) >> 6
     while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
-        eager = p[P_CHECK] != 0 or p[P_ZERO_WRITE_PPM] != 0 or \
-            (st[S_WRAPS] == 0 and p[P_ZERO_WORD0] < n_words)
-        if eager:
-            guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
         if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
-            if ram_save_batches(p, st, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version,
-                                t0, eager):
+            if ram_save_batches(p, streams, st, rng, bitmap, dirty_log, zero, written, dst_has,
+                                src_version, dst_version, t0):
                 break
         else:  # near the budget: the limit is checked before each page
+            if writes_looked_at(p, st, n_words):
+                guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
             wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
             left = 64
             while left > 0 and not migration_rate_exceeded(p, st):
                 bit = mask & (~mask + np.uint64(1))
-                ram_save_pages(p, st, wi, bit, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version)
+                ram_save_pages(p, st, wi, bit, bitmap, dirty_log, zero, written, dst_has,
+                               src_version, dst_version)
                 set_cursor(p, st, wi, bit)
                 left -= 1
                 mask &= ~bit
@@ -388,11 +392,23 @@ def batch_fits(limit, window_bytes):
     return limit == 0 or window_bytes + 64 * NORMAL_PAGE_WIRE <= limit
 
 
+@njit(cache=True, nogil=True, inline="always")
+def writes_looked_at(p, st, n_words):
+    """Whether the guest's writes due must be applied before each batch: in check
+    mode (page versions), with zero writes (any write may change a page's
+    content) and in the first pass while pages of the initially-zero region
+    (if any) still wait in the bitmap since setup."""
+    return p[P_CHECK] != 0 or p[P_ZERO_WRITE_PPM] != 0 or \
+        (st[S_WRAPS] == 0 and p[P_ZERO_WORD0] < n_words)
+
+
 @njit(cache=True, nogil=True)
-def ram_save_batches(p, st, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version, t0, one):
+def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, zero, written, dst_has,
+                     src_version, dst_version, t0):
     """Send batches of the next (up to) 64 dirty pages from the cursor, each
     stopping at the end of RAM, until the 50 ms cap is passed, nothing is dirty
-    or the next batch might cross the byte budget; only one batch if ``one``.
+    or the next batch might cross the byte budget; the guest's writes due go
+    before each batch while something looks at them (:func:`writes_looked_at`).
 
     :func:`ram_save_pages` word by word, with the counts kept in local
     variables and stored once per batch: nothing looks at them inside a batch.
@@ -407,10 +423,14 @@ def ram_save_batches(p, st, bitmap, dirty_log, zero, written, dst_has, src_versi
     """
     n_pages = p[P_N_PAGES]
     n_words = (n_pages + 63) >> 6
-    zw0 = p[P_ZERO_WORD0]
-    track = p[P_TRACK_DST] != 0
+    flags = content_flags(p)
+    zw0, zero_writes, prealloc, track = flags
+    simple = not zero_writes and not track
     check = p[P_CHECK] != 0
+    maybe_eager = writes_looked_at(p, st, n_words)
     while True:
+        if maybe_eager and writes_looked_at(p, st, n_words):
+            guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
         wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
         left = 64
         n_sent = 0
@@ -422,9 +442,14 @@ def ram_save_batches(p, st, bitmap, dirty_log, zero, written, dst_has, src_versi
             if n > left:
                 mask = lowest_bits(mask, left)
                 n = left
-            if wi >= zw0 or track:
+            if simple:           # the common case inline: classify_pages costs ~15 %
+                if wi >= zw0:
+                    z = popcount(mask & zero[wi - zw0] & ~dirty_log[wi])
+                    n_zero += z
+                    n_untouched += 0 if prealloc else z
+            else:
                 first, resend, zero_allocated, zero_untouched = classify_pages(
-                    p, wi, mask, dirty_log, zero, written, dst_has)
+                    flags, wi, mask, dirty_log, zero, written, dst_has)
                 n_first += first
                 n_zero += zero_allocated + zero_untouched
                 n_untouched += zero_untouched
@@ -447,7 +472,7 @@ def ram_save_batches(p, st, bitmap, dirty_log, zero, written, dst_has, src_versi
         set_cursor(p, st, last_wi, last_mask)
         if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
             return True
-        if one or st[S_DIRTY] == 0 or \
+        if st[S_DIRTY] == 0 or \
                 not batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
             return False
 
