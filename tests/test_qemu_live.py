@@ -3,10 +3,12 @@
 Without qemu-system-x86_64 >= 8.2 and nasm the module first runs .ci/install-qemu
 when it can (as root with apt; SWITCHOVER_INSTALL_QEMU=0 stops it, =1 forces
 the try) and is skipped, with the reason, when they are still missing.  About 40 s
-of wall time on a 2-core machine.
+of wall time on a 2-core machine, plus ~25 s for the guest variants (zero writes,
+no fill, stride, prealloc, an 8 GiB guest).
 """
 import json
 import os
+import time
 import shutil
 import subprocess
 import tempfile
@@ -100,7 +102,8 @@ def test_guest_image_roundtrip(guest_cache, tmp_path):
     assert out.stat().st_size == 1474560
     params = guest.read_params(out)
     assert params == {"start_page": 300, "pages": 1000, "pattern": "random", "burst_pages": 3,
-                      "burst_ticks": 20, "lcg_mask": 1023, "seed": 7}
+                      "burst_ticks": 20, "lcg_mask": 1023, "cursor": 7, "stride": 1,
+                      "zero_every": 0, "fill": True}
     assert guest.paced_rate(3, 20) == pytest.approx(150, rel=1e-3)
     assert guest.pace(None) == (1, 0)
     assert guest.pace(1) == (1, 1000)
@@ -215,3 +218,142 @@ def test_simulator_predicts_the_verdict_of_a_live_run(guest_cache, tmpdir_root, 
     assert bool(predicted.converged) == result.completed == (scenario_id.startswith("r5000"))
     if result.completed:
         assert float(predicted.total_time) == pytest.approx(record["total_time"], rel=0.3)
+
+
+def _rss_mib(pid: int) -> float:
+    for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def _available_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# A 128 MiB guest: 32 768 pages of RAM, of which the BIOS and the guest's own
+# low pages are ~120 non-zero ones.
+RAM_PAGES_128 = 128 * 256
+
+
+@pytest.mark.parametrize("fill", [False, True])
+def test_zero_writes_are_sent_as_zero_pages(guest_cache, tmpdir_root, fill):
+    """zero_every=1: every write clears its page, and QEMU sends the range as zero pages."""
+    pages = 8192
+    result = harness.run_migration(ram_mib=128, pages=pages, rate=20000, zero_every=1, fill=fill,
+                                   max_bandwidth=0, warmup=1.0, time_limit=10,
+                                   guest_cache=guest_cache)
+    assert result.completed
+    # Warm-up long enough for a whole sweep: every page of the range was cleared.
+    assert guest.loop_writes(result.writes_at_migrate, pages, fill) >= pages
+    ram = result.final["ram"]
+    assert ram["duplicate"] >= pages
+    assert ram["normal"] < pages / 10  # with fill=True and data writes: >= pages
+    # Zero writes during the migration re-dirty pages that the final pass sends
+    # as zero pages again: more pages go than the guest has.
+    assert ram["duplicate"] + ram["normal"] > ram["total"] // guest.PAGE_SIZE
+    assert result.warmup_write_rate == pytest.approx(20000, rel=0.1)
+
+
+def test_no_fill_leaves_the_range_zero(guest_cache, tmpdir_root):
+    """fill=False, slow data writes: all but the few written pages go as zero pages."""
+    pages = 16384
+    result = harness.run_migration(ram_mib=128, pages=pages, rate=100, fill=False,
+                                   max_bandwidth=0, warmup=0.5, time_limit=10,
+                                   guest_cache=guest_cache)
+    assert result.completed
+    assert 0 < result.writes_at_migrate < 500  # no fill: only the loop's writes
+    ram = result.final["ram"]
+    written = result.writes_at_migrate + 200  # generous: the few writes during the migration
+    assert ram["normal"] < written + 200      # + the BIOS's pages
+    assert ram["duplicate"] > RAM_PAGES_128 - written - 200
+
+
+def test_mixed_zero_and_data_writes_verify(guest_cache, tmpdir_root):
+    """Every 3rd write a zero write, scattered order, several passes: no page lost,
+    compared page by page (all 4 KiB), and duplicate grows from pass to pass."""
+    pages = 32768
+    result = harness.run_migration(ram_mib=256, pages=pages, rate=15000, zero_every=3,
+                                   stride=12345, max_bandwidth=100_000_000, warmup=1.0,
+                                   time_limit=30, verify=True, guest_cache=guest_cache)
+    assert result.completed and result.mismatched_pages == 0
+    assert result.dirty_sync_count >= 3
+    dup = [s["query-migrate"]["ram"]["duplicate"] for s in result.samples
+           if "ram" in s["query-migrate"]]
+    assert np.all(np.diff(dup) >= 0) and dup[-1] > dup[0]
+    # The RAM outside the range is zero, and ~1/3 of the range's pages were last
+    # written by a zero write.
+    assert result.final["ram"]["duplicate"] > 256 * 256 - pages + pages / 5
+    assert result.warmup_write_rate == pytest.approx(15000, rel=0.1)
+    assert result.cursor_at_migrate == guest.sequential_cursor(result.writes_at_migrate, pages,
+                                                               12345)
+
+
+@pytest.mark.parametrize("settings", [
+    {"stride": 4097, "rate": 5000},
+    {"stride": 1, "rate": 5000, "fill": False},
+    # Unpaced (~10 M writes/s): the pair is still read consistently.
+    {"stride": 3, "rate": None, "zero_every": 4, "fill": False},
+    {"pattern": "random", "rate": None},
+])
+def test_cursor_at_migrate(guest_cache, tmpdir_root, settings):
+    pages = 16384
+    result = harness.run_migration(ram_mib=128, pages=pages, max_bandwidth=0, warmup=0.5,
+                                   time_limit=10, guest_cache=guest_cache, **settings)
+    fill = settings.get("fill", True)
+    assert guest.loop_writes(result.writes_at_migrate, pages, fill) > 0
+    assert 0 <= result.cursor_at_migrate < pages
+    if settings.get("pattern", "sequential") == "sequential":
+        assert result.cursor_at_migrate == guest.sequential_cursor(
+            result.writes_at_migrate, pages, settings["stride"], fill)
+    if settings["rate"] is None:
+        assert result.warmup_write_rate > 50_000
+    else:
+        assert result.warmup_write_rate == pytest.approx(settings["rate"], rel=0.1)
+
+
+def test_prealloc(guest_cache, tmpdir_root):
+    ram_mib = 128
+    rss = []
+
+    def callback(sample):
+        if not rss:
+            rss.append([_rss_mib(p) for p in _qemu_children()])
+
+    result = harness.run_migration(ram_mib=ram_mib, pages=4096, rate=2000, prealloc=True,
+                                   warmup=0.5, verify=True, guest_cache=guest_cache,
+                                   callback=callback)
+    assert result.completed and result.mismatched_pages == 0
+    # Both QEMUs hold all of the guest's RAM (~166 MiB each; without prealloc ~40-60 MiB).
+    assert len(rss[0]) == 2 and min(rss[0]) > ram_mib
+
+
+_BIG_MIB = 8192
+_BIG_NEED_MIB = 3072  # the range, QEMU's own memory and some room; untouched RAM costs nothing
+
+
+@pytest.mark.skipif(_available_mib() < _BIG_NEED_MIB,
+                    reason=f"an {_BIG_MIB} MiB guest pair needs ~{_BIG_NEED_MIB} MiB of free "
+                           f"host memory, {_available_mib():.0f} MiB available")
+def test_8gib_guest_boots_and_migrates(guest_cache, tmpdir_root):
+    """8 GiB of RAM, the range right below the 3 GiB the pc machine maps under 4 GiB."""
+    pages = 4096
+    low_pages = harness.low_ram_mib(_BIG_MIB) * 256
+    assert low_pages == 786432
+    t = time.monotonic()
+    rss = []
+    result = harness.run_migration(ram_mib=_BIG_MIB, start_page=low_pages - pages, pages=pages,
+                                   rate=5000, zero_every=5, max_bandwidth=0, warmup=0.5,
+                                   time_limit=20, verify=True, guest_cache=guest_cache,
+                                   callback=lambda s: rss.append(
+                                       [_rss_mib(p) for p in _qemu_children()]))
+    assert time.monotonic() - t < 30
+    assert result.completed and result.mismatched_pages == 0
+    assert result.final["ram"]["total"] >= _BIG_MIB << 20
+    assert result.final["ram"]["duplicate"] > (_BIG_MIB << 8) - 2 * pages
+    assert result.final["ram"]["normal"] > 0.7 * pages  # the range was filled with data
+    assert result.cursor_at_migrate == guest.sequential_cursor(result.writes_at_migrate, pages)
+    assert max(max(r) for r in rss) < 1024  # not preallocated: the host holds little of it

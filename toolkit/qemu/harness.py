@@ -18,7 +18,10 @@ Files written (copied to ``output_dir`` when given):
     ``query-migrate`` (QEMU's reply, unchanged: times in ms, sizes in B,
     ``dirty-pages-rate`` in pages/s, ``mbps`` in Mbit/s).
 ``events.jsonl``
-    The source's QMP events (``MIGRATION``, ``MIGRATION_PASS``, ...).
+    The source's QMP events (``MIGRATION``, ``MIGRATION_PASS``, ...).  The
+    first are a ``STOP``/``RESUME`` pair right before ``migrate``: the harness
+    pauses the guest for the 1-2 ms it takes to read the guest's write count and
+    cursor as one consistent pair (``MigrationResult.cursor_at_migrate``).
 ``src-trace.log``, ``dst-trace.log``
     QEMU trace output of :data:`TRACE_EVENTS` (``-trace enable=...`` with
     ``-D``).  Debian's QEMU uses the ``log`` trace backend, whose lines read
@@ -64,11 +67,20 @@ SIZE_MAX = 2**64 - 1
 """QEMU's range for the bandwidth parameters on a 64-bit host [B/s]."""
 MAX_DOWNTIME_LIMIT = 2000 * 1000
 """QEMU's ``MAX_MIGRATE_DOWNTIME`` [ms]."""
-MAX_RAM_MIB = 3072
-"""The guest addresses RAM without paging below the 32-bit PCI hole [MiB]."""
+MAX_RAM_MIB = 8192
+"""Largest guest RAM [MiB]; the guest itself reaches only :func:`low_ram_mib` of it."""
+MACHINE = "pc"
+"""The machine type both QEMUs run (in QEMU 10.0 an alias of ``pc-i440fx-10.0``)."""
+LOW_RAM_SPLIT_MIB = 3584
+"""``max-ram-below-4g`` default of the ``pc`` machine (0xe0000000) [MiB]."""
+LOW_RAM_LARGE_MIB = 3072
+"""RAM below 4 GiB of a ``pc`` machine with at least :data:`LOW_RAM_SPLIT_MIB` [MiB]."""
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
 _BOOT_TIMEOUT = 30.0  # [s] SeaBIOS + floppy boot under TCG takes ~1 s
+_QMP_TIMEOUT = 10.0  # [s] QMPClient's default
+_PREALLOC_S_PER_GIB = 10.0  # [s/GiB] allowance for -mem-prealloc (measured ~2.5 s/GiB)
+_COMPARE_CHUNK = 16384  # pages per pmemsave chunk of the verify comparison (64 MiB)
 _CANCEL_TIMEOUT = 30.0  # [s] from migrate_cancel to status "cancelled"
 _STOP_TIMEOUT = 5.0  # [s] between SIGTERM and SIGKILL
 _KEPT_SUFFIXES = (".log", ".jsonl")
@@ -98,14 +110,25 @@ class MigrationResult:
     transferred_bytes : int or None
         ``ram.transferred`` [B].
     warmup_write_rate : float
-        The guest's page writes per second during the warm-up [pages/s].
+        The guest's page writes per second during the warm-up, from its boot
+        to right before ``migrate`` [pages/s].
     migration_write_rate : float
         The guest's page writes per second while the migration ran, i.e. until
         the source stopped (completed) or the end of sampling [pages/s].
     mismatched_pages : int or None
         With ``verify=True`` and completed: pages of the dirtied range whose
-        content differs between the stopped source and the destination
-        (0 = no lost page).  ``None`` otherwise.
+        content (all 4 KiB) differs between the stopped source and the
+        destination (0 = no lost page).  ``None`` otherwise.
+    writes_at_migrate : int
+        The guest's page-write count right before ``migrate`` [pages], the
+        initial fill included (see :func:`toolkit.qemu.guest.parse_stats`).
+    cursor_at_migrate : int
+        Range index (0..pages-1; page ``start_page + cursor_at_migrate``) of
+        the last page the guest wrote before ``migrate``, as of the end of its
+        last complete burst, read together with ``writes_at_migrate`` (for the
+        sequential pattern ``cursor_at_migrate ==
+        toolkit.qemu.guest.sequential_cursor(writes_at_migrate, pages, stride,
+        fill)``).
     qemu_version : tuple of int
         ``(major, minor, micro)``.
     pids : list of int
@@ -128,6 +151,8 @@ class MigrationResult:
     warmup_write_rate: float
     migration_write_rate: float
     mismatched_pages: int | None
+    writes_at_migrate: int
+    cursor_at_migrate: int
     qemu_version: tuple[int, int, int]
     pids: list[int] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
@@ -155,9 +180,42 @@ def qemu_version(qemu: str = QEMU) -> tuple[int, int, int] | None:
     return tuple(int(g) for g in match.groups()) if match else None
 
 
-def _check_int(name: str, value, lo: int, hi: int, unit: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}] [{unit}], got {value!r}")
+def low_ram_mib(ram_mib: int) -> int:
+    """Guest RAM mapped below 4 GiB by the ``pc`` machine [MiB].
+
+    The guest runs in 32-bit protected mode without paging, so this is all the
+    RAM it can address, and its dirtied range must end below it.  QEMU 10.0's
+    ``pc_init1`` (hw/i386/pc_piix.c) splits RAM at ``max-ram-below-4g``
+    (default 3.5 GiB); when the RAM is at least that large, gigabyte alignment
+    of the ``pc-i440fx-*`` machines lowers the split to 3 GiB and the rest is
+    mapped from 4 GiB up.  So: ``ram_mib`` below 3584 MiB, else 3072 MiB
+    (checked with ``info mtree -f``: 3583 MiB all below 4 GiB; 3584 and 8192 MiB
+    as 3072 MiB low + the rest at 0x100000000).  Below the split, RAMBlock
+    offsets (the harness's page indices / 4096) equal guest-physical addresses.
+
+    Parameters
+    ----------
+    ram_mib : int
+        Guest RAM [MiB].
+
+    Returns
+    -------
+    int
+        RAM below the 32-bit PCI hole [MiB].
+    """
+    return ram_mib if ram_mib < LOW_RAM_SPLIT_MIB else LOW_RAM_LARGE_MIB
+
+
+def _check_int(name: str, value, lo: int, hi: int, unit: str, why: str = "") -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}] [{unit}], got {value!r}"
+                         + (f" ({why})" if why else ""))
+
+
+def _check_bool(name: str, value) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool (True or False), got {value!r}")
 
 
 def _check_positive(name: str, value, unit: str, *, zero_ok: bool = False) -> None:
@@ -212,11 +270,12 @@ class _Run:
         self.procs: dict[str, subprocess.Popen] = {}
         self.qmps: list[QMPClient] = []
 
-    def start(self, side: str, image: Path, ram_mib: int, extra: list[str]) -> QMPClient:
+    def start(self, side: str, image: Path, ram_mib: int, extra: list[str],
+              prealloc: bool = False) -> QMPClient:
         """Start one QEMU (``side`` = "src" or "dst") and connect to its QMP socket."""
         w = self.workdir
         args = [self.qemu, "-nographic", "-display", "none", "-nodefaults",
-                "-machine", "pc", "-accel", "tcg", "-m", f"{ram_mib}M",
+                "-machine", MACHINE, "-accel", "tcg", "-m", f"{ram_mib}M",
                 # Read-only: both QEMUs open the same image without lock conflicts.
                 "-drive", f"file={image},format=raw,if=floppy,readonly=on", "-boot", "a",
                 "-serial", f"file:{w / f'{side}-serial.log'}",
@@ -226,6 +285,9 @@ class _Run:
                 "-msg", "timestamp=on"]
         for event in TRACE_EVENTS:
             args += ["-trace", f"enable={event}"]
+        if prealloc:
+            # Touches all guest RAM before the machine starts (keeps the RAMBlock "pc.ram").
+            args.append("-mem-prealloc")
         with open(w / f"{side}-qemu.log", "wb") as log:
             # A new session keeps a terminal's Ctrl-C (SIGINT to the foreground
             # group) away from QEMU: the harness stops it in order instead.
@@ -234,8 +296,10 @@ class _Run:
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     preexec_fn=_die_with_parent())  # noqa: PLW1509
         self.procs[side] = proc
+        # QEMU answers QMP only once the RAM is preallocated (~2.5 s per GiB here).
+        timeout = _QMP_TIMEOUT + (_PREALLOC_S_PER_GIB * ram_mib / 1024 if prealloc else 0.0)
         try:
-            qmp = QMPClient(w / f"{side}.qmp")
+            qmp = QMPClient(w / f"{side}.qmp", timeout=timeout)
         except ConnectionError:
             self.check_alive()
             raise
@@ -260,21 +324,50 @@ class _Run:
                 raise RuntimeError(f"guest did not boot within {_BOOT_TIMEOUT} s")
             time.sleep(0.05)
 
-    def guest_stats(self, qmp: QMPClient) -> tuple[float, int]:
-        """Host time [s] and the guest's page-write count [pages]."""
+    def guest_stats(self, qmp: QMPClient) -> tuple[float, guest.Stats]:
+        """Host time [s] and the guest's statistics (ticks, writes, cursor)."""
         path = self.workdir / "stats.bin"
         qmp.execute("pmemsave", {"val": guest.STATS_ADDRESS, "size": guest.STATS_SIZE,
                                  "filename": str(path)})
-        return time.monotonic(), guest.parse_stats(path.read_bytes())[1]
+        return time.monotonic(), guest.parse_stats(path.read_bytes())
+
+    def paused_stats(self, qmp: QMPClient) -> tuple[float, guest.Stats]:
+        """:meth:`guest_stats` with the vCPU paused, so writes and cursor are one burst's.
+
+        QMP ``stop`` returns once the vCPU has left its translated block; the
+        guest publishes both words in one block, so the pair read is
+        consistent.  The guest (and its PIT clock) is paused for the 1-2 ms of
+        the three QMP commands.
+        """
+        qmp.execute("stop")
+        try:
+            return self.guest_stats(qmp)
+        finally:
+            qmp.execute("cont")
 
     def page_range(self, qmp: QMPClient, side: str, start_page: int, pages: int) -> np.ndarray:
-        """The dirtied range of guest memory, one row of 32-bit words per page."""
+        """Guest memory from ``start_page`` on, one row of 32-bit words per page."""
         path = self.workdir / f"{side}-range.bin"
         qmp.execute("pmemsave", {"val": start_page * guest.PAGE_SIZE,
                                  "size": pages * guest.PAGE_SIZE, "filename": str(path)})
         data = np.fromfile(path, dtype="<u4").reshape(pages, guest.PAGE_SIZE // 4)
         path.unlink()
         return data
+
+    def mismatched_pages(self, src: QMPClient, dst: QMPClient, start_page: int,
+                         pages: int) -> int:
+        """Pages of the range whose whole 4 KiB differ between the two sides.
+
+        Compared in chunks of :data:`_COMPARE_CHUNK` pages, so a range of
+        gigabytes needs no more host memory than a few chunks.
+        """
+        mismatched = 0
+        for first in range(start_page, start_page + pages, _COMPARE_CHUNK):
+            n = min(_COMPARE_CHUNK, start_page + pages - first)
+            a = self.page_range(src, "src", first, n)
+            b = self.page_range(dst, "dst", first, n)
+            mismatched += int(np.count_nonzero((a != b).any(axis=1)))
+        return mismatched
 
     def close(self) -> None:
         """Close the QMP connections and stop the QEMUs."""
@@ -285,6 +378,8 @@ class _Run:
 
 def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pages: int = 16384,
                   pattern: str = "sequential", rate: float | None = 2000.0,
+                  zero_every: int = 0, fill: bool = True, stride: int = 1,
+                  prealloc: bool = False,
                   max_bandwidth: int = 128 << 20, downtime_limit: int = 300,
                   avail_switchover_bandwidth: int = 0, auto_converge: bool = False,
                   capabilities: dict[str, bool] | None = None,
@@ -299,10 +394,30 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
     Parameters
     ----------
     ram_mib : int, optional
-        Guest RAM [MiB], 16..3072.
+        Guest RAM [MiB], 16..8192.  Unless ``prealloc``, RAM the guest never
+        touches costs the host nothing: an 8 GiB source + destination pair
+        runs on a host with a few GiB free.
     start_page, pages, pattern, rate : optional
         The guest's dirtied range [pages], order and pace [pages/s], see
-        :func:`toolkit.qemu.guest.guest_image`; the range must fit in the RAM.
+        :func:`toolkit.qemu.guest.guest_image`.  The range must end below the
+        RAM the guest addresses, :func:`low_ram_mib` [MiB] (``ram_mib`` below
+        3584 MiB, else 3072 MiB): ``start_page + pages <= low_ram_mib(ram_mib)
+        * 256``.  Page indices are RAMBlock offsets / 4096 (= guest-physical
+        page numbers there).  ``rate=None`` is unpaced (as fast as the vCPU).
+    zero_every : int, optional
+        Zero writes among the guest's loop writes [writes], 0..2**32-1: 0 =
+        data writes only; 1 = every write clears its whole page (QEMU then
+        sends it as a zero page, ``ram.duplicate``); k > 1 = every k-th write.
+    fill : bool, optional
+        The guest writes every page of the range once before its loop (as
+        before); ``False`` leaves the range never-touched (zero) RAM.
+    stride : int, optional
+        Step of the ``"sequential"`` cursor [pages], 1..pages-1 and coprime to
+        ``pages`` (1 for a one-page range; 1 for ``"random"``).
+    prealloc : bool, optional
+        Preallocate all guest RAM on source and destination (``-mem-prealloc``,
+        ~2.5 s per GiB on the 2-core development host).  A preallocated guest
+        needs ``2 * ram_mib`` MiB of free host RAM for the pair.
     max_bandwidth : int, optional
         ``max-bandwidth`` [B/s], 0..SIZE_MAX (0 = unlimited; QEMU's default 128 MiB/s).
     downtime_limit : int, optional
@@ -322,7 +437,8 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
         Period of ``query-migrate`` sampling [s], > 0.
     verify : bool, optional
         Start the destination paused (``-S``) and, when completed, compare the
-        dirtied range of both sides (see ``MigrationResult.mismatched_pages``).
+        dirtied range of both sides, all 4 KiB of every page, in 64 MiB chunks
+        (see ``MigrationResult.mismatched_pages``).
     output_dir : str or os.PathLike, optional
         Directory (created if missing) to copy the samples, events, trace and
         QEMU logs into before the temporary directory is removed; also copied
@@ -353,8 +469,15 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
     _check_int("max_bandwidth", max_bandwidth, 0, SIZE_MAX, "B/s")
     _check_int("downtime_limit", downtime_limit, 0, MAX_DOWNTIME_LIMIT, "ms")
     _check_int("avail_switchover_bandwidth", avail_switchover_bandwidth, 0, SIZE_MAX, "B/s")
-    _check_int("start_page", start_page, guest.FIRST_PAGE, ram_mib * 256 - 1, "pages")
-    _check_int("pages", pages, 1, ram_mib * 256 - start_page, "pages")
+    low_mib = low_ram_mib(ram_mib)
+    low_why = (f"the range must end below the {low_mib} MiB of the {ram_mib} MiB guest RAM "
+               "that lie below the 32-bit PCI hole")
+    _check_int("start_page", start_page, guest.FIRST_PAGE, low_mib * 256 - 1, "pages", low_why)
+    _check_int("pages", pages, 1, low_mib * 256 - start_page, "pages", low_why)
+    guest.check_params(start_page=start_page, pages=pages, pattern=pattern,
+                       zero_every=zero_every, fill=fill, stride=stride)
+    guest.pace(rate)  # checks rate
+    _check_bool("prealloc", prealloc)
     _check_positive("warmup", warmup, "s", zero_ok=True)
     _check_positive("time_limit", time_limit, "s")
     _check_positive("sample_interval", sample_interval, "s")
@@ -369,15 +492,16 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
     run = _Run(workdir, qemu)
     try:
         image = guest.guest_image(guest.build_guest(guest_cache or workdir), workdir / "guest.img",
-                                  start_page=start_page, pages=pages, pattern=pattern, rate=rate)
+                                  start_page=start_page, pages=pages, pattern=pattern, rate=rate,
+                                  zero_every=zero_every, fill=fill, stride=stride)
         caps = {"events": True, "auto-converge": auto_converge, **(capabilities or {})}
         params = {"max-bandwidth": int(max_bandwidth), "downtime-limit": int(downtime_limit),
                   "avail-switchover-bandwidth": int(avail_switchover_bandwidth),
                   **(parameters or {})}
-        result = _migrate(run, image, version, ram_mib=ram_mib, start_page=start_page,
-                          pages=pages, caps=caps, params=params, warmup=warmup,
-                          time_limit=time_limit, sample_interval=sample_interval, verify=verify,
-                          callback=callback)
+        result = _migrate(run, image, version, ram_mib=ram_mib, prealloc=bool(prealloc),
+                          start_page=start_page, pages=pages, caps=caps, params=params,
+                          warmup=warmup, time_limit=time_limit, sample_interval=sample_interval,
+                          verify=verify, callback=callback)
     finally:
         try:
             run.close()  # before copying: QEMU's trace log is complete once it exited
@@ -397,23 +521,26 @@ def _keep_files(workdir: Path, output_dir: Path) -> dict[str, Path]:
     return kept
 
 
-def _migrate(run: _Run, image: Path, version, *, ram_mib, start_page, pages, caps, params, warmup,
-             time_limit, sample_interval, verify, callback) -> MigrationResult:
-    dst = run.start("dst", image, ram_mib, ["-incoming", "defer"] + (["-S"] if verify else []))
+def _migrate(run: _Run, image: Path, version, *, ram_mib, prealloc, start_page, pages, caps,
+             params, warmup, time_limit, sample_interval, verify, callback) -> MigrationResult:
+    dst = run.start("dst", image, ram_mib, ["-incoming", "defer"] + (["-S"] if verify else []),
+                    prealloc)
     # Port 0: the destination binds a free port itself and reports it, no race.
     dst.execute("migrate-incoming", {"uri": "tcp:127.0.0.1:0"})
     port = int(dst.execute("query-migrate")["socket-address"][0]["port"])
-    src = run.start("src", image, ram_mib, [])
+    src = run.start("src", image, ram_mib, [], prealloc)
     run.wait_for_boot()
-    t_boot, writes_boot = run.guest_stats(src)
+    t_boot, stats_boot = run.guest_stats(src)
     time.sleep(warmup)
     run.check_alive()
-    t_warm, writes_warm = run.guest_stats(src)
-    warmup_rate = (writes_warm - writes_boot) / (t_warm - t_boot)
 
     src.execute("migrate-set-capabilities", {"capabilities": [
         {"capability": name, "state": bool(state)} for name, state in caps.items()]})
     src.execute("migrate-set-parameters", params)
+    # Right before migrate: the write count and the cursor as one consistent pair.
+    t_warm, stats_warm = run.paused_stats(src)
+    writes_warm = stats_warm.writes
+    warmup_rate = (writes_warm - stats_boot.writes) / (t_warm - t_boot)
 
     samples = []
     t0 = time.monotonic()
@@ -441,16 +568,15 @@ def _migrate(run: _Run, image: Path, version, *, ram_mib, start_page, pages, cap
             time.sleep(max(0.0, t0 + k * sample_interval - time.monotonic()))
 
     completed = status == "completed"
-    t_end, writes_end = run.guest_stats(src)
+    t_end, stats_end = run.guest_stats(src)
+    writes_end = stats_end.writes
     if completed:
         # The source guest stopped at the switchover: count its time until then.
         t_end = t0 + (info["total-time"] - info["downtime"]) / 1000
     migration_rate = (writes_end - writes_warm) / max(t_end - t0, 1e-9)
     mismatched = None
     if verify and completed:
-        a = run.page_range(src, "src", start_page, pages)
-        b = run.page_range(dst, "dst", start_page, pages)
-        mismatched = int(np.count_nonzero((a != b).any(axis=1)))
+        mismatched = run.mismatched_pages(src, dst, start_page, pages)
     with open(run.workdir / "events.jsonl", "w") as out:
         out.writelines(json.dumps(event) + "\n" for event in src.events)
 
@@ -461,4 +587,5 @@ def _migrate(run: _Run, image: Path, version, *, ram_mib, start_page, pages, cap
         downtime_ms=info.get("downtime"), dirty_sync_count=ram.get("dirty-sync-count"),
         transferred_bytes=ram.get("transferred"), warmup_write_rate=warmup_rate,
         migration_write_rate=migration_rate, mismatched_pages=mismatched,
+        writes_at_migrate=writes_warm, cursor_at_migrate=stats_warm.cursor,
         qemu_version=version, pids=[p.pid for p in run.procs.values()])

@@ -3,33 +3,44 @@
 ; run against a known workload.
 ;
 ; SeaBIOS loads it at 0x7c00 from a floppy.  It enters 32-bit protected mode
-; (flat segments, no paging), programs the PIT to interrupt at ~1 kHz, writes
-; each page of the range once and then loops forever: write burst_pages pages,
-; then halt until burst_ticks PIT ticks have passed since the previous burst
-; was due.  A "write" increments the 32-bit counter in the first word of the
-; page, so source and destination memory can be compared page by page after a
-; migration.
+; (flat segments, no paging: it reaches RAM below the 32-bit PCI hole only),
+; programs the PIT to interrupt at ~1 kHz, writes each page of the range once
+; (unless p_fill is 0) and then loops forever: write burst_pages pages, then
+; halt until burst_ticks PIT ticks have passed since the previous burst was due.
+; A data write increments the 32-bit counter in the first word of the page, so
+; source and destination memory can be compared page by page after a migration;
+; a zero write clears the whole page (rep stosd), so that migration finds a
+; zero page there.  Main-loop write j (counting from 1) is a zero write when
+; zero_every > 0 and j % zero_every == 0.
 ;
 ; The parameter block sits at the fixed offset PARAMS (see toolkit/qemu/guest.py,
 ; which patches it in a copy of the image, so no rebuild per scenario):
-;   +0  magic        "DRT1"
+;   +0  magic        "DRT2"
 ;   +4  start_page   first page index (address = start_page * 4096)
 ;   +8  pages        number of pages in the range, >= 1
 ;   +12 pattern      0 = sequential sweep, 1 = pseudo-random permutation (LCG)
 ;   +16 burst_pages  pages written per burst, >= 1
 ;   +20 burst_ticks  PIT ticks per burst (0 = unpaced: write as fast as the vCPU can)
 ;   +24 lcg_mask     2**k - 1 >= pages - 1 (random pattern only)
-;   +28 seed         LCG start value (random pattern only)
+;   +28 cursor       index before the first loop write: (pages - stride) % pages
+;                    (sequential) or the LCG start value, <= lcg_mask (random)
+;   +32 stride       sequential step [pages], 1 <= stride < pages (or 1), coprime to pages
+;   +36 zero_every   0 = data writes only, k >= 1 = every k-th loop write is a zero write
+;   +40 fill         pages written once before the loop: pages or 0
+;
+; Sequential loop write j (from 1) goes to index (j - 1) * stride % pages.
 ;
 ; Guest-written statistics at physical address STATS (read them with QMP pmemsave):
 ;   +0  ticks        PIT interrupts seen (u32)
-;   +4  writes       page writes done (u64)
+;   +4  writes       page writes done, fill included (u64)
+;   +12 cursor       index in the range of the page written last (u32)
+; writes and cursor are published together at the end of each burst.
 
 PIT_DIVISOR equ 1193            ; 1193182 Hz / 1193 = 1000.15 Hz tick
 IRQ_BASE    equ 0x20            ; PIC remapped above the CPU exception vectors
 IDT         equ 0x600           ; IDT built at run time: IRQ_BASE + 1 gates
 STATS       equ 0x500
-PARAMS      equ 0x1d0           ; offset of the parameter block in the sector
+PARAMS      equ 0x1d2           ; offset of the parameter block in the sector (510 - 44)
 
 bits 16
 org 0x7c00
@@ -60,7 +71,7 @@ pm:
 
     xor eax, eax
     mov edi, STATS
-    mov ecx, 3
+    mov ecx, 4
     rep stosd
 
     ; Every gate points at the tick handler: only IRQ0 is unmasked and the
@@ -104,17 +115,18 @@ pm:
     out 0x40, al
     sti
 
-    ; Write every page of the range once first, so that none of it is a zero
-    ; page that migration could send as a 9-byte marker.
-    mov ecx, [p_pages]
+    ; Write every page of the range once first (unless p_fill is 0), so that
+    ; none of it is a zero page that migration could send as a 9-byte marker.
+    mov ecx, [p_fill]           ; 0 or pages
+    mov [STATS + 4], ecx        ; the fill's writes count as writes
+    jecxz .filled
     mov eax, [p_start_page]
     shl eax, 12
 .touch:
     inc dword [eax]
     add eax, 4096
     loop .touch
-    mov eax, [p_pages]
-    mov [STATS + 4], eax
+.filled:
 
     mov esi, ready              ; tell the host on COM1 that the loop starts now
     mov dx, 0x3f8
@@ -126,9 +138,11 @@ pm:
     jmp .say
 .said:
 
-    ; esi = sequential cursor or LCG state, ebp = tick at which the next burst is due
-    mov esi, [p_seed]
-    and esi, [p_mask]
+    ; esi = cursor (sequential) or LCG state (random): the index of the page
+    ; written last; ebx = writes left until the next zero write;
+    ; ebp = tick at which the next burst is due
+    mov esi, [p_cursor]
+    mov ebx, [p_zero_every]
     xor ebp, ebp
 
 burst:
@@ -136,10 +150,10 @@ burst:
 .page:
     cmp dword [p_pattern], 0
     jne .random
-    inc esi
+    add esi, [p_stride]         ; stride < pages, so one wrap at most
     cmp esi, [p_pages]
     jb .write
-    xor esi, esi
+    sub esi, [p_pages]
     jmp .write
 .random:                        ; full-period LCG mod 2**k; reject values >= pages
     imul esi, esi, 1664525
@@ -148,15 +162,33 @@ burst:
     cmp esi, [p_pages]
     jae .random
 .write:
-    mov eax, esi
-    add eax, [p_start_page]
-    shl eax, 12
-    inc dword [eax]
+    mov edi, esi
+    add edi, [p_start_page]
+    shl edi, 12
+    mov eax, [p_zero_every]     ; write j (from 1) is a zero write when j % k == 0
+    test eax, eax
+    jz .data
+    dec ebx
+    jnz .data
+    mov ebx, eax
+    push ecx                    ; zero write: clear the whole page
+    xor eax, eax
+    mov ecx, 1024
+    rep stosd
+    pop ecx
+    jmp .next
+.data:
+    inc dword [edi]             ; data write: the page's first word counts up
+.next:
     loop .page
 
+    ; Publish the count and the cursor together at the end of each burst.  No
+    ; branch between the stores: TCG pauses a vCPU between translated blocks
+    ; only, so the host reads the three words of a paused guest as one pair.
     mov eax, [p_burst_pages]
     add [STATS + 4], eax
     adc dword [STATS + 8], 0
+    mov [STATS + 12], esi
     mov eax, [p_burst_ticks]
     test eax, eax
     jz burst
@@ -201,14 +233,17 @@ ready:
 
     times PARAMS - ($ - $$) db 0
 params:
-    db "DRT1"
+    db "DRT2"
 p_start_page:  dd 256           ; defaults: 1 MiB .. 5 MiB, sequential, unpaced
 p_pages:       dd 1024
 p_pattern:     dd 0
 p_burst_pages: dd 1
 p_burst_ticks: dd 0
 p_mask:        dd 1023
-p_seed:        dd 1
+p_cursor:      dd 1023
+p_stride:      dd 1
+p_zero_every:  dd 0
+p_fill:        dd 1024
 
     times 510 - ($ - $$) db 0
     dw 0xaa55
