@@ -111,7 +111,7 @@ class Reference:
         self.log: set[int] = set()
         self.dirty: set[int] = set()
         self.nonzero = set(range(sc.zero_start))       # pages holding data
-        self.touched = set(range(n)) if sc.mem_prealloc else set(range(sc.zero_start))
+        self.touched = set(range(n)) if sc.mem_prealloc else set(range(sc.zero_allocated_end))
         self.dst_holds: set[int] = set()                # normal pages the destination took in
         self.first_copies = self.untouched = 0
         self.src = [0] * n

@@ -52,6 +52,11 @@ def test_never_touched_first_pass_takes_pages_times_untouched_scan():
     prealloc = tk.simulate(sc.replace(mem_prealloc=True))   # allocated: the full scan
     assert int(prealloc.untouched_zero_pages) == 0
     assert float(prealloc.total_time) == pytest.approx(n * 5000.0 * 1e-6, rel=1e-4)
+    half = tk.simulate(sc.replace(zero_allocated_fraction=0.5))   # zeroed before, half
+    assert int(half.untouched_zero_pages) == n // 2
+    assert float(half.total_time) == pytest.approx(n / 2 * (5000.0 + scan_ns) * 1e-6, rel=1e-4)
+    with pytest.raises(ValueError, match=r"zero_allocated_fraction=0.6 .*\[0, zero_fraction"):
+        sc.replace(zero_fraction=0.5, zero_allocated_fraction=0.6)
 
 
 def test_downtime_of_first_copies_is_at_least_pages_times_first_copy_cost():

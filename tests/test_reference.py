@@ -96,6 +96,12 @@ CASES = {
         zero_write_share=0.1, zero_page_scan_time=1500, dst_first_copy_time="30us"),
     "prealloc-zero-region": dict(dirty_rate="1MiB/s", mem_prealloc=True, zero_fraction=0.7,
                                  zero_page_scan_time=1500, untouched_page_scan_time=100),
+    "allocated-zero-region": dict(dirty_rate="2MiB/s", zero_fraction=0.7,
+                                  zero_allocated_fraction=0.3, zero_page_scan_time=2500,
+                                  untouched_page_scan_time=150),
+    "allocated-zero-region-zero-writes": dict(
+        workload="hotcold", dirty_rate="5MiB/s", zero_fraction=0.6, zero_allocated_fraction=0.2,
+        zero_write_share=0.5, zero_page_scan_time=2500, untouched_page_scan_time=150),
     "detection-none": dict(zero_page_detection="none", zero_fraction=0.5,
                            zero_write_share=0.2, dirty_rate="2MiB/s"),
     "first-copies-in-downtime": dict(dirty_rate="4MiB/s", zero_fraction=0.2,
@@ -211,10 +217,12 @@ def test_cases_cover_both_verdicts():
        detection=st.sampled_from(["multifd", "legacy", "none"]),
        dst=st.sampled_from([(0, 0), (2_000_000, 20_000), (900_000, 900_000)]),
        stride=st.sampled_from([1, 3, 5]), cursor=st.integers(0, 63),
-       scans=st.sampled_from([(100, 100), (3000, 200)]))
+       scans=st.sampled_from([(100, 100), (3000, 200)]),
+       allocated=st.floats(0, 1))
 def test_kernel_equals_reference_random(dirty, workload, max_bw, downtime, avail, zero, seed,
                                         check, version, auto_converge, max_time, zero_writes,
-                                        prealloc, detection, dst, stride, cursor, scans):
+                                        prealloc, detection, dst, stride, cursor, scans,
+                                        allocated):
     sc = Scenario(**{**SMALL, "ram_size": "1MiB", "max_time": max_time, "dirty_rate": dirty,
                      "qemu_version": version, "auto_converge": auto_converge,
                      "workload": workload, "write_range": "256KiB",
@@ -224,5 +232,6 @@ def test_kernel_equals_reference_random(dirty, workload, max_bw, downtime, avail
                      "zero_write_share": zero_writes, "mem_prealloc": prealloc,
                      "zero_page_detection": detection, "dst_first_copy_time": dst[0],
                      "dst_copy_time": dst[1], "write_stride": stride, "write_cursor": cursor,
-                     "zero_page_scan_time": scans[0], "untouched_page_scan_time": scans[1]})
+                     "zero_page_scan_time": scans[0], "untouched_page_scan_time": scans[1],
+                     "zero_allocated_fraction": allocated * zero})
     assert_same(sc)

@@ -78,6 +78,10 @@ PARAMETERS = (
           "sequential: first byte of the swept range."),
     Param("zero_fraction", "fraction", 0.0, "1", 0, 1,
           "Share of RAM (the top pages) that holds zeros at the start; the rest holds data."),
+    Param("zero_allocated_fraction", "fraction", 0.0, "1", 0, 1,
+          "Share of RAM, at the bottom of the zero region, whose zero pages are allocated "
+          "(written with zeros before the migration: a full scan each); the rest of the "
+          "zero region was never touched. At most zero_fraction."),
     Param("zero_write_share", "fraction", 0.0, "1", 0, 1,
           "Share of the guest's writes that write zeros (the page is a zero page again, "
           "as after Linux init_on_free or a balloon deflate), spread evenly over each "
@@ -326,6 +330,7 @@ class Scenario:
     write_range: int = None
     write_range_start: int = None
     zero_fraction: float = None
+    zero_allocated_fraction: float = None
     zero_write_share: float = None
     mem_prealloc: bool = None
     write_stride: int = None
@@ -389,6 +394,10 @@ class Scenario:
                 f"write_cursor={self.write_cursor!r} is out of range: expected an integer in "
                 f"[0, {max(1, self.write_range // PAGE_SIZE) - 1}] pages (the pages of "
                 f"write_range = {self.write_range} B)")
+        if self.zero_allocated_fraction > self.zero_fraction:
+            raise ValueError(f"zero_allocated_fraction={self.zero_allocated_fraction!r} is out "
+                             f"of range: expected a number in [0, zero_fraction = "
+                             f"{self.zero_fraction!r}]")
         if self.qemu_version == "8.2" and self.zero_page_detection == "none":
             raise ValueError("zero_page_detection='none' needs qemu_version >= 9.0: QEMU 8.2 "
                              "has no zero-page-detection parameter (it always detects)")
@@ -475,6 +484,13 @@ class Scenario:
         """
         start = self.n_pages - int(round(self.zero_fraction * self.n_pages))
         return min(self.n_pages, -(-start // 64) * 64)
+
+    @property
+    def zero_allocated_end(self) -> int:
+        """End of the allocated part of the zero region, which starts at ``zero_start``
+        (a multiple of 64 pages, or the end of RAM). [pages]"""
+        end = self.zero_start + int(round(self.zero_allocated_fraction * self.n_pages))
+        return min(self.n_pages, -(-end // 64) * 64)
 
     @property
     def stream_seeds(self) -> tuple[int, int]:

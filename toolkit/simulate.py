@@ -153,7 +153,8 @@ def page_content(p: np.ndarray, sc: Scenario) -> tuple[np.ndarray, np.ndarray, n
     zero : ndarray(uint64)
         Zero content from word ``P_ZERO_WORD0``: the initially-zero region.
     written : ndarray(uint64)
-        Pages ever written, all clear; only with zero writes and RAM not preallocated.
+        Pages allocated (the allocated zero region to start with); only with zero
+        writes or an allocated zero region, RAM not preallocated.
     dst_has : ndarray(uint64)
         Pages the destination holds, all clear; only when first copies cost more.
     """
@@ -163,8 +164,11 @@ def page_content(p: np.ndarray, sc: Scenario) -> tuple[np.ndarray, np.ndarray, n
     zero[max(0, sc.zero_start // 64 - zw0):] = ~np.uint64(0)
     if sc.zero_start >= sc.n_pages:
         zero[:] = 0
-    written = np.zeros(n_words if p[L.P_ZERO_WRITE_PPM] and not sc.mem_prealloc else 0,
-                       np.uint64)
+    allocated = sc.zero_allocated_end > sc.zero_start
+    written = np.zeros(n_words if (p[L.P_ZERO_WRITE_PPM] or allocated) and not sc.mem_prealloc
+                       else 0, np.uint64)
+    if written.size:
+        written[sc.zero_start // 64: (sc.zero_allocated_end + 63) // 64] = ~np.uint64(0)
     dst_has = np.zeros(n_words if p[L.P_TRACK_DST] else 0, np.uint64)
     return zero, written, dst_has
 

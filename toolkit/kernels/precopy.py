@@ -249,8 +249,8 @@ def classify_pages(flags, wi, mask, dirty_log, zero, written, dst_has):
                 n_untouched = popcount(z & ~(written[wi] | dirty_log[wi]))
         else:
             z = mask & zero[j] & ~dirty_log[wi]
-            if not prealloc:
-                n_untouched = popcount(z)
+            if not prealloc:       # written: the zero pages allocated before the migration
+                n_untouched = popcount(z & ~written[wi]) if written.shape[0] else popcount(z)
     normal = mask & ~z
     n_normal = popcount(normal)
     n_first = 0
@@ -288,7 +288,7 @@ def copy_versions(wi, mask, src_version, dst_version):
         mask &= mask - np.uint64(1)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def account_pages(p, st, n_first, n_resend, n_zero_allocated, n_zero_untouched):
     """Count pages sent (ram_save_target_page): a zero page is a 9 B record after a
     scan of its 4 KiB, any other page 4104 B; the thread's clock advances by each
@@ -425,7 +425,7 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, zero, written, dst_
     n_words = (n_pages + 63) >> 6
     flags = content_flags(p)
     zw0, zero_writes, prealloc, track = flags
-    simple = not zero_writes and not track
+    simple = not zero_writes and not track and written.shape[0] == 0
     check = p[P_CHECK] != 0
     maybe_eager = writes_looked_at(p, st, n_words)
     while True:
@@ -442,11 +442,12 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, zero, written, dst_
             if n > left:
                 mask = lowest_bits(mask, left)
                 n = left
-            if simple:           # the common case inline: classify_pages costs ~15 %
-                if wi >= zw0:
-                    z = popcount(mask & zero[wi - zw0] & ~dirty_log[wi])
-                    n_zero += z
-                    n_untouched += 0 if prealloc else z
+            if wi < zw0 and not track:
+                pass
+            elif simple:           # the common case inline: classify_pages costs ~15 %
+                z = popcount(mask & zero[wi - zw0] & ~dirty_log[wi])
+                n_zero += z
+                n_untouched += 0 if prealloc else z
             else:
                 first, resend, zero_allocated, zero_untouched = classify_pages(
                     flags, wi, mask, dirty_log, zero, written, dst_has)
@@ -720,8 +721,9 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_
         (the initially-zero region; all of RAM with zero writes; empty with
         ``zero-page-detection`` none).
     written : ndarray(uint64, ceil(pages / 64) or 0)
-        With zero writes and RAM not preallocated: zeroed bitset of the pages
-        ever written (allocated); else empty.
+        With zero writes or an allocated zero region, RAM not preallocated:
+        bitset of the pages allocated, the allocated zero region to start with
+        (zero writes add every page written); else empty.
     dst_has : ndarray(uint64, ceil(pages / 64) or 0)
         With ``P_TRACK_DST``: zeroed bitset of the pages the destination holds; else empty.
     src_version, dst_version : ndarray(int32)
