@@ -206,11 +206,11 @@ def test_simulator_predicts_the_verdict_of_a_live_run(guest_cache, tmpdir_root, 
     """One converging and one never-converging real migration of the study's grid,
     predicted from the calibration shipped with the validation study."""
     import toolkit as tk
-    from toolkit.qemu import calibrate, study
+    from toolkit.qemu import calibrate, grid, study
 
     sc = next(s for s in study.scenarios() if s["id"] == scenario_id)
-    settings = {k: v for k, v in sc.items() if k != "id"}
-    result = harness.run_migration(**settings, time_limit=5.0, guest_cache=guest_cache)
+    settings = {**grid.harness_kwargs(sc), "time_limit": 5.0}
+    result = harness.run_migration(**settings, guest_cache=guest_cache)
     record = {**study.result_record(sc, 0, result), "time_limit": 5.0}
     table = tk.open_dataset("qemu-validation")
     values = dict(zip(table.input.values, table.calibrated_value.values))

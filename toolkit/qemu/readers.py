@@ -144,6 +144,45 @@ def read_samples(path) -> list[dict]:
     return _read_jsonl(path, "query-migrate")
 
 
+def read_replies(source) -> list[dict]:
+    """``query-migrate`` replies from JSON lines of either shape, in order.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or list of dict
+        A file with one JSON object per line: the harness's ``samples.jsonl``
+        shape (``{"t": ..., "query-migrate": {...}}``), a bare reply
+        (``{"status": "active", "ram": {...}, ...}``) or a QMP response
+        (``{"return": {...}}``); or such objects already parsed.
+
+    Returns
+    -------
+    list of dict
+        The replies themselves (QEMU's names and units).
+
+    Raises
+    ------
+    ValueError
+        A line is not JSON, or an object is none of the three shapes (it has
+        no ``status``); the message gives the file and the line or object number.
+    """
+    if isinstance(source, (list, tuple)):
+        objects = [(n, obj) for n, obj in enumerate(source, 1)]
+        where = "replies"
+    else:
+        objects = list(enumerate(_read_jsonl(source, ""), 1))
+        where = str(source)
+    out = []
+    for n, obj in objects:
+        reply = obj.get("query-migrate", obj.get("return", obj)) if isinstance(obj, dict) else None
+        if not isinstance(reply, dict) or "status" not in reply:
+            raise ValueError(f"{where}: object {n}: expected a query-migrate reply (an object with "
+                             f"'status', bare, under 'query-migrate' or under 'return'): "
+                             f"{json.dumps(obj)[:80]!r}")
+        out.append(reply)
+    return out
+
+
 def read_events(path) -> list[dict]:
     """Parse ``events.jsonl``: QMP events with ``timestamp`` ``{seconds, microseconds}`` (realtime).
 

@@ -1,25 +1,23 @@
-"""The validation study: a grid of real QEMU migrations, each run several times.
+"""The validation study: real QEMU migrations of many kinds of guest, each run several times.
 
-16 scenarios: guest dirty pace {5 000, 15 000} pages/s over a 32 MiB range
-(sequential) x ``max-bandwidth`` {40, 100} MB/s x ``downtime-limit``
-{10, 200} ms x ``avail-switchover-bandwidth`` {0 (QEMU's estimate), 5 GB/s},
-on a 128 MiB guest. The grid holds migrations that converge with the estimate,
-ones that never do (15 000 pages/s = 61 MB/s over a 40 MB/s limit) and are
-rescued by the user-set value, and ones where that value is too high for a
-10 ms limit: the switchover comes right after the first pass with ~32 MiB
-still dirty, more than loopback moves in 10 ms. The user-set value is far
-from the knife edge on purpose: with 2 GB/s and 10 ms (a 20 MB threshold
-against ~33 MB dirty) the same scenario converged in one trial and not in the
-next.
+The scenarios are :mod:`toolkit.qemu.grid`'s: the first edition's 16 (a 128 MiB
+guest rewriting a 32 MiB range at {5 000, 15 000} pages/s x ``max-bandwidth``
+{40, 100} MB/s x ``downtime-limit`` {10, 200} ms x avail {estimate, 5 GB/s})
+and the second edition's 26: guests up to 8 GiB, preallocated RAM, zero
+writes (paced and at full speed), a scattered order, hot sets below, near and
+above the threshold, two avail sweeps through the convergence boundary (20 and
+25 MB/s steps), an over-optimistic avail with most of RAM not copied, a first
+pass shorter than 100 ms and auto-converge.
 
 Each run keeps its ``query-migrate`` samples, QMP events and the source's
 trace log in ``<out>/runs/<run id>/`` and a ``result.json`` written last
 (atomically), so an interrupted study resumes where it stopped and never
 repeats a finished run. ``python -m toolkit.qemu.study`` runs it end to end:
 installs QEMU with ``.ci/install-qemu`` if missing, runs what is not done yet
-(about 4 minutes on 2 cores for all 48 runs: each is bounded by its 8 s time
-limit plus boot), predicts every run (:mod:`toolkit.qemu.validate`) and writes
-the table to ``datasets/qemu-validation.nc``.
+(each run is bounded by its scenario's time limit plus boot and warm-up: about
+8 minutes on 2 cores for the second edition's 78 runs), predicts every run
+(:mod:`toolkit.qemu.validate`) and writes the table to
+``datasets/qemu-validation.nc``.
 """
 from __future__ import annotations
 
@@ -33,50 +31,41 @@ import sys
 import time
 from pathlib import Path
 
-from . import harness
-from .calibrate import load_run
+from ..scenario import PAGE_SIZE, PARAMETER_INDEX, QEMU_VERSIONS, Scenario
+from . import grid, harness
+from .calibrate import dirty_rate_of, host_values, load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "datasets" / "qemu-validation"
 DEFAULT_TABLE = ROOT / "datasets" / "qemu-validation.nc"
-
-#: What every run of the study shares (``run_migration`` keywords).
-FIXED = dict(ram_mib=128, start_page=256, pages=8192, pattern="sequential", warmup=2.0,
-             sample_interval=0.1)
-#: The swept settings, in this order: guest pace [pages/s], max-bandwidth [B/s],
-#: downtime-limit [ms], avail-switchover-bandwidth [B/s].
-GRID = {
-    "rate": [5_000, 15_000],
-    "max_bandwidth": [40_000_000, 100_000_000],
-    "downtime_limit": [10, 200],
-    "avail_switchover_bandwidth": [0, 5_000_000_000],
-}
 REPEATS = 3
-TIME_LIMIT = 8.0          # [s] after `migrate`: the runs that do not converge are cancelled
+TIME_LIMIT = grid.BASE["time_limit"]   # [s] after `migrate`, unless a scenario sets its own
 KEPT = ("samples.jsonl", "events.jsonl", "src-trace.log")
 
 
 def scenarios() -> list[dict]:
-    """The study's scenarios: ``FIXED`` plus one combination of ``GRID`` each, with an id."""
-    out = []
-    for values in itertools.product(*GRID.values()):
-        sc = dict(zip(GRID, values))
-        sc["id"] = "r{rate}-bw{mb}-dl{downtime_limit}-avail{avail}".format(
-            mb=sc["max_bandwidth"] // 1_000_000,
-            avail=sc["avail_switchover_bandwidth"] // 1_000_000, **sc)
-        out.append({**FIXED, **sc})
-    return out
+    """The study's scenarios (:data:`toolkit.qemu.grid.SCENARIOS`), each with an ``id``."""
+    return grid.SCENARIOS
 
 
 def run_id(scenario: dict, repeat: int) -> str:
     return f"{scenario['id']}-{repeat}"
 
 
+#: Guest settings of a record added with the extended test guest, and their values
+#: for the records written before it (a filled range, data writes only, stride 1,
+#: no -mem-prealloc, no auto-converge, the cursor unknown).
+GUEST_DEFAULTS = {"zero_every": 0, "fill": True, "stride": 1, "prealloc": False,
+                  "auto_converge": False, "cursor_at_migrate": None, "writes_at_migrate": None}
+
+
 def result_record(scenario: dict, repeat: int, res: harness.MigrationResult) -> dict:
     """The summary of one run: its settings and what QEMU and the guest reported.
 
     A cancelled run reports the last ``query-migrate`` sample taken while it was
-    still active (the reply after ``migrate_cancel`` has no RAM figures).
+    still active (the reply after ``migrate_cancel`` has no RAM figures). The
+    guest settings of :data:`GUEST_DEFAULTS` come from the result when it has
+    them, else from the scenario, else the defaults.
     """
     last = res.final
     if not res.completed:
@@ -84,10 +73,12 @@ def result_record(scenario: dict, repeat: int, res: harness.MigrationResult) -> 
                   if s["query-migrate"].get("status") == "active"]
         last = active[-1] if active else {}
     ram = last.get("ram", {})
+    guest = {k: getattr(res, k, scenario.get(k, default)) for k, default in GUEST_DEFAULTS.items()}
     return {
         "run": run_id(scenario, repeat), "scenario": scenario["id"], "repeat": repeat,
         **{k: v for k, v in scenario.items() if k != "id"},
-        "time_limit": TIME_LIMIT,   # [s]
+        **guest,
+        "time_limit": scenario.get("time_limit", TIME_LIMIT),   # [s]
         "qemu_version": ".".join(map(str, res.qemu_version)),
         "status": res.status, "completed": res.completed,
         "total_time": last.get("total-time"), "setup_time": last.get("setup-time"),
@@ -98,6 +89,120 @@ def result_record(scenario: dict, repeat: int, res: harness.MigrationResult) -> 
         "warmup_write_rate": res.warmup_write_rate,
         "migration_write_rate": res.migration_write_rate,
     }
+
+
+def _release(version) -> str:
+    """The model's ``qemu_version`` for a QEMU release (``"10.0.2"``): the newest
+    rule set not after it (8.2 for older ones)."""
+    try:
+        major, minor = (int(x) for x in str(version).split(".")[:2])
+    except (TypeError, ValueError):
+        return Scenario().qemu_version
+    older = [v for v in QEMU_VERSIONS if tuple(map(int, v.split("."))) <= (major, minor)]
+    return older[-1] if older else QEMU_VERSIONS[0]
+
+
+def scenario_for(record, values: dict, dirty_rate: float | None = None) -> Scenario:
+    """The Scenario of a study run, with the host inputs ``values``.
+
+    The guest: ``ram_mib`` MiB of RAM, a ``sequential`` workload over
+    ``[start_page, start_page + pages)`` with ``write_stride = stride`` and the
+    cursor where the guest's stood (``write_cursor = (cursor_at_migrate +
+    stride) % pages``, 0 when unknown); ``zero_write_share = 1 / zero_every``
+    (0 without zero writes); the pages below ``start_page + pages`` hold data
+    (below ``start_page`` when the range was not filled, or when the guest
+    writes zeros and has swept the whole range: then the range holds allocated
+    zero pages), the rest is zero (never touched unless ``prealloc``);
+    ``mem_prealloc = prealloc``; the extra QMP ``parameters`` of the run
+    (auto-converge's ``cpu-throttle-initial`` and the like) by their names. The
+    migration: ``max_bandwidth``, ``downtime_limit``,
+    ``avail_switchover_bandwidth``, ``auto_converge``, ``max_time =
+    time_limit`` and the QEMU release. Records written before these settings
+    existed take :data:`GUEST_DEFAULTS`. **Simplification**: the guest's
+    ``random`` pattern (a permutation sweep) is modelled as sequential.
+
+    Parameters
+    ----------
+    record : dict or toolkit.qemu.calibrate.RealRun
+        The run's settings (a ``result.json``, a scenario of the study plus
+        ``time_limit``, or a loaded run).
+    values : dict
+        Host inputs (:attr:`toolkit.qemu.calibrate.Calibration.values`; missing
+        ones take :func:`toolkit.qemu.calibrate.host_values`' defaults).
+    dirty_rate : float, optional
+        The guest's write rate [pages/s]; default: the run's measured rate
+        during the migration, else its pace times ``dirty_rate_efficiency``
+        (:func:`toolkit.qemu.calibrate.dirty_rate_of`).
+
+    Raises
+    ------
+    ValueError
+        The zero region would not start on a 64-page boundary (the model's
+        bitmap words), or the run gives no write rate.
+    """
+    run = record
+    record = getattr(record, "record", record)
+
+    def setting(key):
+        value = record.get(key)
+        return GUEST_DEFAULTS[key] if value is None else value
+
+    pages, start = int(record["pages"]), int(record["start_page"])
+    ram = int(record["ram_mib"]) << 20
+    n_pages = ram // PAGE_SIZE
+    stride = int(setting("stride"))
+    zero_every = int(setting("zero_every"))
+    cursor = setting("cursor_at_migrate")
+    fill = bool(setting("fill"))
+    writes = setting("writes_at_migrate")
+    swept = writes is not None and int(writes) - (pages if fill else 0) >= pages
+    if zero_every > 1 or (zero_every == 1 and not swept) or \
+            (zero_every == 0 and not fill and not swept and writes is not None):
+        raise ValueError(
+            f"run {record.get('run', '?')}: at migrate the guest's range is partly data and "
+            f"partly zero (zero_every={zero_every}, fill={fill}, writes {writes} for "
+            f"{pages} pages): the model's initial content is a data region below a zero "
+            "region; let the warm-up cover a whole sweep")
+    # the range holds data, or (zero writes, a whole sweep done) allocated zero pages
+    zero_start = start if zero_every == 1 or not (fill or swept) else start + pages
+    allocated = pages if zero_every == 1 else 0
+    if zero_start % 64:
+        raise ValueError(
+            f"run {record.get('run', '?')}: the zero region would start at page {zero_start} "
+            f"(start_page {start}{' + pages ' + str(pages) if setting('fill') else ''}), not a "
+            "multiple of 64: the model's initially-zero region starts on a 64-page bitmap word")
+    rate = dirty_rate if dirty_rate is not None else dirty_rate_of(run, values)
+    if rate is None:
+        raise ValueError(f"run {record.get('run', '?')}: no write rate (no pace and no "
+                         "migration_write_rate); give dirty_rate=")
+    return Scenario(
+        ram_size=ram, workload="sequential", write_range=pages * PAGE_SIZE,
+        write_range_start=start * PAGE_SIZE, dirty_rate=rate * PAGE_SIZE,
+        write_stride=stride,
+        write_cursor=(int(cursor) + stride) % pages if cursor is not None else 0,
+        zero_fraction=(n_pages - zero_start) / n_pages,
+        zero_allocated_fraction=allocated / n_pages,
+        zero_write_share=1.0 / zero_every if zero_every else 0.0,
+        mem_prealloc=bool(setting("prealloc")),
+        max_bandwidth=record["max_bandwidth"], downtime_limit=record["downtime_limit"],
+        avail_switchover_bandwidth=record["avail_switchover_bandwidth"],
+        auto_converge=bool(setting("auto_converge")),
+        **qmp_parameters(record.get("parameters")),
+        qemu_version=_release(record.get("qemu_version")),
+        max_time=record["time_limit"], **host_values(values))
+
+
+def qmp_parameters(parameters: dict | None) -> dict:
+    """The Scenario parameters among a run's extra ``migrate-set-parameters``
+    (QMP names such as ``cpu-throttle-initial``); refuse any the model lacks."""
+    out = {}
+    for qmp, value in (parameters or {}).items():
+        name = qmp.replace("-", "_")
+        if name not in PARAMETER_INDEX or PARAMETER_INDEX[name].qemu != qmp:
+            raise ValueError(f"migrate-set-parameters {qmp!r}: the model has no such "
+                             "parameter")
+        out[name] = value
+    return out
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -136,8 +241,7 @@ def run_study(out: str | os.PathLike = DEFAULT_OUT, repeats: int = REPEATS,
         scratch = runs_dir / (rid + ".partial")
         shutil.rmtree(scratch, ignore_errors=True)
         t0 = time.monotonic()
-        kwargs = {k: v for k, v in sc.items() if k != "id"}
-        res = harness.run_migration(**kwargs, time_limit=TIME_LIMIT, output_dir=scratch,
+        res = harness.run_migration(**grid.harness_kwargs(sc), output_dir=scratch,
                                     guest_cache=cache)
         for path in scratch.iterdir():
             if path.name not in KEPT:
@@ -189,8 +293,20 @@ def main(argv=None) -> int:
     print(f"wrote {args.table}")
     for k, v in table.attrs.items():
         if k.startswith("score_"):
-            print(f"  {k[6:]:26s} {v:.3g}")
+            print(f"  {k[6:]:44s} {v:.3g}")
+    print("toolkit/hosts.py TCG_LOOPBACK from this calibration (value, standard error):")
+    print(profile_block(table))
     return 0
+
+
+def profile_block(table) -> str:
+    """The ``TCG_LOOPBACK`` block of :mod:`toolkit.hosts` for a validation table's
+    calibration (NaN error: not identified or not fitted)."""
+    from ..hosts import HOST_PARAMETERS
+    values = dict(zip(table.input.values, table.calibrated_value.values))
+    errors = dict(zip(table.input.values, table.calibrated_error.values))
+    return "\n".join(f'    "{k}": ({float(values[k]):.6g}, {float(errors[k]):.3g}),'
+                     for k in HOST_PARAMETERS if k in values)
 
 
 if __name__ == "__main__":
