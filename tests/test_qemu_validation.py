@@ -12,6 +12,7 @@ from toolkit.qemu import study, validate
 
 DATASETS = pathlib.Path(__file__).parents[1] / "datasets"
 RECORDS = study.load_records(DATASETS / "qemu-validation")
+FIRST_EDITION = [r for r in RECORDS if r.get("family", "first edition") == "first edition"]
 
 
 def _run(run_id):
@@ -19,8 +20,19 @@ def _run(run_id):
 
 
 def test_the_study_is_shipped_whole():
-    assert len(RECORDS) == len(study.scenarios()) * study.REPEATS == 48
+    assert len(RECORDS) == len(study.scenarios()) * study.REPEATS == 126
     assert {r["scenario"] for r in RECORDS} == {s["id"] for s in study.scenarios()}
+    # what the second edition is for: guests from 128 MiB to 8 GiB, zero writes, prealloc,
+    # a scattered order, avail sweeps in steps of at most 25 MB/s, a short first pass
+    sizes = {r["ram_mib"] for r in RECORDS}
+    assert min(sizes) <= 128 and max(sizes) == 8192
+    assert any(r.get("zero_every") for r in RECORDS) and any(r.get("prealloc") for r in RECORDS)
+    assert any((r.get("stride") or 1) > 1 for r in RECORDS) and any(r.get("auto_converge") for r in RECORDS)
+    for name in {s.get("sweep") for s in study.scenarios()} - {None}:
+        avail = sorted(s["avail_switchover_bandwidth"] for s in study.scenarios()
+                       if s.get("sweep") == name)
+        assert len(avail) >= 4 and max(np.diff(avail)) <= 25_000_000
+    assert _run("short-first-pass-0")["total_time"] < 100         # one window not closed yet
     # the grid holds every case the study is for
     converged = {r["scenario"]: r["completed"] for r in RECORDS}
     assert not converged["r15000-bw40-dl200-avail0"]                      # lost with the estimate
@@ -39,7 +51,7 @@ def test_scenario_for_maps_the_guest_and_the_settings():
     assert sc.zero_start == 256 + 8192                     # the pages above the range
     assert (sc.max_bandwidth, sc.downtime_limit, sc.avail_switchover_bandwidth) == \
         (40_000_000, 10, 0)
-    assert sc.max_time == study.TIME_LIMIT
+    assert sc.max_time == study.TIME_LIMIT == 8.0
     assert sc.link_bandwidth == 1e9 and sc.device_state_size == 1000
     assert study.scenario_for(r, values, dirty_rate=4000).dirty_rate == 4000 * 4096
     assert cal.scenario_for(r, values) == sc               # the old name still works
@@ -72,7 +84,7 @@ def test_calibration_recovers_the_link_from_simulated_downtimes():
 
 
 def test_calibrate_gives_values_with_errors():
-    c = cal.calibrate([r for r in RECORDS if r["repeat"] < 2], bootstrap=2)
+    c = cal.calibrate([r for r in FIRST_EDITION if r["repeat"] < 2], bootstrap=2)
     for k in cal.UNITS:
         assert np.isfinite(c.values[k]), k
     for k, ok in c.identified.items():
@@ -84,8 +96,8 @@ def test_calibrate_gives_values_with_errors():
     assert "link_bandwidth" in c.table()
     assert c.residuals.sizes["run"] == 32
     # runs that never completed calibrate too (no downtime: no VM stop time measured)
-    lost = cal.calibrate([r for r in RECORDS if not r["completed"]], fit=("link_bandwidth",),
-                         bootstrap=0)
+    lost = cal.calibrate([r for r in FIRST_EDITION if not r["completed"]],
+                         fit=("link_bandwidth",), bootstrap=0)
     assert not lost.identified["vm_stop_time"] and lost.identified["sync_time_fixed"]
 
 
@@ -123,6 +135,22 @@ def test_shipped_table_regenerates_and_meets_the_targets(tmp_path):
                                    err_msg=name) if table[name].dtype.kind == "f" else \
             np.testing.assert_array_equal(table[name].values, shipped[name].values, err_msg=name)
     s = validate.scores(table)
-    assert s["verdict_agreement"] >= 0.95
-    assert s["median_total_time_error"] <= 0.10
-    assert s["sync_count_exact"] >= 0.80
+    met = validate.meets_targets(s)
+    assert met["median_total_time_error"] and met["sync_count_exact"]
+    # not met yet (README, notebook 06): the verdict misses are the sweep's knife edge,
+    # the downtime misses mostly re-sent pages in the downtime; guard what is reached
+    assert s["verdict_agreement"] >= 0.95 and s["downtime_within"] >= 0.65
+    assert all(b["within_one_step"] for b in validate.boundaries(table).values())
+    for baseline in ("geometric", "simgrid"):
+        other = validate.scores(table, baseline)
+        assert s["median_total_time_error"] < other["median_total_time_error"] / 10
+        assert s["verdict_agreement"] > other["verdict_agreement"]
+        assert s["downtime_within"] > other["downtime_within"]
+
+
+def test_the_tcg_profile_is_the_shipped_calibration():
+    from toolkit import hosts
+    table = tk.open_dataset("qemu-validation")
+    values = dict(zip(table.input.values, table.calibrated_value.values))
+    for k, (v, _) in hosts.TCG_LOOPBACK.items():
+        assert v == pytest.approx(values[k], rel=1e-5, abs=1e-9), k

@@ -305,8 +305,13 @@ def profile_block(table) -> str:
     from ..hosts import HOST_PARAMETERS
     values = dict(zip(table.input.values, table.calibrated_value.values))
     errors = dict(zip(table.input.values, table.calibrated_error.values))
-    return "\n".join(f'    "{k}": ({float(values[k]):.6g}, {float(errors[k]):.3g}),'
-                     for k in HOST_PARAMETERS if k in values)
+    lines = []
+    for k in HOST_PARAMETERS:
+        if k in values:
+            err = float(errors[k])
+            text = "math.nan" if err != err else f"{err:.3g}"
+            lines.append(f'    "{k}": ({float(values[k]):.6g}, {text}),')
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

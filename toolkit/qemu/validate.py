@@ -95,7 +95,7 @@ def _predict_left_out(args) -> dict:
     return rows
 
 
-def validate(records: list, bootstrap: int = 8, workers: int = 2) -> xr.Dataset:
+def validate(records: list, bootstrap: int = 4, workers: int = 2) -> xr.Dataset:
     """Predict each run from a calibration on the other scenarios' runs.
 
     Parameters
