@@ -15,9 +15,9 @@ trace log in ``<out>/runs/<run id>/`` and a ``result.json`` written last
 repeats a finished run. ``python -m toolkit.qemu.study`` runs it end to end:
 installs QEMU with ``.ci/install-qemu`` if missing, runs what is not done yet
 (each run is bounded by its scenario's time limit plus boot and warm-up: about
-8 minutes on 2 cores for the second edition's 78 runs), predicts every run
-(:mod:`toolkit.qemu.validate`) and writes the table to
-``datasets/qemu-validation.nc``.
+6 minutes on 2 cores for the second edition's 78 runs, 4 for the first's 48),
+predicts every run (:mod:`toolkit.qemu.validate`, about 4.5 minutes) and writes
+the table to ``datasets/qemu-validation.nc``.
 """
 from __future__ import annotations
 
