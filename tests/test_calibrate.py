@@ -295,12 +295,16 @@ def test_study_scenario_for_maps_the_extended_guest():
     assert (sc.write_stride, sc.write_cursor, sc.zero_write_share, sc.mem_prealloc) == \
         (1, 0, 0.0, False)
     assert sc.zero_start == 256 + 8192 and not sc.auto_converge and sc.qemu_version == "10.0"
-    new = {**old, "fill": False, "stride": 3, "zero_every": 4, "prealloc": True,
+    new = {**old, "fill": False, "stride": 3, "zero_every": 1, "prealloc": True,
            "cursor_at_migrate": 10, "writes_at_migrate": 12345, "auto_converge": True}
     sc = study.scenario_for(new, {"dirty_rate_efficiency": 1.0})
     assert (sc.write_stride, sc.write_cursor, sc.zero_write_share, sc.mem_prealloc) == \
-        (3, 13, 0.25, True)
-    assert sc.zero_start == 256 and sc.auto_converge
+        (3, 13, 1.0, True)
+    # a whole sweep of zero writes: the range holds allocated zero pages
+    assert sc.zero_start == 256 and sc.zero_allocated_end == 256 + 8192 and sc.auto_converge
+    for partial in ({"zero_every": 4}, {"writes_at_migrate": 5000}):
+        with pytest.raises(ValueError, match="partly data and partly zero"):
+            study.scenario_for({**new, **partial}, {})
     assert sc.dirty_rate == old["migration_write_rate"] * PAGE
     assert study.scenario_for({**new, "cursor_at_migrate": 8190}, {}).write_cursor == 1
     with pytest.raises(ValueError, match="multiple of 64"):

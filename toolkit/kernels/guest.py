@@ -172,16 +172,24 @@ def write_pages_content(workload, check, lo, size, first, stop, state, zipf, seq
     page's content bit in ``zero``."""
     for k in range(first, stop):
         page, state = next_page(workload, lo, size, k, state, zipf, seq)
-        i = page >> 6
-        bit = np.uint64(1) << np.uint64(page & 63)
-        dirty_log[i] |= bit
+        log_write(page, k, q_ppm, check, dirty_log, zero, src_version)
+    return state
+
+
+@njit(cache=True, nogil=True, inline="always")
+def log_write(page, k, q_ppm, check, dirty_log, zero, src_version):
+    """Write ``k`` of a stream to ``page``: into the dirty log, with zero writes
+    (``q_ppm`` > 0) into the page's content bit, in check mode a new version."""
+    i = page >> 6
+    bit = np.uint64(1) << np.uint64(page & 63)
+    dirty_log[i] |= bit
+    if q_ppm != 0:
         if zero_write(k, q_ppm):
             zero[i] |= bit
         else:
             zero[i] &= ~bit
-        if check:
-            src_version[page] += 1
-    return state
+    if check:
+        src_version[page] += 1
 
 
 @njit(cache=True, nogil=True)
@@ -277,17 +285,8 @@ def guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version):
         done = st[S_WRITES]
         due = replay_due(streams, run_time)
         for k in range(done, due):
-            page = np.int64(streams[G_REPLAY + 2 * k + 1])
-            i = page >> 6
-            bit = np.uint64(1) << np.uint64(page & 63)
-            dirty_log[i] |= bit
-            if q_ppm != 0:
-                if zero_write(k, q_ppm):
-                    zero[i] |= bit
-                else:
-                    zero[i] &= ~bit
-            if check:
-                src_version[page] += 1
+            log_write(np.int64(streams[G_REPLAY + 2 * k + 1]), k, q_ppm, check, dirty_log,
+                      zero, src_version)
         st[S_WRITES] = max(done, due)
         return
     if workload == PHASES:

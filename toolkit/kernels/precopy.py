@@ -80,7 +80,7 @@ def migration_rate_exceeded(p, st):
 
 
 @njit(cache=True, nogil=True)
-def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version):
+def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, src_version):
     """Merge the dirty log into the migration bitmap; count only newly dirty pages.
 
     The log is read at the start of the sync; the thread is then busy for
@@ -311,7 +311,8 @@ def account_pages(p, st, n_first, n_resend, n_zero_allocated, n_zero_untouched):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version):
+def ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version,
+                   dst_version):
     """Send the dirty pages ``mask`` of bitmap word ``wi`` (the cursor is the caller's)."""
     first, resend, zero_allocated, zero_untouched = take_pages(
         p, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version)
@@ -552,11 +553,12 @@ def migration_completion(p, streams, st, rng, dirty_log, bitmap, zero, written, 
     st[S_DOWNTIME_START] = st[S_T]
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, src_version)
     _send_section(st, p)
     while st[S_DIRTY] > 0:
         wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version)
+        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version,
+                       dst_version)
         set_cursor(p, st, wi, mask)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
@@ -585,7 +587,7 @@ def postcopy_start(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_ha
     st[S_DOWNTIME_START] = stopped_at
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, src_version)
     _send_section(st, p)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
@@ -605,7 +607,8 @@ def postcopy_start(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_ha
         if st[S_DIRTY] == 0:
             break
         wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version)
+        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version,
+                       dst_version)
         set_cursor(p, st, wi, mask)
     # the guest's writes up to the end happen on the destination: count them there
     guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version)
@@ -654,7 +657,7 @@ def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, zero, writte
     # with postcopy-ram RAM can go after the switch: none of it is must-precopy
     must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
     if exact_sync_wanted(rule, pending, must_precopy, threshold):
-        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
+        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, 
                               src_version)
         pending = st[S_DIRTY] * TARGET_PAGE_SIZE
         must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
@@ -681,7 +684,7 @@ def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, zero, writte
 
 
 @njit(cache=True, nogil=True)
-def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version):
+def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, zero, written, src_version):
     """auto-converge's 5 s timer (QEMU 9.2+, ``cpu_throttle_dirty_sync_timer_tick``):
     sync if no other sync happened since the previous tick, except in the first pass.
 
@@ -691,7 +694,7 @@ def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, zero, written,
     """
     syncs = st[S_SYNCS]
     if syncs > 1 and syncs == st[S_TICK_PREV]:
-        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
+        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, 
                               src_version)
     st[S_TICK_PREV] = st[S_SYNCS]
     st[S_TICK_NEXT] += DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS
@@ -752,11 +755,11 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_
     st[S_T] = p[P_PS_SETUP]
     set_range(bitmap, 0, n_pages)                 # ram_init_bitmaps: all pages dirty
     st[S_DIRTY] = n_pages
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, src_version)
     st[S_SETUP_T] = st[S_T]
     while st[S_T] < p[P_PS_MAX_TIME]:
         if p[P_PERIODIC_SYNC] != 0 and st[S_T] >= st[S_TICK_NEXT]:
-            dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
+            dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, zero, written, 
                                   src_version)
         if pol[POL_POLL_MS] != 0 and st[S_T] >= st[S_POLL_NEXT]:
             action = monitor_poll(pol, st)

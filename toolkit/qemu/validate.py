@@ -138,7 +138,8 @@ def validate(records: list, bootstrap: int = 4, workers: int = 2) -> xr.Dataset:
     rates = [r.get("migration_write_rate") for r in records]
     data["migration_write_rate"] = ("run", np.array([np.nan if x is None else x for x in rates]),
                                     {"units": "pages s-1",
-                                     "long_name": "guest writes during the migration (its counter)"})
+                                     "long_name": "guest writes during the migration "
+                                                  "(its counter)"})
     coords = {"run": ("run", runs, {"units": "1", "long_name": "run id"}),
               "scenario": ("run", [r["scenario"] for r in records],
                            {"units": "1", "long_name": "scenario id"}),
