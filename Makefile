@@ -3,7 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lab setup clean
+.PHONY: run test check bench lab setup clean
+
+# the fast lane: model, kernel against the reference, page content, schema, units, CLI
+CHECK_TESTS := tests/test_units.py tests/test_scenario.py tests/test_model.py \
+	tests/test_reference.py tests/test_page_content.py tests/test_schema.py tests/test_cli.py \
+	tests/test_baselines.py tests/test_workloads.py tests/test_convergence_features.py \
+	tests/test_policies.py tests/test_qemu_guest.py
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +24,9 @@ run: setup           ## the main job on the embedded default
 
 test: setup          ## the whole test suite (notebooks included)
 	$(BIN)/python -m pytest
+
+check: setup         ## the fast lane (under 90 s), for the edit-test loop
+	$(BIN)/python -m pytest -q -m "not slow" $(CHECK_TESTS)
 
 bench: setup         ## speed figures quoted in the README
 	$(BIN)/python benchmarks/bench_kernel.py

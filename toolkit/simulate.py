@@ -93,6 +93,12 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     p[L.P_ZERO_WORD0] = (0 if p[L.P_ZERO_WRITE_PPM] else sc.zero_start // 64) \
         if detect and (sc.zero_start < n or p[L.P_ZERO_WRITE_PPM]) else n_words
     p[L.P_PREALLOC] = int(sc.mem_prealloc)
+    # the content array: zero bits, then the written bits, then the destination's
+    zero_words = n_words - p[L.P_ZERO_WORD0]
+    has_written = (p[L.P_ZERO_WRITE_PPM] or sc.zero_allocated_end > sc.zero_start) and \
+        not sc.mem_prealloc
+    p[L.P_WRITTEN_OFF] = zero_words if has_written else -1
+    p[L.P_DST_OFF] = zero_words + (n_words if has_written else 0) if p[L.P_TRACK_DST] else -1
     p[L.P_SEQ_STRIDE] = sc.write_stride
     p[L.P_SEQ_CURSOR] = sc.write_cursor
     p[L.P_PS_SECTION] = wire_ps(SECTION_WIRE, link)
@@ -145,32 +151,24 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     return p, np.array([rate * share, rate * (1.0 - share)])
 
 
-def page_content(p: np.ndarray, sc: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The page-content bitsets the kernel starts from (see ``migration_thread``).
-
-    Returns
-    -------
-    zero : ndarray(uint64)
-        Zero content from word ``P_ZERO_WORD0``: the initially-zero region.
-    written : ndarray(uint64)
-        Pages allocated (the allocated zero region to start with); only with zero
-        writes or an allocated zero region, RAM not preallocated.
-    dst_has : ndarray(uint64)
-        Pages the destination holds, all clear; only when first copies cost more.
-    """
+def page_content(p: np.ndarray, sc: Scenario) -> np.ndarray:
+    """The page-content array the kernel starts from (``migration_thread``'s
+    ``content``, laid out by ``P_ZERO_WORD0``, ``P_WRITTEN_OFF`` and ``P_DST_OFF``):
+    the zero bits set over the initially-zero region, the written bits over its
+    allocated part, the destination's bits clear."""
     n_words = (sc.n_pages + 63) // 64
     zw0 = int(p[L.P_ZERO_WORD0])
-    zero = np.zeros(n_words - zw0, np.uint64)
-    zero[max(0, sc.zero_start // 64 - zw0):] = ~np.uint64(0)
-    if sc.zero_start >= sc.n_pages:
-        zero[:] = 0
-    allocated = sc.zero_allocated_end > sc.zero_start
-    written = np.zeros(n_words if (p[L.P_ZERO_WRITE_PPM] or allocated) and not sc.mem_prealloc
-                       else 0, np.uint64)
-    if written.size:
-        written[sc.zero_start // 64: (sc.zero_allocated_end + 63) // 64] = ~np.uint64(0)
-    dst_has = np.zeros(n_words if p[L.P_TRACK_DST] else 0, np.uint64)
-    return zero, written, dst_has
+    zero_words = n_words - zw0
+    size = zero_words + (n_words if p[L.P_WRITTEN_OFF] >= 0 else 0) + \
+        (n_words if p[L.P_DST_OFF] >= 0 else 0)
+    content = np.zeros(size, np.uint64)
+    if sc.zero_start < sc.n_pages:
+        content[max(0, sc.zero_start // 64 - zw0):zero_words] = ~np.uint64(0)
+    if p[L.P_WRITTEN_OFF] >= 0:
+        off = int(p[L.P_WRITTEN_OFF])
+        content[off + sc.zero_start // 64: off + (sc.zero_allocated_end + 63) // 64] = \
+            ~np.uint64(0)
+    return content
 
 
 def run_kernel(sc: Scenario) -> RawRun:
@@ -183,10 +181,9 @@ def run_kernel(sc: Scenario) -> RawRun:
     rng = np.array(sc.stream_seeds, dtype=np.uint64)
     max_windows = int(sc.max_time * 1000) // 100 + 4   # windows last >= 100 ms
     trace = np.full((max_windows, L.N_TRACE), np.nan)
-    zero, written, dst_has = page_content(p, sc)
     migration_thread(p, streams, st, rng,
                      np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
-                     zero, written, dst_has,
+                     page_content(p, sc),
                      np.zeros(versions, np.int32), np.full(versions, -1, np.int32),
                      policies.kernel_array(sc.policy_object, sc.ram_size), trace)
     return RawRun(state=st, trace=trace[: st[L.S_N_WINDOWS]].copy())

@@ -269,7 +269,8 @@ def guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version):
     dirty_log : ndarray(uint64)
         Bitset of pages written since the last sync.
     zero : ndarray(uint64)
-        With zero writes: bitset of the pages whose content is zero (all of RAM).
+        With zero writes: the page-content array of ``migration_thread``, whose
+        zero bits (over all of RAM then) come first.
     src_version : ndarray(int32)
         Per-page write count (check mode only, else empty).
     """

@@ -47,7 +47,9 @@ P_PREALLOC = 37         # 1: -mem-prealloc: all RAM allocated on both sides from
 P_TRACK_DST = 38        # 1: first copies cost more than re-sends: track the destination's pages
 P_SEQ_STRIDE = 39       # sequential: pages the write cursor advances per write
 P_SEQ_CURSOR = 40       # sequential: offset in the range of the first write [pages]
-N_PARAMS = 41
+P_WRITTEN_OFF = 41      # where the written bits start in ``content``, -1 = none [words]
+P_DST_OFF = 42          # where the destination's bits start in ``content``, -1 = none [words]
+N_PARAMS = 43
 
 # --- state: int64 array ``st`` (kernel-owned, read back as results) ---
 S_T = 0                 # simulated time since `migrate` [ps]

@@ -18,7 +18,8 @@ from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      P_PS_SYNC_PAGE, P_PS_VM_STOP, P_PS_ZERO,
                      P_RATE_LIMIT_MAX, S_CONVERGED, S_CURSOR,
                      P_PS_FIRST_COPY, P_PS_ZERO_UNTOUCHED, P_ZERO_WORD0, P_ZERO_WRITE_PPM,
-                     P_PREALLOC, P_TRACK_DST, S_FIRST_COPIES, S_UNTOUCHED,
+                     P_PREALLOC, P_TRACK_DST, P_WRITTEN_OFF, P_DST_OFF, S_FIRST_COPIES,
+                     S_UNTOUCHED,
                      S_DIRTY, S_DIRTY_BYTES_LAST_SYNC, S_DIRTY_RATE,
                      S_DOWNTIME_BYTES, S_DOWNTIME_START, S_EXPECTED_DOWNTIME,
                      S_LAST_SYNC_MS, S_LOG_0, S_LOG_1, S_LOST_PAGES, S_SYNC_WRITES_0,
@@ -80,17 +81,17 @@ def migration_rate_exceeded(p, st):
 
 
 @njit(cache=True, nogil=True)
-def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, src_version):
+def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version):
     """Merge the dirty log into the migration bitmap; count only newly dirty pages.
 
     The log is read at the start of the sync; the thread is then busy for
     ``sync_time_fixed + sync_time_per_gib * RAM + sync_time_per_dirty_page * logged``.
-    The dirty-page rate period (> 1 s) closes as in QEMU. Page content: without
-    zero writes, a logged page of the initially-zero region is a data page from
-    now on (it leaves ``zero``); with them, ``written`` (pages ever written, i.e.
-    allocated) gains the log.
+    The dirty-page rate period (> 1 s) closes as in QEMU. Page content (see
+    ``migration_thread``'s ``content``): without zero writes, a logged page of
+    the initially-zero region is a data page from now on (it leaves the zero
+    bits); with them, the written bits (pages allocated) gain the log.
     """
-    guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
+    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
     st[S_SYNCS] += 1
     if st[S_LAST_SYNC_MS] < 0:
         st[S_LAST_SYNC_MS] = st[S_T] // PS_PER_MS
@@ -106,10 +107,11 @@ def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written,
         bitmap[i] |= w
     if p[P_ZERO_WRITE_PPM] == 0:
         for i in range(zw0, n_words):
-            zero[i - zw0] &= ~dirty_log[i]
-    elif written.shape[0] > 0:
+            content[i - zw0] &= ~dirty_log[i]
+    elif p[P_WRITTEN_OFF] >= 0:
+        off = p[P_WRITTEN_OFF]
         for i in range(n_words):
-            written[i] |= dirty_log[i]
+            content[off + i] |= dirty_log[i]
     dirty_log[:] = 0
     st[S_LOG_0] = -1
     st[S_LOG_1] = -1
@@ -216,12 +218,14 @@ def find_dirty_block(bitmap, n_pages, cursor, wrap):
 @njit(cache=True, nogil=True, inline="always")
 def content_flags(p):
     """What :func:`classify_pages` needs of ``p``, read once per loop: the first
-    word of the content bitsets, zero writes on, RAM preallocated, destination tracked."""
-    return p[P_ZERO_WORD0], p[P_ZERO_WRITE_PPM] != 0, p[P_PREALLOC] != 0, p[P_TRACK_DST] != 0
+    word the zero bits cover, zero writes on, RAM preallocated, destination
+    tracked, and where the written and destination bits start in ``content``."""
+    return (p[P_ZERO_WORD0], p[P_ZERO_WRITE_PPM] != 0, p[P_PREALLOC] != 0,
+            p[P_TRACK_DST] != 0, p[P_WRITTEN_OFF], p[P_DST_OFF])
 
 
 @njit(cache=True, nogil=True, inline="always")
-def classify_pages(flags, wi, mask, dirty_log, zero, written, dst_has):
+def classify_pages(flags, wi, mask, dirty_log, content):
     """What the pages ``mask`` of bitmap word ``wi`` cost to send
     (``ram_save_target_page``: ``save_zero_page`` first, else ``save_normal_page``).
 
@@ -238,31 +242,32 @@ def classify_pages(flags, wi, mask, dirty_log, zero, written, dst_has):
     first, resend, zero_allocated, zero_untouched : int
         Pages of each kind.
     """
-    zw0, zero_writes, prealloc, track = flags
+    zw0, zero_writes, prealloc, track, written_off, dst_off = flags
     z = np.uint64(0)
     n_untouched = 0
     if wi >= zw0:
         j = wi - zw0
         if zero_writes:
-            z = mask & zero[j]
+            z = mask & content[j]
             if z and not prealloc:
-                n_untouched = popcount(z & ~(written[wi] | dirty_log[wi]))
+                n_untouched = popcount(z & ~(content[written_off + wi] | dirty_log[wi]))
         else:
-            z = mask & zero[j] & ~dirty_log[wi]
+            z = mask & content[j] & ~dirty_log[wi]
             if not prealloc:       # written: the zero pages allocated before the migration
-                n_untouched = popcount(z & ~written[wi]) if written.shape[0] else popcount(z)
+                n_untouched = popcount(z & ~content[written_off + wi]) if written_off >= 0 \
+                    else popcount(z)
     normal = mask & ~z
     n_normal = popcount(normal)
     n_first = 0
     if track:
-        n_first = popcount(normal & ~dst_has[wi])
-        dst_has[wi] |= normal
+        n_first = popcount(normal & ~content[dst_off + wi])
+        content[dst_off + wi] |= normal
     n_zero = popcount(z)
     return n_first, n_normal - n_first, n_zero - n_untouched, n_untouched
 
 
 @njit(cache=True, nogil=True)
-def take_pages(p, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version,
+def take_pages(p, wi, mask, bitmap, dirty_log, content, src_version,
                dst_version):
     """Clear the pages ``mask`` of bitmap word ``wi`` and, in check mode, give the
     destination their versions.
@@ -272,7 +277,7 @@ def take_pages(p, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_versi
     first, resend, zero_allocated, zero_untouched : int
         Pages of each kind (:func:`classify_pages`).
     """
-    kinds = classify_pages(content_flags(p), wi, mask, dirty_log, zero, written, dst_has)
+    kinds = classify_pages(content_flags(p), wi, mask, dirty_log, content)
     bitmap[wi] &= ~mask
     if p[P_CHECK] != 0:
         copy_versions(wi, mask, src_version, dst_version)
@@ -311,11 +316,11 @@ def account_pages(p, st, n_first, n_resend, n_zero_allocated, n_zero_untouched):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version,
+def ram_save_pages(p, st, wi, mask, bitmap, dirty_log, content, src_version,
                    dst_version):
     """Send the dirty pages ``mask`` of bitmap word ``wi`` (the cursor is the caller's)."""
     first, resend, zero_allocated, zero_untouched = take_pages(
-        p, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version, dst_version)
+        p, wi, mask, bitmap, dirty_log, content, src_version, dst_version)
     account_pages(p, st, first, resend, zero_allocated, zero_untouched)
 
 
@@ -338,7 +343,7 @@ def _send_section(st, p):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
+def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
                      src_version, dst_version):
     """One iterate call: send dirty pages from the cursor until the window's byte
     budget is exceeded, 50 ms have passed, or nothing is dirty.
@@ -360,17 +365,17 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_
     n_words = (n_pages + 63) >> 6
     while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
         if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
-            if ram_save_batches(p, streams, st, rng, bitmap, dirty_log, zero, written, dst_has,
+            if ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
                                 src_version, dst_version, t0):
                 break
         else:  # near the budget: the limit is checked before each page
             if writes_looked_at(p, st, n_words):
-                guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
+                guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
             wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
             left = 64
             while left > 0 and not migration_rate_exceeded(p, st):
                 bit = mask & (~mask + np.uint64(1))
-                ram_save_pages(p, st, wi, bit, bitmap, dirty_log, zero, written, dst_has,
+                ram_save_pages(p, st, wi, bit, bitmap, dirty_log, content,
                                src_version, dst_version)
                 set_cursor(p, st, wi, bit)
                 left -= 1
@@ -404,7 +409,7 @@ def writes_looked_at(p, st, n_words):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, zero, written, dst_has,
+def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
                      src_version, dst_version, t0):
     """Send batches of the next (up to) 64 dirty pages from the cursor, each
     stopping at the end of RAM, until the 50 ms cap is passed, nothing is dirty
@@ -425,13 +430,13 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, zero, written, dst_
     n_pages = p[P_N_PAGES]
     n_words = (n_pages + 63) >> 6
     flags = content_flags(p)
-    zw0, zero_writes, prealloc, track = flags
-    simple = not zero_writes and not track and written.shape[0] == 0
+    zw0, zero_writes, prealloc, track, written_off, _ = flags
+    simple = not zero_writes and not track and written_off < 0
     check = p[P_CHECK] != 0
     maybe_eager = writes_looked_at(p, st, n_words)
     while True:
         if maybe_eager and writes_looked_at(p, st, n_words):
-            guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
+            guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
         wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
         left = 64
         n_sent = 0
@@ -446,12 +451,12 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, zero, written, dst_
             if wi < zw0 and not track:
                 pass
             elif simple:           # the common case inline: classify_pages costs ~15 %
-                z = popcount(mask & zero[wi - zw0] & ~dirty_log[wi])
+                z = popcount(mask & content[wi - zw0] & ~dirty_log[wi])
                 n_zero += z
                 n_untouched += 0 if prealloc else z
             else:
                 first, resend, zero_allocated, zero_untouched = classify_pages(
-                    flags, wi, mask, dirty_log, zero, written, dst_has)
+                    flags, wi, mask, dirty_log, content)
                 n_first += first
                 n_zero += zero_allocated + zero_untouched
                 n_untouched += zero_untouched
@@ -542,22 +547,22 @@ def migration_rate_limit(p, st, trace):
 
 
 @njit(cache=True, nogil=True)
-def migration_completion(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
+def migration_completion(p, streams, st, rng, dirty_log, bitmap, content,
                          src_version, dst_version):
     """Stop the VM, final sync, send everything left at full speed, then device state.
 
     Mirrors ``migration_completion`` → ``migration_stop_vm``,
     ``migration_switchover_start`` (rate limit off) and ``ram_save_complete``.
     """
-    guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
+    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
     st[S_DOWNTIME_START] = st[S_T]
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
     _send_section(st, p)
     while st[S_DIRTY] > 0:
         wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version,
+        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, content, src_version,
                        dst_version)
         set_cursor(p, st, wi, mask)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
@@ -568,7 +573,7 @@ def migration_completion(p, streams, st, rng, dirty_log, bitmap, zero, written, 
 
 
 @njit(cache=True, nogil=True)
-def postcopy_start(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version,
+def postcopy_start(p, streams, st, rng, dirty_log, bitmap, content, src_version,
                    dst_version):
     """Switch to postcopy and run it to the end.
 
@@ -581,13 +586,13 @@ def postcopy_start(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_ha
     summary: no windows, and a fault costs the link the page, not the guest a
     round trip.
     """
-    guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
+    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
     stopped_at = st[S_T]
     guest_stopped = guest_run_time(p, st)
     st[S_DOWNTIME_START] = stopped_at
     st[S_VM_RUNNING] = 0
     st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
     _send_section(st, p)
     st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
     st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
@@ -607,7 +612,7 @@ def postcopy_start(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_ha
         if st[S_DIRTY] == 0:
             break
         wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, zero, written, dst_has, src_version,
+        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, content, src_version,
                        dst_version)
         set_cursor(p, st, wi, mask)
     # the guest's writes up to the end happen on the destination: count them there
@@ -641,7 +646,7 @@ def complete_ready(rule, pending, threshold):
 
 
 @njit(cache=True, nogil=True)
-def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
+def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, content,
                             src_version, dst_version):
     """QEMU's decision (by ``qemu_version``): cheap estimate, exact sync only near
     the threshold, switch over when pending passes the switchover test, else iterate.
@@ -657,7 +662,7 @@ def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, zero, writte
     # with postcopy-ram RAM can go after the switch: none of it is must-precopy
     must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
     if exact_sync_wanted(rule, pending, must_precopy, threshold):
-        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, 
+        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content,
                               src_version)
         pending = st[S_DIRTY] * TARGET_PAGE_SIZE
         must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
@@ -670,21 +675,21 @@ def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, zero, writte
     # the switchover happens as soon as the estimate drains to 0.
     if not (postcopy and rule == 2) and complete_ready(rule, pending, threshold):
         st[S_SWITCH_PENDING] = pending
-        migration_completion(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
+        migration_completion(p, streams, st, rng, dirty_log, bitmap, content,
                              src_version, dst_version)
         return True
     if postcopy:
         st[S_SWITCH_PENDING] = pending
-        postcopy_start(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has, src_version,
+        postcopy_start(p, streams, st, rng, dirty_log, bitmap, content, src_version,
                        dst_version)
         return True
-    ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
+    ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
                      src_version, dst_version)
     return False
 
 
 @njit(cache=True, nogil=True)
-def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, zero, written, src_version):
+def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, content, src_version):
     """auto-converge's 5 s timer (QEMU 9.2+, ``cpu_throttle_dirty_sync_timer_tick``):
     sync if no other sync happened since the previous tick, except in the first pass.
 
@@ -694,14 +699,14 @@ def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, zero, written,
     """
     syncs = st[S_SYNCS]
     if syncs > 1 and syncs == st[S_TICK_PREV]:
-        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, 
+        migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content,
                               src_version)
     st[S_TICK_PREV] = st[S_SYNCS]
     st[S_TICK_NEXT] += DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS
 
 
 @njit(cache=True, nogil=True)
-def migration_thread(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_has,
+def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
                      src_version, dst_version, pol, trace):
     """Run one precopy migration from the ``migrate`` command to completion,
     ``max_time``, or an abort by the management policy.
@@ -719,16 +724,16 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_
         SplitMix64 state of each write stream.
     dirty_log, bitmap : ndarray(uint64, ceil(pages / 64))
         Zeroed bitsets: KVM's dirty log, the migration bitmap.
-    zero : ndarray(uint64, ceil(pages / 64) - P_ZERO_WORD0)
-        Bitset of the pages whose content is zero, from word ``P_ZERO_WORD0``
-        (the initially-zero region; all of RAM with zero writes; empty with
-        ``zero-page-detection`` none).
-    written : ndarray(uint64, ceil(pages / 64) or 0)
-        With zero writes or an allocated zero region, RAM not preallocated:
-        bitset of the pages allocated, the allocated zero region to start with
-        (zero writes add every page written); else empty.
-    dst_has : ndarray(uint64, ceil(pages / 64) or 0)
-        With ``P_TRACK_DST``: zeroed bitset of the pages the destination holds; else empty.
+    content : ndarray(uint64)
+        Page content, up to three bitsets one after the other (one array, as
+        every array passed costs each call reference counting): the zero bits,
+        pages whose content is zero from word ``P_ZERO_WORD0`` on (the
+        initially-zero region; all of RAM with zero writes; none with
+        ``zero-page-detection`` none); from ``P_WRITTEN_OFF`` (-1: none; with
+        zero writes or an allocated zero region, RAM not preallocated) the
+        written bits, pages allocated (the allocated zero region to start with;
+        zero writes add every page written); from ``P_DST_OFF`` (-1: none; with
+        ``P_TRACK_DST``) the pages the destination holds, clear to start with.
     src_version, dst_version : ndarray(int32)
         Check mode: per-page versions (zeros, and -1 for never received);
         empty otherwise.
@@ -755,11 +760,11 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_
     st[S_T] = p[P_PS_SETUP]
     set_range(bitmap, 0, n_pages)                 # ram_init_bitmaps: all pages dirty
     st[S_DIRTY] = n_pages
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, zero, written, src_version)
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
     st[S_SETUP_T] = st[S_T]
     while st[S_T] < p[P_PS_MAX_TIME]:
         if p[P_PERIODIC_SYNC] != 0 and st[S_T] >= st[S_TICK_NEXT]:
-            dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, zero, written, 
+            dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, content,
                                   src_version)
         if pol[POL_POLL_MS] != 0 and st[S_T] >= st[S_POLL_NEXT]:
             action = monitor_poll(pol, st)
@@ -769,15 +774,15 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, zero, written, dst_
             if action == POSTCOPY:          # migrate-start-postcopy
                 st[S_POSTCOPY_REQUESTED] = 1
             if action == PAUSE:             # the guest stops writing; precopy goes on
-                guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)
+                guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
                 st[S_VM_RUNNING] = 0
                 st[S_PAUSED_T] = st[S_T]
         if not migration_rate_exceeded(p, st):
             if migration_iteration_run(p, streams, st, rng, dirty_log, bitmap,
-                                       zero, written, dst_has, src_version, dst_version):
+                                       content, src_version, dst_version):
                 break
         migration_rate_limit(p, st, trace)
-    guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version)   # due by the end
+    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)   # due by the end
     if p[P_CHECK] != 0 and st[S_CONVERGED] == 1:
         lost = 0
         for page in range(n_pages):
