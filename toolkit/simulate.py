@@ -200,7 +200,9 @@ def simulate(scenario: Scenario | None = None, **params):
         Scenario parameters by QEMU-style name (see ``toolkit.PARAMETERS``),
         numbers in base units or strings with units, e.g.
         ``ram_size="4GiB"``, ``link_bandwidth="10Gbit/s"``,
-        ``downtime_limit=300`` [ms], ``avail_switchover_bandwidth=0`` [B/s].
+        ``downtime_limit=300`` [ms], ``avail_switchover_bandwidth=0`` [B/s];
+        ``host="tcg-loopback"`` (or another :mod:`toolkit.hosts` profile) takes
+        that profile's values for the host parameters not given.
 
     Returns
     -------
@@ -215,6 +217,9 @@ def simulate(scenario: Scenario | None = None, **params):
     >>> ds = tk.simulate(ram_size="1GiB", dirty_rate="100MiB/s", max_bandwidth=0)
     >>> bool(ds.converged)
     True
+    >>> ds = tk.simulate(host="kvm-25g", ram_size="1GiB", dirty_rate="100MiB/s")
+    >>> ds.attrs["host"], ds.attrs["dst_first_copy_time"]
+    ('kvm-25g', 1500.0)
     """
     from .schema import build_dataset
 
