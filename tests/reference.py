@@ -408,7 +408,7 @@ class Reference:
         spent = now - self.win_start_ms
         bandwidth = transferred / spent
         expected = float(self.avail_per_ms) if self.avail_per_ms else bandwidth
-        self.threshold = int(expected * self.downtime_limit)
+        self.threshold = min(int(expected * self.downtime_limit), 2**63 - 1)   # saturates
         mbps = ((transferred * 8.0) / (spent / 1000.0)) / 1e6
         if self.dirty_rate != 0 and transferred > 10000 and expected > 0:
             self.expected_downtime = int(self.dirty_bytes_last_sync / expected)

@@ -220,7 +220,11 @@ def _range_text(spec: Param) -> str:
 def _number(spec: Param, value):
     """Parse one value to a number in the base unit, then check its range."""
     name = spec.name
-    if spec.kind == "size":
+    if spec.integer and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)       # exact: QEMU's bounds (2^64 - 1 B/s) are beyond a float's
+    if spec.integer and isinstance(value, int) and spec.kind != "duration":
+        x = value
+    elif spec.kind == "size":
         x = parse_size(value, name)
     elif spec.kind == "rate":
         x = parse_rate(value, name)

@@ -106,8 +106,12 @@ TRACE_FORMAT = """A write trace lists the guest's page writes in time order, one
 separated by spaces, a tab or a comma; blank lines and lines starting with '#'
 are ignored. Pages count 4 KiB from the start of RAM. Times never decrease.
 A ``.npz`` file with integer arrays ``time_us`` and ``page`` of one length
-holds the same, compactly. After its last write the guest writes nothing more."""
+holds the same, compactly. After its last write the guest writes nothing more.
+Times are below 2^53 us and pages below 2^32 (the pages of the largest guest)."""
 
+#: Bounds of a trace's values: the kernel keeps them in float64, exact below these.
+MAX_TRACE_TIME_US = 2**53
+MAX_TRACE_PAGE = 2**32
 _TRACES: dict = {}
 
 
@@ -151,6 +155,10 @@ def _parse_text(path):
                 raise _trace_error(path, f"line {n}", f"expected two non-negative integers "
                                    f"'<time_us> <page>', got {text[:60]!r}")
             t, page = int(fields[0]), int(fields[1])
+            if t >= MAX_TRACE_TIME_US or page >= MAX_TRACE_PAGE:
+                raise _trace_error(path, f"line {n}", f"time {t} us or page {page} is out of "
+                                   f"range: expected a time below 2^53 us and a page below "
+                                   f"2^32")
             if times and t < times[-1]:
                 raise _trace_error(path, f"line {n}", f"time {t} us is before the previous "
                                    f"line's {times[-1]} us")
@@ -172,9 +180,15 @@ def _parse_npz(path):
         raise _trace_error(path, "arrays", f"time_us {t.dtype}{t.shape} and page "
                            f"{page.dtype}{page.shape}: expected non-empty 1-D integer arrays "
                            "of one length")
+    # compared before any cast: uint64 values >= 2^63 must not wrap to negative int64
     bad = np.flatnonzero((t < 0) | (page < 0))
     if bad.size:
         raise _trace_error(path, f"offset {bad[0]}", "negative time or page")
+    big = np.flatnonzero((t >= MAX_TRACE_TIME_US) | (page >= MAX_TRACE_PAGE))
+    if big.size:
+        i = big[0]
+        raise _trace_error(path, f"offset {i}", f"time {t[i]} us or page {page[i]} is out of "
+                           "range: expected a time below 2^53 us and a page below 2^32")
     back = np.flatnonzero(np.diff(t) < 0)
     if back.size:
         raise _trace_error(path, f"offset {back[0] + 1}", "time goes back")

@@ -48,6 +48,8 @@ MAX_WAIT = 50                # cap on one ram_save_iterate call [ms]
 FLUSH_PAGES = 32             # normal pages per QEMUFile flush: 64 iovecs, header + data each
 DIRTY_SYNC_TIMESLICE_MS = 5000  # CPU_THROTTLE_DIRTY_SYNC_TIMESLICE_MS (auto-converge, 9.2+)
 PS_PER_MS = 1_000_000_000
+INT64_MAX = 2**63 - 1
+INT64_LIMIT = 9.223372036854775808e18   # 2^63 as a float: products at or above it saturate
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -511,7 +513,9 @@ def migration_update_counters(p, st, trace):
     bandwidth = np.float64(transferred) / np.float64(time_spent)
     avail = p[P_AVAIL_BW_PER_MS]
     expected_bw_per_ms = np.float64(avail) if avail != 0 else bandwidth
-    st[S_THRESHOLD] = np.int64(expected_bw_per_ms * np.float64(st[S_DOWNTIME_LIMIT]))
+    # QEMU's double product saturates here rather than wrap (avail near 2^64 B/s)
+    threshold = expected_bw_per_ms * np.float64(st[S_DOWNTIME_LIMIT])
+    st[S_THRESHOLD] = np.int64(threshold) if threshold < INT64_LIMIT else INT64_MAX
     mbps = ((np.float64(transferred) * 8.0) / (np.float64(time_spent) / 1000.0)) / 1e6
     if st[S_DIRTY_RATE] != 0 and transferred > 10000 and expected_bw_per_ms > 0.0:
         st[S_EXPECTED_DOWNTIME] = np.int64(st[S_DIRTY_BYTES_LAST_SYNC] / expected_bw_per_ms)

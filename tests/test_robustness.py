@@ -1,0 +1,49 @@
+"""Hostile and careless inputs (issue 11): each gives a clear error or a right result.
+
+Only the cases fixed so far; the rest of the campaign is still to come.
+"""
+import numpy as np
+import pytest
+
+import toolkit as tk
+from toolkit import Scenario
+from toolkit.kernels import layout as L
+from toolkit.simulate import run_kernel
+
+from .reference import Reference
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64])
+def test_npz_trace_pages_beyond_int64_are_refused_before_any_cast(tmp_path, dtype):
+    path = tmp_path / "u64.npz"
+    page = np.full(1000, 2**63 - 2**40 if dtype is np.int64 else 2**64 - 2**40, dtype)
+    np.savez(path, time_us=np.arange(1000, dtype=dtype), page=page)
+    with pytest.raises(ValueError, match=r"u64.npz: offset 0: .* page .* below 2\^32"):
+        tk.simulate(ram_size="64MiB", workload="replay", write_trace=str(path), max_time=2.0)
+
+
+def test_text_trace_values_beyond_int64_name_the_line(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("0 1\n5 99999999999999999999\n")
+    with pytest.raises(ValueError, match=r"big.txt: line 2: .* out of range"):
+        Scenario(ram_size="64MiB", workload="replay", write_trace=str(path))
+
+
+def test_qemu_bandwidth_bounds_stay_exact_integers():
+    assert Scenario(max_bandwidth=2**64 - 1).max_bandwidth == 2**64 - 1
+    assert Scenario(max_bandwidth=2**60 + 1).max_bandwidth == 2**60 + 1
+    assert Scenario(avail_switchover_bandwidth=np.uint64(2**63 + 7)).avail_switchover_bandwidth \
+        == 2**63 + 7
+    with pytest.raises(ValueError, match=r"max_bandwidth=18446744073709551616 is out of range"):
+        Scenario(max_bandwidth=2**64)
+
+
+def test_a_threshold_beyond_int64_saturates_as_in_qemu():
+    sc = Scenario(ram_size="256MiB", dirty_rate="10MiB/s", max_bandwidth=0, max_time=5.0,
+                  link_bandwidth="1Gbit/s", avail_switchover_bandwidth=2**63,
+                  downtime_limit=2_000_000)
+    raw = run_kernel(sc)
+    assert raw.state[L.S_THRESHOLD] == 2**63 - 1
+    assert raw.state[L.S_CONVERGED] == 1          # right after the first window
+    small = sc.replace(ram_size="1MiB", link_bandwidth="50Mbit/s", max_time=2.0)
+    assert run_kernel(small).state[L.S_THRESHOLD] == Reference(small).run().threshold
