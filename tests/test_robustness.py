@@ -47,3 +47,38 @@ def test_a_threshold_beyond_int64_saturates_as_in_qemu():
     assert raw.state[L.S_CONVERGED] == 1          # right after the first window
     small = sc.replace(ram_size="1MiB", link_bandwidth="50Mbit/s", max_time=2.0)
     assert run_kernel(small).state[L.S_THRESHOLD] == Reference(small).run().threshold
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"workers": 0}, r"workers=0 is out of range"),
+    ({"workers": True}, r"workers=True is out of range"),
+    ({"chunk_size": 2.5}, r"chunk_size=2.5 is out of range"),
+])
+def test_sweep_options_are_honoured_or_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tk.sweep(ram_size="16MiB", dirty_rate=[1, 2], max_time=1.0, **kwargs)
+    with pytest.raises(TypeError, match="traces: expected True or False, got str 'no'"):
+        tk.sweep(ram_size="16MiB", dirty_rate=[1, 2], max_time=1.0, traces="no")
+
+
+def test_linspace_counts_are_whole_numbers():
+    assert len(tk.linspace("1MiB/s", "2MiB/s", 3)) == 3
+    with pytest.raises(ValueError, match=r"linspace: num=2.5 is out of range"):
+        tk.linspace("1MiB/s", "2MiB/s", 2.5)
+    with pytest.raises(ValueError, match=r"geomspace: num=0 is out of range"):
+        tk.geomspace("1MiB/s", "2MiB/s", 0)
+
+
+def test_sweep_checkpoint_takes_a_path_and_resumes(tmp_path):
+    grid = dict(ram_size="16MiB", dirty_rate=["1MiB/s", "50MiB/s", "200MiB/s"], max_time=2.0)
+    first = tk.sweep(**grid, checkpoint=tmp_path / "ck", workers=1)
+    again = tk.sweep(**grid, checkpoint=str(tmp_path / "ck"), workers=1)
+    np.testing.assert_array_equal(first.total_time.values, again.total_time.values)
+
+
+def test_numpy_bools_are_bools_and_a_missing_trace_names_the_path(tmp_path):
+    assert Scenario(check=np.True_).check is True
+    with pytest.raises(FileNotFoundError, match=r"write_trace='.*nope.txt': no such file"):
+        Scenario(workload="replay", write_trace=str(tmp_path / "nope.txt"))
+    with pytest.raises(ValueError, match=r"write_trace='.*': not a readable file"):
+        Scenario(workload="replay", write_trace=str(tmp_path))

@@ -301,7 +301,7 @@ def _validate(name: str, value):
         from . import policies
         return policies.to_string(policies.parse(value))
     if spec.kind == "bool":
-        if not isinstance(value, (bool,)) and type(value).__name__ != "bool_":
+        if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
         return bool(value)
     return _number(spec, value)

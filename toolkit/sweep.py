@@ -21,6 +21,7 @@ import numpy as np
 from .kernels import layout as L
 from .scenario import Scenario, _validate, check_names, resolve_avail
 from .simulate import run_kernel
+from .store import ChunkStore
 from .units import parse_duration, parse_rate, parse_size
 
 SCHEDULERS = ("threads", "dask")
@@ -33,13 +34,27 @@ def linspace(start, stop, num: int) -> np.ndarray:
     result is in the base unit (B/s, B or ms).
     """
     a, b = _read_same_kind(start, stop, "linspace")
-    return np.linspace(a, b, int(num))
+    return np.linspace(a, b, _count(num, "linspace"))
 
 
 def geomspace(start, stop, num: int) -> np.ndarray:
     """``num`` values from ``start`` to ``stop`` spaced by a constant ratio, read with units."""
     a, b = _read_same_kind(start, stop, "geomspace")
-    return np.geomspace(a, b, int(num))
+    return np.geomspace(a, b, _count(num, "geomspace"))
+
+
+def _count(num, name: str) -> int:
+    """A count of values: a whole number >= 1 (2.5 is refused, not rounded)."""
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
+        raise ValueError(f"{name}: num={num!r} is out of range: expected an integer >= 1")
+    return int(num)
+
+
+def _whole(value, name: str) -> int:
+    """A sweep option that is a whole number >= 1 (``True`` is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r} is out of range: expected an integer >= 1")
+    return int(value)
 
 
 def _read_same_kind(start, stop, name):
@@ -211,7 +226,7 @@ def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int |
         ``workers`` processes for this sweep.
     progress : bool, optional
         Show a tqdm bar; default only in an interactive terminal outside CI.
-    checkpoint : toolkit.store.ChunkStore, optional
+    checkpoint : toolkit.store.ChunkStore or path, optional
         Finished chunks are written here and skipped when the sweep runs again.
     **params
         Scenario parameters; a list (or range, tuple, 1-D array) is swept, in the
@@ -235,15 +250,18 @@ def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int |
     if not (scheduler in SCHEDULERS or type(scheduler).__name__ == "Client"):
         raise ValueError(f"scheduler={scheduler!r}: expected one of {SCHEDULERS} or a "
                          "dask.distributed.Client")
-    workers = workers or os.cpu_count() or 1
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers={workers!r}: expected an integer >= 1")
+    workers = (os.cpu_count() or 1) if workers is None else _whole(workers, "workers")
+    if not isinstance(traces, (bool, np.bool_)):
+        raise TypeError(f"traces: expected True or False, got {type(traces).__name__} "
+                        f"{traces!r}")
+    traces = bool(traces)
     grid = plan(**params)
     n = len(grid.scenarios)
-    if chunk_size is None:
-        chunk_size = max(1, min(64, -(-n // (8 * workers))))
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size!r}: expected an integer >= 1")
+    chunk_size = max(1, min(64, -(-n // (8 * workers)))) if chunk_size is None else \
+        _whole(chunk_size, "chunk_size")
+    if isinstance(checkpoint, (str, os.PathLike)):
+        # the chunking names the chunks: a resume must chunk alike (as the CLI's does)
+        checkpoint = ChunkStore(checkpoint, grid.fingerprint(traces) + f"-{chunk_size}")
     chunks = [range(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)]
     results = {}
     done = checkpoint.done() if checkpoint is not None else set()

@@ -135,7 +135,15 @@ def read_write_trace(path) -> tuple[np.ndarray, np.ndarray]:
     FileNotFoundError
         No such file.
     """
-    stat = os.stat(path)
+    try:
+        stat = os.stat(path)
+        if not os.path.isfile(path):
+            raise IsADirectoryError(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"write_trace={str(path)!r}: no such file") from None
+    except OSError as err:
+        raise ValueError(f"write_trace={str(path)!r}: not a readable file "
+                         f"({type(err).__name__})") from None
     key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
     if key not in _TRACES:
         _TRACES.clear()                 # one trace at a time is what sweeps need
