@@ -2,6 +2,8 @@
 
 Only the cases fixed so far; the rest of the campaign is still to come.
 """
+import sys
+
 import numpy as np
 import pytest
 
@@ -82,3 +84,28 @@ def test_numpy_bools_are_bools_and_a_missing_trace_names_the_path(tmp_path):
         Scenario(workload="replay", write_trace=str(tmp_path / "nope.txt"))
     with pytest.raises(ValueError, match=r"write_trace='.*': not a readable file"):
         Scenario(workload="replay", write_trace=str(tmp_path))
+
+
+def test_an_interrupted_sweep_does_not_run_its_queued_chunks(monkeypatch):
+    """Ctrl-C lands in the main thread while it takes a result: the chunks still
+    queued must not start (each chunk here takes tens of ms)."""
+    module = sys.modules["toolkit.sweep"]           # tk.sweep is the function
+    real, calls = module.run_chunk, []
+
+    def counted(scenarios, traces):
+        calls.append(1)
+        return real(scenarios, traces)
+
+    class Interrupting:                             # a checkpoint that is "Ctrl-C'd"
+        def done(self):
+            return set()
+
+        def write(self, chunk_id, result):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "run_chunk", counted)
+    with pytest.raises(KeyboardInterrupt):
+        tk.sweep(ram_size="1GiB", dirty_rate=[f"{r}MiB/s" for r in range(100, 2100, 100)],
+                 max_bandwidth=0, max_time=3.0, workers=1, chunk_size=1,
+                 checkpoint=Interrupting())
+    assert len(calls) <= 3            # of 20 chunks

@@ -175,11 +175,18 @@ def _execute(grid: Grid, chunks: list, todo: list, traces: bool, workers: int, s
              on_result):
     """Run the chunks in ``todo``, calling ``on_result(chunk_id, result)`` as each finishes."""
     if scheduler == "threads":
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
             futures = {pool.submit(run_chunk, [grid.scenarios[i] for i in chunks[c]], traces): c
                        for c in todo}
             for fut in as_completed(futures):
                 on_result(futures[fut], fut.result())
+        except BaseException:
+            # Ctrl-C or an error: the queued chunks never start (the running ones
+            # finish in their threads; a kernel call cannot be stopped midway)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return
     try:
         from distributed import Client, LocalCluster, get_client
