@@ -2,6 +2,7 @@
 
 Only the cases fixed so far; the rest of the campaign is still to come.
 """
+import os
 import sys
 
 import numpy as np
@@ -109,3 +110,42 @@ def test_an_interrupted_sweep_does_not_run_its_queued_chunks(monkeypatch):
                  max_bandwidth=0, max_time=3.0, workers=1, chunk_size=1,
                  checkpoint=Interrupting())
     assert len(calls) <= 3            # of 20 chunks
+
+
+def _cli(*argv):
+    from toolkit.cli import main
+    return main(list(argv))
+
+
+def test_cli_os_errors_are_one_line_messages_naming_the_path(tmp_path, capsys):
+    assert _cli("sweep", "--config", str(tmp_path), "--out", str(tmp_path / "o.nc")) == 2
+    assert "not a regular file" in capsys.readouterr().err
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    assert _cli("sweep", "--config", str(fifo), "--out", str(tmp_path / "o.nc")) == 2   # no hang
+    assert "fifo.toml: not a regular file" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.nc"
+    garbage.write_bytes(b"\x00\xff" * 100)
+    code = _cli("info", str(garbage))
+    err = capsys.readouterr().err
+    assert code == 2 and "garbage.nc" in err and "Traceback" not in err
+
+
+def test_a_changed_write_trace_is_another_sweep(tmp_path):
+    from toolkit.sweep import plan
+    path = tmp_path / "t.txt"
+    tk.workloads.write_write_trace(path, [0, 10], [1, 2])
+    grid = dict(ram_size="1MiB", workload="replay", write_trace=str(path), dirty_rate=[1, 2])
+    before = plan(**grid).fingerprint(False)
+    tk.workloads.write_write_trace(path, [0, 10], [1, 3])
+    assert plan(**grid).fingerprint(False) != before
+
+
+def test_two_sweeps_on_one_out_the_second_is_refused(tmp_path, capsys):
+    from toolkit.cli import _exclusive
+    out = tmp_path / "o.nc"
+    with _exclusive(out):                   # the first sweep, still running
+        assert _cli("sweep", "--out", str(out), "--set", "ram_size=16MiB",
+                    "--no-progress") == 2
+    assert "another sweep is writing o.nc" in capsys.readouterr().err
+    assert not (tmp_path / ".o.nc.lock").exists()      # released and removed

@@ -12,6 +12,7 @@ Exit status: 0 done, 1 failed while running, 2 bad input or config,
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import pathlib
 import sys
@@ -110,9 +111,7 @@ def _progress(args) -> bool:
 
 def cmd_sweep(args) -> int:
     from .config import DEFAULT_CONFIG, load_config
-    from .rescue import AVAIL, class_counts, rescue
-    from .store import ChunkStore, save
-    from .sweep import plan, sweep
+    from .sweep import plan
 
     config = pathlib.Path(args.config) if args.config else DEFAULT_CONFIG
     params, options = load_config(config)
@@ -122,6 +121,42 @@ def cmd_sweep(args) -> int:
         raise UsageError(f"--out {out}: expected a path ending in .nc or .zarr")
     traces = options.get("traces", False)
     grid = plan(**params)
+    with _exclusive(out):
+        return _sweep_to(out, config, params, options, traces, grid, args)
+
+
+class _exclusive:
+    """Hold an exclusive lock on ``out`` for a sweep (a hidden ``.<name>.lock`` beside
+    it, removed afterwards): a second sweep on the same ``--out`` is refused at
+    once instead of both crashing on each other's chunks."""
+
+    def __init__(self, out: pathlib.Path):
+        self.path = out.with_name(f".{out.name}.lock")
+
+    def __enter__(self):
+        import fcntl
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise UsageError(f"another sweep is writing {self.path.name[1:-5]} in "
+                             f"{self.path.parent}: wait for it, or choose another --out") \
+                from None
+        return self
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+        self.file.close()
+        return False
+
+
+def _sweep_to(out, config, params, options, traces, grid, args) -> int:
+    from .rescue import AVAIL, class_counts, rescue
+    from .store import ChunkStore, save
+    from .sweep import sweep
+
     partial = out.with_name(out.name + ".partial")
     if partial.exists() and not args.resume:
         raise UsageError(f"{partial} holds an interrupted run of a sweep: rerun with --resume "
@@ -237,4 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as err:
         print(f"toolkit: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:            # a directory, a file in the way, no permission, no space
+        where = err.filename or "output"
+        if err.errno == errno.ENOSPC:
+            print(f"toolkit: error: no space left on {where}", file=sys.stderr)
+            return 1
+        print(f"toolkit: error: {where}: {err.strerror or err}", file=sys.stderr)
         return 2

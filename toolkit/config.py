@@ -94,10 +94,16 @@ def parse_config(data: dict) -> tuple[dict, dict]:
 def load_config(path) -> tuple[dict, dict]:
     """Read and check a TOML sweep configuration file (see :func:`parse_config`)."""
     path = pathlib.Path(path)
+    if path.exists() and not path.is_file():     # a directory, or a FIFO that would hang
+        raise ConfigError(f"{path}: not a regular file (a config is a TOML file)")
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a config is a TOML file)") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     return parse_config(data)

@@ -97,9 +97,13 @@ def open_dataset(path_or_name) -> xr.Dataset:
     kind = _kind(path)
     if kind == ".zarr":
         _require_zarr()
-        opened = xr.open_dataset(path, engine="zarr")
-    else:
-        opened = xr.open_dataset(path, engine="h5netcdf")
+    try:
+        opened = xr.open_dataset(path, engine="zarr" if kind == ".zarr" else "h5netcdf")
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: not a dataset this toolkit can read "
+                         f"({type(err).__name__}: {err})") from None
     # load, then close: a returned Dataset must not pin the file open (Windows
     # could not replace it, and a later save over it would race the reader)
     with opened:

@@ -101,8 +101,12 @@ class Grid:
     def fingerprint(self, traces: bool) -> str:
         """Identifies the sweep, so a checkpoint is only resumed by the same sweep."""
         from . import __version__
-        text = repr((__version__, traces, [sc.to_dict() for sc in self.scenarios]))
-        return hashlib.sha256(text.encode()).hexdigest()
+        key = (__version__, traces, [sc.to_dict() for sc in self.scenarios])
+        # a replayed trace counts by its content: editing the file is another sweep
+        files = sorted({sc.write_trace for sc in self.scenarios if sc.workload == "replay"})
+        if files:
+            key += (tuple(hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files),)
+        return hashlib.sha256(repr(key).encode()).hexdigest()
 
 
 def plan(**params) -> Grid:
