@@ -149,3 +149,40 @@ def test_two_sweeps_on_one_out_the_second_is_refused(tmp_path, capsys):
                     "--no-progress") == 2
     assert "another sweep is writing o.nc" in capsys.readouterr().err
     assert not (tmp_path / ".o.nc.lock").exists()      # released and removed
+
+
+def test_a_full_disk_is_refused_before_hdf5_starts(tmp_path, monkeypatch):
+    import collections
+    import errno
+
+    import xarray as xr
+    from toolkit import store
+    ds = xr.Dataset({"x": ("a", np.arange(100_000.0))})
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 1000, 1000))
+    with pytest.raises(OSError) as info:
+        tk.save(ds, tmp_path / "x.nc")
+    assert info.value.errno == errno.ENOSPC and "no space left on" in str(info.value)
+    assert list(tmp_path.iterdir()) == []                       # nothing half-written
+
+
+def test_a_full_tmpfs_gives_an_error_not_a_crash(tmp_path):
+    """On a real 2 MiB tmpfs (where mounting is allowed): the CLI-level message, and the
+    process survives garbage collection (it used to segfault in h5py)."""
+    import subprocess
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not allowed here")
+    try:
+        code = ("import gc, numpy as np, xarray as xr, toolkit as tk\n"
+                "ds = xr.Dataset({'x': ('a', np.random.rand(2_000_000))})\n"
+                f"try:\n    tk.save(ds, {str(mnt / 'big.nc')!r})\n"
+                "except OSError as e:\n    print('refused', e.errno)\n"
+                "gc.collect()\nprint('alive')\n")
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 0 and "refused 28" in run.stdout and "alive" in run.stdout
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)

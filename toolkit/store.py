@@ -9,6 +9,7 @@ sweep so an interrupted run resumes without losing or repeating results.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 import pathlib
@@ -62,6 +63,7 @@ def save(ds: xr.Dataset, path, *, overwrite: bool = True) -> pathlib.Path:
         raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)")
     final.parent.mkdir(parents=True, exist_ok=True)
     out = _prepared(ds, final.name)
+    _check_space(out, final)
     tmp = _sibling(final, "tmp")
     try:
         if kind == ".nc":
@@ -135,6 +137,20 @@ def _require_zarr():
         import zarr  # noqa: F401
     except ImportError:
         raise ImportError(ZARR_MISSING) from None
+
+
+def _check_space(ds: xr.Dataset, final: pathlib.Path) -> None:
+    """Refuse to start a write the disk cannot hold: HDF5 left with a full disk
+    half-way keeps a handle that crashes the process when it is collected.
+
+    The bound is the data uncompressed plus 64 KiB a variable (compression only
+    shrinks it); another writer may still fill the disk meanwhile.
+    """
+    need = sum(v.nbytes for v in ds.variables.values()) + 65536 * (len(ds.variables) + 1)
+    free = shutil.disk_usage(final.parent).free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"no space left on {final.parent}: writing {final.name} "
+                      f"needs up to {need} B, {free} B are free", str(final))
 
 
 def _write_netcdf(ds: xr.Dataset, tmp: pathlib.Path) -> None:
