@@ -186,3 +186,18 @@ def test_a_full_tmpfs_gives_an_error_not_a_crash(tmp_path):
         assert run.returncode == 0 and "refused 28" in run.stdout and "alive" in run.stdout
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "flip"])
+def test_a_damaged_checkpoint_chunk_is_recomputed_not_fatal(tmp_path, capsys, damage):
+    grid = dict(ram_size="16MiB", dirty_rate=["1MiB/s", "50MiB/s", "200MiB/s"], max_time=2.0)
+    whole = tk.sweep(**grid, workers=1, chunk_size=1)
+    ck = tmp_path / "ck"
+    tk.sweep(**grid, checkpoint=ck, workers=1, chunk_size=1)
+    chunk = sorted(ck.glob("chunk-*.npz"))[1]
+    data = chunk.read_bytes()
+    chunk.write_bytes({"truncate": data[: len(data) // 2], "empty": b"",
+                       "flip": data[:-200] + bytes([data[-200] ^ 1]) + data[-199:]}[damage])
+    again = tk.sweep(**grid, checkpoint=ck, workers=1, chunk_size=1)
+    assert "is damaged" in capsys.readouterr().err and chunk.name
+    np.testing.assert_array_equal(again.total_time.values, whole.total_time.values)

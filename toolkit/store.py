@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime
 import errno
+import hashlib
 import json
 import os
 import pathlib
 import re
 import secrets
 import shutil
+import sys
 
 import numpy as np
 import xarray as xr
@@ -33,6 +35,32 @@ _CF_ENCODING = {"dtype", "_FillValue", "missing_value", "scale_factor", "add_off
                 "units", "calendar"}
 _INT64 = np.iinfo(np.int64)
 _CHUNK = re.compile(r"chunk-(\d{6,})\.npz")
+_DIGEST = "_sha256"          # a chunk's checksum of its own arrays
+
+
+def _digest(arrays: dict) -> str:
+    """SHA-256 of named arrays: names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _damage(path: pathlib.Path) -> str:
+    """Why a chunk file cannot be trusted, or "" if it is whole."""
+    try:
+        with np.load(path) as z:
+            arrays = {name: z[name] for name in z.files}
+    except Exception as err:      # a truncated zip, an empty file, a bad header...
+        return f"{type(err).__name__}: {err}"
+    stored = arrays.pop(_DIGEST, None)
+    if stored is None:
+        return "no checksum"
+    if str(stored) != _digest(arrays):
+        return "checksum mismatch"
+    return ""
 
 
 # ---------------------------------------------------------------- save / open
@@ -350,11 +378,27 @@ class ChunkStore:
         return self.directory / f"chunk-{chunk_id:06d}.npz"
 
     def done(self) -> set[int]:
-        """Ids of the chunks already written."""
+        """Ids of the chunks already written whole.
+
+        Each chunk is checked against the checksum it carries; a damaged one
+        (truncated, emptied, altered) is removed, said on stderr, and left to
+        be computed again.
+        """
         if not self.directory.is_dir():
             return set()
-        return {int(m.group(1)) for p in self.directory.iterdir()
-                if (m := _CHUNK.fullmatch(p.name))}
+        ids = set()
+        for p in sorted(self.directory.iterdir()):
+            m = _CHUNK.fullmatch(p.name)
+            if m is None:
+                continue
+            problem = _damage(p)
+            if problem:
+                print(f"checkpoint chunk {p} is damaged ({problem}): computing it again",
+                      file=sys.stderr)
+                p.unlink(missing_ok=True)
+            else:
+                ids.add(int(m.group(1)))
+        return ids
 
     def write(self, chunk_id: int, arrays: dict[str, np.ndarray]) -> None:
         """Store one chunk's arrays, atomically.
@@ -371,7 +415,7 @@ class ChunkStore:
         try:
             # a file object, not a name: np.savez would append ".npz" to a name
             with open(tmp, "xb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays, **{_DIGEST: np.array(_digest(arrays))})
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)
@@ -382,7 +426,7 @@ class ChunkStore:
     def read(self, chunk_id: int) -> dict[str, np.ndarray]:
         """The arrays of one written chunk, by name."""
         with np.load(self._path(chunk_id)) as z:
-            return {name: z[name] for name in z.files}
+            return {name: z[name] for name in z.files if name != _DIGEST}
 
     def clear(self) -> None:
         """Remove the checkpoint directory and everything in it."""
