@@ -201,3 +201,21 @@ def test_a_damaged_checkpoint_chunk_is_recomputed_not_fatal(tmp_path, capsys, da
     again = tk.sweep(**grid, checkpoint=ck, workers=1, chunk_size=1)
     assert "is damaged" in capsys.readouterr().err and chunk.name
     np.testing.assert_array_equal(again.total_time.values, whole.total_time.values)
+
+
+def test_leftovers_of_a_killed_writer_go_and_bad_options_leave_nothing(tmp_path, capsys):
+    import subprocess
+    import xarray as xr
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".x.nc.tmp-{dead.pid}-abcdef"
+    stale.write_bytes(b"half a file")
+    live = tmp_path / f".x.nc.tmp-{os.getpid()}-fedcba"       # a writer still running
+    live.write_bytes(b"in progress")
+    tk.save(xr.Dataset({"a": ("x", np.arange(3.0))}), tmp_path / "x.nc")
+    assert not stale.exists() and live.exists()
+    out = tmp_path / "o.nc"
+    for bad in (["--chunk-size", "0"], ["--workers", "0"]):
+        assert _cli("sweep", "--out", str(out), "--no-progress", *bad) == 2
+    assert "is out of range" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "x.nc"]

@@ -157,6 +157,10 @@ def _sweep_to(out, config, params, options, traces, grid, args) -> int:
     from .store import ChunkStore, save
     from .sweep import sweep
 
+    from .sweep import _whole
+    for name in ("workers", "chunk_size"):      # before the checkpoint directory exists
+        if getattr(args, name) is not None:
+            _whole(getattr(args, name), f"--{name.replace('_', '-')}")
     partial = out.with_name(out.name + ".partial")
     if partial.exists() and not args.resume:
         raise UsageError(f"{partial} holds an interrupted run of a sweep: rerun with --resume "

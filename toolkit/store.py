@@ -19,6 +19,8 @@ import secrets
 import shutil
 import sys
 
+from glob import escape as glob_escape
+
 import numpy as np
 import xarray as xr
 
@@ -92,6 +94,7 @@ def save(ds: xr.Dataset, path, *, overwrite: bool = True) -> pathlib.Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     out = _prepared(ds, final.name)
     _check_space(out, final)
+    _remove_leftovers(final)
     tmp = _sibling(final, "tmp")
     try:
         if kind == ".nc":
@@ -244,8 +247,29 @@ def _safe_attrs(attrs: dict) -> dict:
 
 def _sibling(final: pathlib.Path, tag: str) -> pathlib.Path:
     # same directory, so the final rename never crosses a filesystem; hidden,
-    # so globs for results do not pick it up
-    return final.with_name(f".{final.name}.{tag}-{secrets.token_hex(6)}")
+    # so globs for results do not pick it up; the writer's pid, so that a
+    # later write can tell a leftover of a killed writer from a live one's
+    return final.with_name(f".{final.name}.{tag}-{os.getpid()}-{secrets.token_hex(6)}")
+
+
+def _remove_leftovers(final: pathlib.Path) -> None:
+    """Remove the temporary siblings of ``final`` left by writers that were killed
+    (kill -9 during a write): their pid no longer runs."""
+    prefix = f".{final.name}.tmp-"
+    for p in final.parent.glob(f"{glob_escape(prefix)}*"):
+        pid = p.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            _remove(p)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _exists(path: pathlib.Path) -> bool:
