@@ -219,3 +219,14 @@ def test_leftovers_of_a_killed_writer_go_and_bad_options_leave_nothing(tmp_path,
         assert _cli("sweep", "--out", str(out), "--no-progress", *bad) == 2
     assert "is out of range" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "x.nc"]
+
+
+def test_relative_avail_is_case_blind_and_harness_output_dir_checked_first(tmp_path):
+    assert Scenario(avail_switchover_bandwidth="3x Link").avail_switchover_bandwidth == \
+        Scenario(avail_switchover_bandwidth="3x link").avail_switchover_bandwidth
+    assert Scenario(avail_switchover_bandwidth="Estimate").avail_switchover_bandwidth == 0
+    from toolkit.qemu import harness
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match=r"output_dir=.*a-file.* is a file"):
+        harness.run_migration(output_dir=afile / "run1", qemu="/nonexistent/qemu")

@@ -260,11 +260,11 @@ def resolve_avail(value, link_bandwidth: float):
     """
     if not isinstance(value, str):
         return value
-    if value.strip() == "estimate":
+    if value.strip().lower() == "estimate":
         return 0
-    match = _RELATIVE.match(value)
+    match = _RELATIVE.match(value.lower())
     if match is None:
-        if "link" in value or "estimate" in value:
+        if "link" in value.lower() or "estimate" in value.lower():
             raise ValueError(f"avail_switchover_bandwidth={value!r}: expected a rate such as "
                              "'10Gbit/s', or 'estimate', 'link', 'Nx link' (e.g. '2x link')")
         return value

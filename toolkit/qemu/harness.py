@@ -481,6 +481,13 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
     _check_positive("warmup", warmup, "s", zero_ok=True)
     _check_positive("time_limit", time_limit, "s")
     _check_positive("sample_interval", sample_interval, "s")
+    if output_dir is not None:
+        existing = Path(output_dir)
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if existing.exists() and not existing.is_dir():
+            raise ValueError(f"output_dir={str(output_dir)!r}: {existing} is a file, not a "
+                             "directory (checked before QEMU starts)")
     version = qemu_version(qemu)
     if version is None:
         raise RuntimeError(f"{qemu} not found (install it with .ci/install-qemu)")
