@@ -230,3 +230,10 @@ def test_relative_avail_is_case_blind_and_harness_output_dir_checked_first(tmp_p
     afile.write_text("x")
     with pytest.raises(ValueError, match=r"output_dir=.*a-file.* is a file"):
         harness.run_migration(output_dir=afile / "run1", qemu="/nonexistent/qemu")
+
+
+def test_seeds_do_not_depend_on_how_a_number_is_written():
+    a = Scenario(workload="hotcold", hot_share=1, zero_fraction=0)
+    b = Scenario(workload="hotcold", hot_share=1.0, zero_fraction=0.0)
+    assert a.stream_seeds == b.stream_seeds and a == b
+    assert Scenario(zero_fraction=0).stream_seeds == Scenario().stream_seeds

@@ -234,7 +234,8 @@ def _number(spec: Param, value):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
         x = value
-    x = float(x) if not isinstance(x, int) else x
+    # one canonical type per kind (1 and 1.0 are the same share, and seed the same)
+    x = float(x) if not isinstance(x, int) or spec.kind == "fraction" else x
     bad = (isinstance(x, float) and not math.isfinite(x)) or \
         (spec.lo is not None and (x < spec.lo or (spec.lo_open and x == spec.lo))) or \
         (spec.hi is not None and x > spec.hi)
