@@ -237,3 +237,10 @@ def test_seeds_do_not_depend_on_how_a_number_is_written():
     b = Scenario(workload="hotcold", hot_share=1.0, zero_fraction=0.0)
     assert a.stream_seeds == b.stream_seeds and a == b
     assert Scenario(zero_fraction=0).stream_seeds == Scenario().stream_seeds
+
+
+def test_none_is_not_a_silent_default():
+    with pytest.raises(TypeError, match=r"ram_size=None: give a value"):
+        tk.simulate(ram_size=None)
+    with pytest.raises(TypeError, match=r"dirty_rate=None: give a value"):
+        tk.sweep(ram_size=["1MiB", "2MiB"], dirty_rate=None)

@@ -435,8 +435,13 @@ class Scenario:
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "Scenario":
-        """Build a Scenario, rejecting unknown names with a suggestion."""
+        """Build a Scenario, rejecting unknown names with a suggestion, and ``None``
+        (which would silently mean the default)."""
         check_names(kwargs)
+        for name, value in kwargs.items():
+            if value is None:
+                raise TypeError(f"{name}=None: give a value, or leave {name} out for its "
+                                f"default ({PARAMETER_INDEX[name].default!r})")
         return cls(**kwargs)
 
     def replace(self, **changes) -> "Scenario":

@@ -119,7 +119,7 @@ def plan(**params) -> Grid:
         message names the parameter (and the point's values for a bad combination).
     """
     check_names(params)
-    Scenario(**{k: v for k, v in params.items() if _listed(v) is None})
+    Scenario.from_kwargs(**{k: v for k, v in params.items() if _listed(v) is None})
     raw, dims, fixed = {}, {}, {}
     for name, value in params.items():
         values = _listed(value)
