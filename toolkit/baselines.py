@@ -308,10 +308,8 @@ def simgrid(sc: Scenario, *, max_rounds: int = 10_000) -> dict:
 
     Raises
     ------
-    TypeError
-        ``sc`` is not a :class:`toolkit.Scenario`.
-    ValueError
-        Its workload (``replay``, ``phases``) has no single dirty rate.
+    TypeError, ValueError
+        As :func:`geometric`.
 
     Examples
     --------

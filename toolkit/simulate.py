@@ -70,7 +70,6 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     p[L.P_HOT_PAGES] = sc.hot_pages if sc.workload in ("hotcold", "phases") else 0
     p[L.P_SEQ_START] = sc.write_range_start // PAGE_SIZE
     p[L.P_SEQ_PAGES] = max(1, sc.write_range // PAGE_SIZE)
-    p[L.P_ZERO_START] = sc.zero_start
     p[L.P_RATE_LIMIT_MAX] = sc.max_bandwidth // 10         # migration_rate_set
     p[L.P_DOWNTIME_LIMIT] = sc.downtime_limit
     p[L.P_AVAIL_BW_PER_MS] = sc.avail_switchover_bandwidth // 1000
@@ -82,7 +81,6 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     # preallocated, the destination holds every page: no first copies
     p[L.P_PS_FIRST_COPY] = p[L.P_PS_NORMAL] if sc.mem_prealloc else \
         max(normal, _ps(sc.dst_first_copy_time * 1e-9))
-    p[L.P_TRACK_DST] = int(p[L.P_PS_FIRST_COPY] != p[L.P_PS_NORMAL])
     p[L.P_PS_ZERO] = max(_ps(sc.zero_page_scan_time * 1e-9), wire_ps(ZERO_PAGE_WIRE, link))
     p[L.P_PS_ZERO_UNTOUCHED] = max(_ps(sc.untouched_page_scan_time * 1e-9),
                                    wire_ps(ZERO_PAGE_WIRE, link))
@@ -98,7 +96,8 @@ def kernel_inputs(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     has_written = (p[L.P_ZERO_WRITE_PPM] or sc.zero_allocated_end > sc.zero_start) and \
         not sc.mem_prealloc
     p[L.P_WRITTEN_OFF] = zero_words if has_written else -1
-    p[L.P_DST_OFF] = zero_words + (n_words if has_written else 0) if p[L.P_TRACK_DST] else -1
+    track = p[L.P_PS_FIRST_COPY] != p[L.P_PS_NORMAL]      # else a first copy is a re-send
+    p[L.P_DST_OFF] = zero_words + (n_words if has_written else 0) if track else -1
     p[L.P_SEQ_STRIDE] = sc.write_stride
     p[L.P_SEQ_CURSOR] = sc.write_cursor
     p[L.P_PS_SECTION] = wire_ps(SECTION_WIRE, link)

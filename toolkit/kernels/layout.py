@@ -11,7 +11,7 @@ P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential, 3 zipf, 4 replay, 
 P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM; 0 otherwise [pages]
 P_SEQ_START = 3         # sequential: first page of the written range [pages]
 P_SEQ_PAGES = 4         # sequential: pages in the written range [pages]
-P_ZERO_START = 5        # first page of the initially-zero region (top of RAM, multiple of 64) [pages]
+P_ZERO_WORD0 = 5        # first bitmap word the zero bits of ``content`` cover (n_words: none)
 P_RATE_LIMIT_MAX = 6    # max_bandwidth // 10, 0 = unlimited [B per 100 ms window]
 P_DOWNTIME_LIMIT = 7    # downtime-limit [ms]
 P_AVAIL_BW_PER_MS = 8   # avail_switchover_bandwidth // 1000, 0 = use the estimate [B/ms]
@@ -41,15 +41,14 @@ P_DIRTY_LIMIT = 31      # 1: capability dirty-limit
 P_DIRTY_QUOTA_PPM = 32  # dirty-limit: the guest's run fraction under its quota [ppm]
 P_PS_FIRST_COPY = 33    # one normal page the destination receives for the first time [ps]
 P_PS_ZERO_UNTOUCHED = 34  # one zero page of never-touched RAM (the shared zero page) [ps]
-P_ZERO_WORD0 = 35       # first bitmap word the page-content bitsets cover (n_words: none)
-P_ZERO_WRITE_PPM = 36   # share of the guest's writes that write zeros [ppm]
-P_PREALLOC = 37         # 1: -mem-prealloc: all RAM allocated on both sides from the start
-P_TRACK_DST = 38        # 1: first copies cost more than re-sends: track the destination's pages
-P_SEQ_STRIDE = 39       # sequential: pages the write cursor advances per write
-P_SEQ_CURSOR = 40       # sequential: offset in the range of the first write [pages]
-P_WRITTEN_OFF = 41      # where the written bits start in ``content``, -1 = none [words]
-P_DST_OFF = 42          # where the destination's bits start in ``content``, -1 = none [words]
-N_PARAMS = 43
+P_ZERO_WRITE_PPM = 35   # share of the guest's writes that write zeros [ppm]
+P_PREALLOC = 36         # 1: -mem-prealloc: all RAM allocated on both sides from the start
+P_SEQ_STRIDE = 37       # sequential: pages the write cursor advances per write
+P_SEQ_CURSOR = 38       # sequential: offset in the range of the first write [pages]
+P_WRITTEN_OFF = 39      # where the written bits start in ``content``, -1 = none [words]
+P_DST_OFF = 40          # where the destination's bits start in ``content``, -1 = none: first
+                        # copies cost no more than re-sends, nothing to track [words]
+N_PARAMS = 41
 
 # --- state: int64 array ``st`` (kernel-owned, read back as results) ---
 S_T = 0                 # simulated time since `migrate` [ps]

@@ -18,7 +18,7 @@ from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      P_PS_SYNC_PAGE, P_PS_VM_STOP, P_PS_ZERO,
                      P_RATE_LIMIT_MAX, S_CONVERGED, S_CURSOR,
                      P_PS_FIRST_COPY, P_PS_ZERO_UNTOUCHED, P_ZERO_WORD0, P_ZERO_WRITE_PPM,
-                     P_PREALLOC, P_TRACK_DST, P_WRITTEN_OFF, P_DST_OFF, S_FIRST_COPIES,
+                     P_PREALLOC, P_WRITTEN_OFF, P_DST_OFF, S_FIRST_COPIES,
                      S_UNTOUCHED,
                      S_DIRTY, S_DIRTY_BYTES_LAST_SYNC, S_DIRTY_RATE,
                      S_DOWNTIME_BYTES, S_DOWNTIME_START, S_EXPECTED_DOWNTIME,
@@ -223,7 +223,7 @@ def content_flags(p):
     word the zero bits cover, zero writes on, RAM preallocated, destination
     tracked, and where the written and destination bits start in ``content``."""
     return (p[P_ZERO_WORD0], p[P_ZERO_WRITE_PPM] != 0, p[P_PREALLOC] != 0,
-            p[P_TRACK_DST] != 0, p[P_WRITTEN_OFF], p[P_DST_OFF])
+            p[P_DST_OFF] >= 0, p[P_WRITTEN_OFF], p[P_DST_OFF])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -736,8 +736,9 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
         ``zero-page-detection`` none); from ``P_WRITTEN_OFF`` (-1: none; with
         zero writes or an allocated zero region, RAM not preallocated) the
         written bits, pages allocated (the allocated zero region to start with;
-        zero writes add every page written); from ``P_DST_OFF`` (-1: none; with
-        ``P_TRACK_DST``) the pages the destination holds, clear to start with.
+        zero writes add every page written); from ``P_DST_OFF`` (-1: none, when a
+        first copy costs no more than a re-send) the pages the destination
+        holds, clear to start with.
     src_version, dst_version : ndarray(int32)
         Check mode: per-page versions (zeros, and -1 for never received);
         empty otherwise.

@@ -284,13 +284,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.no_install:
         ensure_qemu()
+    t0 = time.monotonic()
     records = run_study(args.out, args.repeats, args.only)
-    print(f"{len(records)} runs in {args.out}")
+    print(f"{len(records)} runs in {args.out} ({time.monotonic() - t0:.0f} s for the runs "
+          "not recorded yet)")
     from ..store import save
     from .validate import validate
+    t0 = time.monotonic()
     table = validate(records)
     save(table, args.table)
-    print(f"wrote {args.table}")
+    print(f"wrote {args.table} ({time.monotonic() - t0:.0f} s for the table)")
     for k, v in table.attrs.items():
         if k.startswith("score_"):
             print(f"  {k[6:]:44s} {v:.3g}")
