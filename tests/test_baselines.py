@@ -8,7 +8,8 @@ import toolkit as tk
 from toolkit.analytic import geometric_precopy
 from toolkit.baselines import (RESULT_UNITS, geometric, precopy_bandwidth, simgrid,
                                working_set)
-from toolkit.scenario import IDEAL_HOST, PAGE_SIZE
+from toolkit.constants import PAGE_SIZE
+from toolkit.scenario import IDEAL_HOST
 
 GIB, MIB = 2**30, 2**20
 MODELS = [geometric, simgrid]

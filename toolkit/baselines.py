@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 
 from .analytic import geometric_precopy
-from .scenario import PAGE_SIZE, Scenario
+from .constants import PAGE_SIZE
+from .scenario import Scenario
 
 #: Keys of a baseline's result and their units (UDUNITS-style, "1" = dimensionless).
 RESULT_UNITS = {"converged": "1", "total_time": "ms", "downtime": "ms",

@@ -18,9 +18,9 @@ import math
 
 import numpy as np
 
+from .constants import GIB
 from .kernels import layout as L
 
-GIB = 2**30
 
 
 def _monitor_array(poll_ms, *, completion_ms=0, action="none", double_after_pause=False,

@@ -19,9 +19,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from . import hosts
+from .constants import PAGE_SIZE
 from .units import format_size, parse_duration, parse_rate, parse_size
+from .workloads import parse_phases, read_write_trace
 
-PAGE_SIZE = 4096                    # TARGET_PAGE_SIZE on x86 [B]
 SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-switchover-bandwidth
 MAX_MIGRATE_DOWNTIME = 2000 * 1000  # QEMU's bound for downtime-limit [ms]
 MAX_THROTTLE = 128 << 20            # QEMU's default max-bandwidth [B/s]
@@ -414,7 +415,6 @@ class Scenario:
         if self.workload == "replay":
             self._check_write_trace()
         if self.workload == "phases":
-            from .workloads import parse_phases
             parse_phases(self.phases)
         if self.dirty_limit and self.auto_converge:
             raise ValueError("dirty_limit=True conflicts with auto_converge=True: QEMU "
@@ -464,7 +464,6 @@ class Scenario:
         return self.ram_size // PAGE_SIZE
 
     def _check_write_trace(self):
-        from .workloads import read_write_trace
         if not self.write_trace:
             raise ValueError("workload='replay' needs write_trace: the path of a trace file")
         _, pages = read_write_trace(self.write_trace)

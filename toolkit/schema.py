@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .kernels import layout as L
-from .kernels.precopy import PS_PER_MS
+from .constants import PAGE_SIZE, PS_PER_MS
 from .scenario import PARAMETER_INDEX, PARAMETERS
 
 QEMU_MODEL = "10.0"
@@ -123,7 +123,7 @@ def scalar_results(states: np.ndarray) -> dict:
                              / PS_PER_MS, np.nan),
         "expected_downtime": st[..., L.S_EXPECTED_DOWNTIME].astype(float),
         "transferred": nbytes,
-        "remaining": st[..., L.S_DIRTY] * 4096,
+        "remaining": st[..., L.S_DIRTY] * PAGE_SIZE,
         "dirty_bytes_last_sync": st[..., L.S_DIRTY_BYTES_LAST_SYNC],
         "dirty_sync_count": st[..., L.S_SYNCS],
         "normal_pages": st[..., L.S_NORMAL],

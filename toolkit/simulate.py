@@ -12,13 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import policies
+from .constants import (GIB, NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_S, SECTION_WIRE,
+                        ZERO_PAGE_WIRE)
 from .kernels import layout as L
-from .kernels.precopy import (NORMAL_PAGE_WIRE, SECTION_WIRE, ZERO_PAGE_WIRE,
-                              migration_thread)
-from .scenario import PAGE_SIZE, QEMU_VERSIONS, Scenario
+from .kernels.precopy import migration_thread
+from .scenario import QEMU_VERSIONS, Scenario
 
-PS_PER_S = 10**12
-GIB = 2**30
 WORKLOAD_CODES = {"uniform": L.UNIFORM, "hotcold": L.HOTCOLD, "sequential": L.SEQUENTIAL,
                   "zipf": L.ZIPF, "replay": L.REPLAY, "phases": L.PHASES}
 #: migration_iteration_run's switchover rule by release: 8.2, 9.0-10.0, 10.1 and later

@@ -23,11 +23,11 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from . import plot
+from .constants import GIB, MIB
 from .scenario import PARAMETER_INDEX, WORKLOADS, _validate, check_names, resolve_avail
 from .simulate import simulate
 from .units import format_rate, format_size, parse_rate
 
-MIB, GIB = 2**20, 2**30
 DPI = 80                                   # PNG resolution of the figures [dots per inch]
 STYLE = {"description_width": "190px"}
 SLIDER_WIDTH = "480px"                     # a slider with its description

@@ -21,8 +21,8 @@ import os
 import numpy as np
 
 from .fitting import golden_section
-from .scenario import PAGE_SIZE
-from .units import parse_size
+from .constants import PAGE_SIZE
+from .units import parse_duration, parse_rate, parse_size
 
 
 def dirty_curve(t_s, working_set: float, rate: float) -> np.ndarray:
@@ -230,7 +230,6 @@ def parse_phases(text: str) -> list[tuple[str, float, float]]:
         An item that is not ``workload:rate:duration``, an unknown workload, a
         bad rate or a duration outside [1 us, 10^6 s]; the message names the item.
     """
-    from .units import parse_duration, parse_rate
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"phases={text!r}: expected 'workload:rate:duration, ...', e.g. "
                          "'uniform:100MiB/s:10s, hotcold:1GiB/s:2s'")

@@ -12,6 +12,7 @@ iterate call or one rate-limit sleep late).
 """
 from numba import njit
 
+from ..constants import PAGE_SIZE, PS_PER_MS
 from .layout import (POL_ACTION, POL_COMPLETION_MS, POL_DOUBLE, POL_INITIAL_DOWNTIME,
                      POL_LOWMARK, POL_N_STEPS, POL_NOVA_SWITCH, POL_POLL_MS, POL_PROGRESS_MS,
                      POL_START_ON_ITERATION, POL_STEPS, S_DIRTY, S_DOWNTIME_LIMIT,
@@ -19,7 +20,6 @@ from .layout import (POL_ACTION, POL_COMPLETION_MS, POL_DOUBLE, POL_INITIAL_DOWN
                      S_POL_PROGRESS_MS, S_POL_START_MS, S_POL_STEP, S_POLL_NEXT, S_POSTCOPY_REQUESTED,
                      S_SYNCS)
 
-PS_PER_MS = 1_000_000_000
 KEEP_GOING, ABORT, PAUSE, POSTCOPY = 0, 1, 2, 3
 
 
@@ -51,7 +51,7 @@ def monitor_poll(pol, st):
     """
     now_ms = st[S_POLL_NEXT] // PS_PER_MS
     st[S_POLL_NEXT] += pol[POL_POLL_MS] * PS_PER_MS
-    remaining = st[S_DIRTY] * 4096
+    remaining = st[S_DIRTY] * PAGE_SIZE
     paused = st[S_PAUSED_T] >= 0
     deadline = st[S_POL_DEADLINE_MS]
     if deadline > 0 and now_ms > deadline:

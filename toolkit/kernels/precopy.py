@@ -9,6 +9,7 @@ that time truncated to milliseconds.
 import numpy as np
 from numba import njit
 
+from ..constants import NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_MS, SECTION_WIRE, ZERO_PAGE_WIRE
 from .bitset import lowest_bit, popcount, set_range
 from .guest import guest_fault_pages, guest_run_time, guest_write_pages
 from .policy import ABORT, PAUSE, POSTCOPY, monitor_poll, monitor_start
@@ -39,15 +40,10 @@ from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      W_SYNCS, W_THRESHOLD, W_TIME, W_TIME_SPENT,
                      W_TRANSFERRED)
 
-TARGET_PAGE_SIZE = 4096      # [B]
-NORMAL_PAGE_WIRE = 4104      # 8 B page header + 4096 B data [B]
-ZERO_PAGE_WIRE = 9           # 8 B header (RAM_SAVE_FLAG_ZERO) + 1 fill byte [B]
-SECTION_WIRE = 18            # section header 5 B + footer 5 B + RAM_SAVE_FLAG_EOS 8 B [B]
 BUFFER_DELAY = 100           # window of the rate limit and the estimate [ms]
 MAX_WAIT = 50                # cap on one ram_save_iterate call [ms]
 FLUSH_PAGES = 32             # normal pages per QEMUFile flush: 64 iovecs, header + data each
 DIRTY_SYNC_TIMESLICE_MS = 5000  # CPU_THROTTLE_DIRTY_SYNC_TIMESLICE_MS (auto-converge, 9.2+)
-PS_PER_MS = 1_000_000_000
 INT64_MAX = 2**63 - 1
 INT64_LIMIT = 9.223372036854775808e18   # 2^63 as a float: products at or above it saturate
 
@@ -121,7 +117,7 @@ def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_v
     st[S_SYNC_WRITES_1] = st[S_WRITES_1]
     st[S_DIRTY] += new
     st[S_PERIOD_PAGES] += new
-    st[S_DIRTY_BYTES_LAST_SYNC] = st[S_DIRTY] * TARGET_PAGE_SIZE
+    st[S_DIRTY_BYTES_LAST_SYNC] = st[S_DIRTY] * PAGE_SIZE
     st[S_T] += p[P_PS_SYNC_BASE] + logged * p[P_PS_SYNC_PAGE]
     end_ms = st[S_T] // PS_PER_MS
     if end_ms > st[S_LAST_SYNC_MS] + 1000:
@@ -139,7 +135,7 @@ def migration_trigger_throttle(p, st):
     period (the count is not reset by low ones) throttles the guest down, with
     auto-converge on."""
     xfer = migration_transferred_bytes(st) - st[S_XFER_PREV]
-    dirty = st[S_PERIOD_PAGES] * TARGET_PAGE_SIZE
+    dirty = st[S_PERIOD_PAGES] * PAGE_SIZE
     threshold = xfer * p[P_THROTTLE_TRIGGER] // 100
     if dirty > threshold:
         st[S_HIGH_CNT] += 1
@@ -529,7 +525,7 @@ def migration_update_counters(p, st, trace):
         trace[row, W_BYTES] = transferred
         trace[row, W_BANDWIDTH] = bandwidth
         trace[row, W_THRESHOLD] = st[S_THRESHOLD]
-        trace[row, W_PENDING] = st[S_DIRTY] * TARGET_PAGE_SIZE
+        trace[row, W_PENDING] = st[S_DIRTY] * PAGE_SIZE
         trace[row, W_TRANSFERRED] = st[S_TRANSFERRED]
         trace[row, W_SYNCS] = st[S_SYNCS]
         trace[row, W_EXPECTED_DOWNTIME] = st[S_EXPECTED_DOWNTIME]
@@ -660,7 +656,7 @@ def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, content,
     bool
         True once the migration has completed.
     """
-    pending = st[S_DIRTY] * TARGET_PAGE_SIZE
+    pending = st[S_DIRTY] * PAGE_SIZE
     rule = p[P_QEMU_RULE]
     threshold = st[S_THRESHOLD]
     # with postcopy-ram RAM can go after the switch: none of it is must-precopy
@@ -668,7 +664,7 @@ def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, content,
     if exact_sync_wanted(rule, pending, must_precopy, threshold):
         migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content,
                               src_version)
-        pending = st[S_DIRTY] * TARGET_PAGE_SIZE
+        pending = st[S_DIRTY] * PAGE_SIZE
         must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
     if p[P_POSTCOPY_START_SYNC] > 0 and st[S_SYNCS] >= p[P_POSTCOPY_START_SYNC]:
         st[S_POSTCOPY_REQUESTED] = 1           # management calls migrate-start-postcopy

@@ -6,7 +6,7 @@ values. Two ways to get one:
 
 * :func:`load_run` ``(dir)``: a run of the validation study
   (:mod:`toolkit.qemu.study`: ``result.json`` + ``samples.jsonl`` +
-  ``src-trace.log``); its Scenario comes from :func:`toolkit.qemu.study.scenario_for`.
+  ``src-trace.log``); its Scenario comes from :func:`scenario_for`.
   A harness output directory without ``result.json`` needs ``scenario=``.
 * :func:`user_run` ``(trace=, samples=, scenario=)``: any migration: QEMU's
   trace file (the events of :data:`toolkit.qemu.harness.TRACE_EVENTS`, ``log``
@@ -96,18 +96,14 @@ import numpy as np
 import xarray as xr
 
 from ..fitting import golden_section
-from ..kernels.precopy import NORMAL_PAGE_WIRE, ZERO_PAGE_WIRE
+from ..hosts import HOST_PARAMETERS
+from ..constants import NORMAL_PAGE_WIRE, PAGE_SIZE, ZERO_PAGE_WIRE
 from ..scenario import PARAMETER_INDEX, Scenario
 from ..schema import scalar_results
 from ..simulate import run_kernel
 from .readers import read_replies, read_samples, read_trace
+from .records import DEFAULT_OUT, record_dirs, record_scenario
 
-PAGE = 4096
-#: The Scenario's host parameters: the link and what the migration's work costs.
-HOST_PARAMETERS = ("link_bandwidth", "page_send_time", "zero_page_scan_time",
-                   "untouched_page_scan_time", "dst_first_copy_time", "dst_copy_time",
-                   "sync_time_fixed", "sync_time_per_gib", "sync_time_per_dirty_page",
-                   "setup_overhead", "vm_stop_time", "device_state_size")
 MEASURED = ("dirty_rate_efficiency", "setup_overhead", "sync_time_fixed", "vm_stop_time",
             "device_state_size")
 
@@ -361,8 +357,6 @@ class RealRun(Mapping):
             replies = [s["query-migrate"] for s in read_samples(d / "samples.jsonl")]
             last = _last_reply(replies, record["completed"])
             remaining = _num(last.get("ram", {}).get("remaining"))
-        if builder is None:
-            from .study import scenario_for as builder
         return cls(
             id=str(record.get("run", d.name if d else "run")),
             group=str(record.get("scenario", record.get("run", ""))),
@@ -377,7 +371,7 @@ class RealRun(Mapping):
             time_limit=record.get("time_limit"),
             guest_rate=record.get("migration_write_rate") or None,
             pace=record.get("rate") or None, trace=trace, record=dict(record),
-            builder=builder, source=str(d) if d else "")
+            builder=builder or scenario_for, source=str(d) if d else "")
 
 
 def _last_reply(replies: list[dict], completed: bool) -> dict:
@@ -401,7 +395,7 @@ def load_run(run_dir: str | Path, scenario=None) -> RealRun:
     scenario : Scenario, dict or callable, optional
         The run's Scenario (or its keyword arguments, or a builder ``(run,
         values) -> Scenario``); needed without ``result.json``; for a study run
-        it replaces :func:`toolkit.qemu.study.scenario_for`.
+        it replaces :func:`scenario_for`.
     """
     run_dir = Path(run_dir)
     if (run_dir / "result.json").exists():
@@ -591,7 +585,7 @@ def scenario_with_host(scenario: Scenario, values: Mapping,
     and, when given, the guest's ``dirty_rate`` [pages/s]."""
     changes = host_values(values)
     if dirty_rate is not None:
-        changes["dirty_rate"] = dirty_rate * PAGE
+        changes["dirty_rate"] = dirty_rate * PAGE_SIZE
     return scenario.replace(**changes)
 
 
@@ -603,9 +597,29 @@ def _with_time_limit(run: RealRun, sc: Scenario) -> Scenario:
 
 
 def scenario_for(record, values: dict, dirty_rate: float | None = None) -> Scenario:
-    """The Scenario of a study run: :func:`toolkit.qemu.study.scenario_for`."""
-    from .study import scenario_for as study_scenario_for
-    return study_scenario_for(record, values, dirty_rate=dirty_rate)
+    """The Scenario of a study run, with the host inputs ``values``
+    (:func:`toolkit.qemu.records.record_scenario` says how the run maps).
+
+    Parameters
+    ----------
+    record : dict or RealRun
+        The run's settings (a ``result.json``, a scenario of the study plus
+        ``time_limit``, or a loaded run).
+    values : dict
+        Host inputs (:attr:`Calibration.values`; missing ones take
+        :func:`host_values`' defaults).
+    dirty_rate : float, optional
+        The guest's write rate [pages/s]; default: the run's measured rate
+        during the migration, else its pace times ``dirty_rate_efficiency``
+        (:func:`dirty_rate_of`).
+    """
+    rate = dirty_rate if dirty_rate is not None else dirty_rate_of(record, values)
+    return record_scenario(getattr(record, "record", record), host_values(values), rate)
+
+
+def load_records(out: str | Path = DEFAULT_OUT) -> list[RealRun]:
+    """Every finished run of a study directory, in run-id order (:func:`load_run`)."""
+    return [load_run(d) for d in record_dirs(out)]
 
 
 # ------------------------------------------------------------------ the fit

@@ -100,9 +100,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..constants import PAGE_SIZE
+
 SOURCE = Path(__file__).parent / "guest" / "dirtier.asm"
-PAGE_SIZE = 4096
-"""Guest page size [B]."""
 TICK_HZ = 1193182 / 1193
 """The guest's PIT tick rate [Hz]: the 8254 input clock over the divisor in dirtier.asm."""
 STATS_ADDRESS = 0x500

@@ -31,12 +31,15 @@ import sys
 import time
 from pathlib import Path
 
-from ..scenario import PAGE_SIZE, PARAMETER_INDEX, QEMU_VERSIONS, Scenario
+from ..hosts import HOST_PARAMETERS
+from ..store import save
 from . import grid, harness
-from .calibrate import dirty_rate_of, host_values, load_run
+from .calibrate import load_records, scenario_for
+from .records import DEFAULT_OUT, GUEST_DEFAULTS, ROOT
+from .validate import validate
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_OUT = ROOT / "datasets" / "qemu-validation"
+__all__ = ["DEFAULT_OUT", "GUEST_DEFAULTS", "load_records", "main", "result_record", "run_id",
+           "run_study", "scenario_for", "scenarios"]
 DEFAULT_TABLE = ROOT / "datasets" / "qemu-validation.nc"
 REPEATS = 3
 TIME_LIMIT = grid.BASE["time_limit"]   # [s] after `migrate`, unless a scenario sets its own
@@ -50,13 +53,6 @@ def scenarios() -> list[dict]:
 
 def run_id(scenario: dict, repeat: int) -> str:
     return f"{scenario['id']}-{repeat}"
-
-
-#: Guest settings of a record added with the extended test guest, and their values
-#: for the records written before it (a filled range, data writes only, stride 1,
-#: no -mem-prealloc, no auto-converge, the cursor unknown).
-GUEST_DEFAULTS = {"zero_every": 0, "fill": True, "stride": 1, "prealloc": False,
-                  "auto_converge": False, "cursor_at_migrate": None, "writes_at_migrate": None}
 
 
 def result_record(scenario: dict, repeat: int, res: harness.MigrationResult) -> dict:
@@ -89,120 +85,6 @@ def result_record(scenario: dict, repeat: int, res: harness.MigrationResult) -> 
         "warmup_write_rate": res.warmup_write_rate,
         "migration_write_rate": res.migration_write_rate,
     }
-
-
-def _release(version) -> str:
-    """The model's ``qemu_version`` for a QEMU release (``"10.0.2"``): the newest
-    rule set not after it (8.2 for older ones)."""
-    try:
-        major, minor = (int(x) for x in str(version).split(".")[:2])
-    except (TypeError, ValueError):
-        return Scenario().qemu_version
-    older = [v for v in QEMU_VERSIONS if tuple(map(int, v.split("."))) <= (major, minor)]
-    return older[-1] if older else QEMU_VERSIONS[0]
-
-
-def scenario_for(record, values: dict, dirty_rate: float | None = None) -> Scenario:
-    """The Scenario of a study run, with the host inputs ``values``.
-
-    The guest: ``ram_mib`` MiB of RAM, a ``sequential`` workload over
-    ``[start_page, start_page + pages)`` with ``write_stride = stride`` and the
-    cursor where the guest's stood (``write_cursor = (cursor_at_migrate +
-    stride) % pages``, 0 when unknown); ``zero_write_share = 1 / zero_every``
-    (0 without zero writes); the pages below ``start_page + pages`` hold data
-    (below ``start_page`` when the range was not filled, or when the guest
-    writes zeros and has swept the whole range: then the range holds allocated
-    zero pages), the rest is zero (never touched unless ``prealloc``);
-    ``mem_prealloc = prealloc``; the extra QMP ``parameters`` of the run
-    (auto-converge's ``cpu-throttle-initial`` and the like) by their names. The
-    migration: ``max_bandwidth``, ``downtime_limit``,
-    ``avail_switchover_bandwidth``, ``auto_converge``, ``max_time =
-    time_limit`` and the QEMU release. Records written before these settings
-    existed take :data:`GUEST_DEFAULTS`. **Simplification**: the guest's
-    ``random`` pattern (a permutation sweep) is modelled as sequential.
-
-    Parameters
-    ----------
-    record : dict or toolkit.qemu.calibrate.RealRun
-        The run's settings (a ``result.json``, a scenario of the study plus
-        ``time_limit``, or a loaded run).
-    values : dict
-        Host inputs (:attr:`toolkit.qemu.calibrate.Calibration.values`; missing
-        ones take :func:`toolkit.qemu.calibrate.host_values`' defaults).
-    dirty_rate : float, optional
-        The guest's write rate [pages/s]; default: the run's measured rate
-        during the migration, else its pace times ``dirty_rate_efficiency``
-        (:func:`toolkit.qemu.calibrate.dirty_rate_of`).
-
-    Raises
-    ------
-    ValueError
-        The zero region would not start on a 64-page boundary (the model's
-        bitmap words), or the run gives no write rate.
-    """
-    run = record
-    record = getattr(record, "record", record)
-
-    def setting(key):
-        value = record.get(key)
-        return GUEST_DEFAULTS[key] if value is None else value
-
-    pages, start = int(record["pages"]), int(record["start_page"])
-    ram = int(record["ram_mib"]) << 20
-    n_pages = ram // PAGE_SIZE
-    stride = int(setting("stride"))
-    zero_every = int(setting("zero_every"))
-    cursor = setting("cursor_at_migrate")
-    fill = bool(setting("fill"))
-    writes = setting("writes_at_migrate")
-    swept = writes is not None and int(writes) - (pages if fill else 0) >= pages
-    if zero_every > 1 or (zero_every == 1 and not swept) or \
-            (zero_every == 0 and not fill and not swept and writes is not None):
-        raise ValueError(
-            f"run {record.get('run', '?')}: at migrate the guest's range is partly data and "
-            f"partly zero (zero_every={zero_every}, fill={fill}, writes {writes} for "
-            f"{pages} pages): the model's initial content is a data region below a zero "
-            "region; let the warm-up cover a whole sweep")
-    # the range holds data, or (zero writes, a whole sweep done) allocated zero pages
-    zero_start = start if zero_every == 1 or not (fill or swept) else start + pages
-    allocated = pages if zero_every == 1 else 0
-    if zero_start % 64:
-        raise ValueError(
-            f"run {record.get('run', '?')}: the zero region would start at page {zero_start} "
-            f"(start_page {start}{' + pages ' + str(pages) if setting('fill') else ''}), not a "
-            "multiple of 64: the model's initially-zero region starts on a 64-page bitmap word")
-    rate = dirty_rate if dirty_rate is not None else dirty_rate_of(run, values)
-    if rate is None:
-        raise ValueError(f"run {record.get('run', '?')}: no write rate (no pace and no "
-                         "migration_write_rate); give dirty_rate=")
-    return Scenario(
-        ram_size=ram, workload="sequential", write_range=pages * PAGE_SIZE,
-        write_range_start=start * PAGE_SIZE, dirty_rate=rate * PAGE_SIZE,
-        write_stride=stride,
-        write_cursor=(int(cursor) + stride) % pages if cursor is not None else 0,
-        zero_fraction=(n_pages - zero_start) / n_pages,
-        zero_allocated_fraction=allocated / n_pages,
-        zero_write_share=1.0 / zero_every if zero_every else 0.0,
-        mem_prealloc=bool(setting("prealloc")),
-        max_bandwidth=record["max_bandwidth"], downtime_limit=record["downtime_limit"],
-        avail_switchover_bandwidth=record["avail_switchover_bandwidth"],
-        auto_converge=bool(setting("auto_converge")),
-        **qmp_parameters(record.get("parameters")),
-        qemu_version=_release(record.get("qemu_version")),
-        max_time=record["time_limit"], **host_values(values))
-
-
-def qmp_parameters(parameters: dict | None) -> dict:
-    """The Scenario parameters among a run's extra ``migrate-set-parameters``
-    (QMP names such as ``cpu-throttle-initial``); refuse any the model lacks."""
-    out = {}
-    for qmp, value in (parameters or {}).items():
-        name = qmp.replace("-", "_")
-        if name not in PARAMETER_INDEX or PARAMETER_INDEX[name].qemu != qmp:
-            raise ValueError(f"migrate-set-parameters {qmp!r}: the model has no such "
-                             "parameter")
-        out[name] = value
-    return out
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -258,12 +140,6 @@ def run_study(out: str | os.PathLike = DEFAULT_OUT, repeats: int = REPEATS,
     return load_records(out)
 
 
-def load_records(out: str | os.PathLike = DEFAULT_OUT) -> list[dict]:
-    """The records of every finished run of a study directory, in run-id order
-    (:func:`toolkit.qemu.calibrate.load_run`: with their directories)."""
-    return [load_run(p.parent) for p in sorted((Path(out) / "runs").glob("*/result.json"))]
-
-
 def ensure_qemu() -> None:
     """Install QEMU (and nasm) with ``.ci/install-qemu`` when they are missing."""
     version = harness.qemu_version()
@@ -288,8 +164,6 @@ def main(argv=None) -> int:
     records = run_study(args.out, args.repeats, args.only)
     print(f"{len(records)} runs in {args.out} ({time.monotonic() - t0:.0f} s for the runs "
           "not recorded yet)")
-    from ..store import save
-    from .validate import validate
     t0 = time.monotonic()
     table = validate(records)
     save(table, args.table)
@@ -305,7 +179,6 @@ def main(argv=None) -> int:
 def profile_block(table) -> str:
     """The ``TCG_LOOPBACK`` block of :mod:`toolkit.hosts` for a validation table's
     calibration (NaN error: not identified or not fitted)."""
-    from ..hosts import HOST_PARAMETERS
     values = dict(zip(table.input.values, table.calibrated_value.values))
     errors = dict(zip(table.input.values, table.calibrated_error.values))
     lines = []

@@ -22,8 +22,8 @@ import xarray as xr
 
 from .. import __version__, baselines
 from ..simulate import simulate
-from .calibrate import UNITS, calibrate, predicted_scenario
-from .study import DEFAULT_OUT, load_records
+from .calibrate import UNITS, calibrate, load_records, predicted_scenario
+from .records import DEFAULT_OUT
 
 #: Compared quantities: name -> (units, long name).
 COMPARED = {
