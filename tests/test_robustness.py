@@ -244,3 +244,175 @@ def test_none_is_not_a_silent_default():
         tk.simulate(ram_size=None)
     with pytest.raises(TypeError, match=r"dirty_rate=None: give a value"):
         tk.sweep(ram_size=["1MiB", "2MiB"], dirty_rate=None)
+
+
+# ---------------------------------------------------------------- memory and lazy plans
+# (issue 11, items 6 and 10): a run or sweep that would not fit in memory is refused
+# before any work; plan() makes no Scenario per point, refuses a bad combination at
+# once, and keeps the checkpoint fingerprint of existing grids.
+
+GIB = 2**30
+
+
+@pytest.fixture
+def eight_gib(monkeypatch):
+    """A machine with 8 GiB available, whatever this one has."""
+    monkeypatch.setattr(sys.modules["toolkit.simulate"], "available_memory", lambda: 8 * GIB)
+
+
+def test_a_16_tib_guest_with_check_is_refused_before_the_kernel(eight_gib, monkeypatch):
+    module = sys.modules["toolkit.simulate"]
+    monkeypatch.setattr(module, "run_kernel", lambda sc: pytest.fail("the kernel ran"))
+    with pytest.raises(ValueError, match=r"ram_size=16 TiB with check=True needs about 33\.0 "
+                                         r"GiB of memory, more than the 8\.0 GiB available"):
+        tk.simulate(ram_size="16TiB", check=True)
+
+
+def test_the_memory_estimate_is_what_run_kernel_allocates(monkeypatch):
+    module = sys.modules["toolkit.simulate"]
+    seen = {}
+    monkeypatch.setattr(module, "migration_thread",
+                        lambda *args: seen.update(arrays=args[4:9]))
+    sc = Scenario(ram_size="64MiB", zero_fraction=0.5, zero_allocated_fraction=0.25,
+                  dst_first_copy_time=2000, check=True)
+    run_kernel(sc)
+    p, _ = module.kernel_inputs(sc)
+    want = module.kernel_arrays(sc, p)
+    assert [(a.size, a.dtype) for a in seen["arrays"]] == \
+        [(n, np.dtype(dtype)) for n, dtype in want.values()]
+    assert want["content"][0] > 256 and want["version"][0] == 16384   # 256 words a bitset
+    assert module.available_memory() > 0
+
+
+def test_a_sweep_that_would_not_fit_is_refused_before_any_chunk(eight_gib, monkeypatch):
+    module = sys.modules["toolkit.sweep"]
+    monkeypatch.setattr(module, "run_chunk", lambda *a: pytest.fail("a chunk ran"))
+    with pytest.raises(ValueError, match=r"the sweep \(2 workers at once on runs of up to "
+                                         r"8\.2\d GiB: ram_size=4 TiB, check=True; .*more than "
+                                         r"the 8\.0 GiB available"):
+        tk.sweep(ram_size=["1MiB", "4TiB"], check=[False, True], workers=2)
+
+
+def test_the_cli_refuses_a_sweep_that_would_not_fit_and_leaves_nothing(eight_gib, tmp_path,
+                                                                        capsys):
+    out = tmp_path / "o.nc"
+    assert _cli("sweep", "--out", str(out), "--set", "ram_size=4TiB", "--set", "check=true",
+                "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert "GiB of memory, more than the 8.0 GiB available" in err and "ram_size=4 TiB" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_prints_the_points_and_a_time_estimate_first(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('[fixed]\nram_size = "4MiB"\nmax_time = "2s"\n'
+                      '[grid]\ndirty_rate = ["1MiB/s", "2MiB/s", "3MiB/s"]\n')
+    assert _cli("sweep", "--config", str(config), "--out", str(tmp_path / "o.nc"),
+                "--chunk-size", "2", "--workers", "1", "--no-progress") == 0
+    assert "sweep: 3 points in 2 chunks of 2 on 1 workers: about " in capsys.readouterr().err
+
+
+def test_plan_makes_no_scenario_per_point(monkeypatch):
+    module = sys.modules["toolkit.sweep"]
+    made = []
+
+    class Counted(Scenario):
+        def __post_init__(self):
+            made.append(1)
+            super().__post_init__()
+
+    monkeypatch.setattr(module, "Scenario", Counted)
+    grid = module.plan(ram_size="1GiB", dirty_rate=list(range(1, 1001)),
+                       downtime_limit=list(range(1000)),
+                       avail_switchover_bandwidth=["estimate", "link"])
+    assert grid.size == 2_000_000 and len(made) <= 10
+    assert grid.scenario(1_999_999).to_dict() == Scenario(
+        ram_size="1GiB", dirty_rate=1000, downtime_limit=999,
+        avail_switchover_bandwidth="link").to_dict()
+
+
+def test_a_grid_above_max_points_is_refused_with_its_size():
+    from toolkit.sweep import MAX_POINTS
+    with pytest.raises(ValueError, match=r"100,000,000 points \(10000 dirty_rate x 10000 "
+                                         r"downtime_limit\), more than MAX_POINTS = 10,000,000"):
+        tk.sweep(dirty_rate=list(range(10_000)), downtime_limit=list(range(10_000)))
+    assert MAX_POINTS == 10**7
+
+
+@pytest.mark.parametrize("grid", [
+    dict(workload="sequential", write_range_start=[0, "1MiB", "3GiB"],
+         write_range=["4KiB", "1GiB"], ram_size=["1GiB", "4GiB", "8GiB"]),
+    dict(workload="sequential", write_range_start=[0, "1MiB"], write_range=["4KiB", "1GiB"],
+         ram_size=["2GiB", "4GiB"]),
+    dict(workload="sequential", write_cursor=[0, 10, 300], write_range=["4KiB", "1MiB", "2MiB"]),
+    dict(workload="sequential", write_cursor=[0, 10], write_range=["1MiB", "2MiB"]),
+    dict(zero_allocated_fraction=[0, 0.3, 0.6], zero_fraction=[0.2, 0.5, 1.0]),
+    dict(zero_allocated_fraction=[0, 0.3], zero_fraction=[0.3, 0.5, 1.0]),
+    dict(max_cpu_throttle=[20, 50, 99], cpu_throttle_initial=[10, 30, 60]),
+    dict(workload=["uniform", "hotcold"], hot_fraction=[1e-6, 0.5, 0.99999],
+         ram_size=["1MiB", "64MiB", "4GiB"]),
+    dict(workload="hotcold", hot_fraction=[0.01, 0.5, 0.9], ram_size=["1MiB", "4GiB"]),
+    dict(qemu_version=["8.2", "10.0"], zero_page_detection=["none", "legacy"]),
+    dict(postcopy_start_sync=[0, 3], postcopy_ram=[False, True]),
+    dict(host=["none", "kvm-25g"], avail_switchover_bandwidth=["link", "1e10x link"]),
+])
+def test_plan_refuses_a_grid_exactly_when_one_of_its_points_is_bad(grid):
+    import itertools
+    from toolkit.sweep import plan
+    swept = {k: v for k, v in grid.items() if isinstance(v, list)}
+    fixed = {k: v for k, v in grid.items() if k not in swept}
+    bad = []
+    for combo in itertools.product(*swept.values()):
+        try:
+            Scenario(**fixed, **dict(zip(swept, combo)))
+        except ValueError:
+            bad.append(combo)
+    if bad:
+        with pytest.raises(ValueError, match=r"at sweep point"):
+            plan(**grid)
+    else:
+        grid = plan(**grid)
+        assert [grid.scenario(i) for i in range(grid.size)] == \
+            [Scenario(**fixed, **dict(zip(swept, c))) for c in itertools.product(*swept.values())]
+
+
+def _old_fingerprint(grid, traces):
+    """The fingerprint as plan() computed it from every Scenario, before plans were lazy."""
+    import hashlib
+    import itertools
+    swept = {k: v for k, v in grid.items() if isinstance(v, (list, range))}
+    fixed = {k: v for k, v in grid.items() if k not in swept}
+    scenarios = [Scenario(**fixed, **dict(zip(swept, c)))
+                 for c in itertools.product(*swept.values())]
+    key = (tk.__version__, traces, [sc.to_dict() for sc in scenarios])
+    files = sorted({sc.write_trace for sc in scenarios if sc.workload == "replay"})
+    if files:
+        key += (tuple(hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files),)
+    return hashlib.sha256(repr(key).encode()).hexdigest()
+
+
+def test_fingerprints_of_existing_grids_are_unchanged(tmp_path, monkeypatch):
+    from toolkit.sweep import plan
+    monkeypatch.setattr(tk, "__version__", "pinned")
+    test_sweep_grid = dict(
+        ram_size="256MiB", workload="hotcold", max_time=8.0,
+        dirty_rate=["20MiB/s", "300MiB/s", "1GiB/s"], downtime_limit=[30, 300],
+        link_bandwidth=["1Gbit/s", "10Gbit/s"],
+        avail_switchover_bandwidth=["estimate", "0.5x link", "4x link"], seed=range(2))
+    coupled = dict(host=["none", "kvm-25g", "tcg-loopback"], ram_size=["64MiB", 2**30 + 5],
+                   avail_switchover_bandwidth=["link", "2x link"],
+                   zipf_exponent=[0.5, 1.2345678], workload="zipf", check=[False, True])
+    # computed by the eager plan() of commit 5d9b9b3
+    assert plan(**test_sweep_grid).fingerprint(False) == \
+        "af96325107431b855b4d7243e3a63fd35c79d2577b54f56f46ae5c08687b4c4b"
+    assert plan(**coupled).fingerprint(True) == \
+        "ce84b3d719291022673d2aa92f7dfdc9cea500245c195d1a23a73873f078707d"
+    paths = []
+    for i in range(2):
+        paths.append(str(tmp_path / f"t{i}.txt"))
+        tk.workloads.write_write_trace(paths[-1], [0, 10], [1, 2 + i])
+    replay = dict(ram_size="1MiB", workload=["replay", "uniform"], write_trace=paths,
+                  dirty_rate=[1, 2], link_bandwidth=["1Gbit/s", "2Gbit/s"],
+                  avail_switchover_bandwidth="link")
+    for grid in (test_sweep_grid, coupled, replay):
+        assert plan(**grid).fingerprint(False) == _old_fingerprint(grid, False)

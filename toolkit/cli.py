@@ -152,15 +152,31 @@ class _exclusive:
         return False
 
 
+def _duration(seconds: float) -> str:
+    """'40 ms', '12 s', '3.5 min', '2.1 h' or '4.0 days'."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def _sweep_to(out, config, params, options, traces, grid, args) -> int:
     from .rescue import AVAIL, class_counts, rescue
     from .store import ChunkStore, save
     from .sweep import sweep
 
-    from .sweep import _whole
+    from .sweep import _whole, check_sweep_memory, estimate_time
     for name in ("workers", "chunk_size"):      # before the checkpoint directory exists
         if getattr(args, name) is not None:
             _whole(getattr(args, name), f"--{name.replace('_', '-')}")
+    workers = args.workers or os.cpu_count() or 1
+    check_sweep_memory(grid, workers)
+    sample, total = estimate_time(grid, workers, args.chunk_size)
+    print(f"sweep: {grid.size:,} points in {-(-grid.size // args.chunk_size):,} chunks of "
+          f"{args.chunk_size} on {workers} workers: about {_duration(total)} (one sample run "
+          f"took {_duration(sample)})", file=sys.stderr)
     partial = out.with_name(out.name + ".partial")
     if partial.exists() and not args.resume:
         raise UsageError(f"{partial} holds an interrupted run of a sweep: rerun with --resume "
@@ -171,7 +187,7 @@ def _sweep_to(out, config, params, options, traces, grid, args) -> int:
         print(f"resuming: {resumed} chunks already done in {partial}", file=sys.stderr)
     ds = sweep(**params, traces=traces, workers=args.workers, chunk_size=args.chunk_size,
                scheduler=args.scheduler, progress=_progress(args), checkpoint=store)
-    n_chunks = -(-len(grid.scenarios) // args.chunk_size)
+    n_chunks = -(-grid.size // args.chunk_size)
     if options.get("title"):
         ds.attrs["title"] = options["title"]
     ds.attrs["config"] = config.name

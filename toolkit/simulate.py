@@ -7,6 +7,7 @@ numbers to :func:`toolkit.schema.build_dataset`.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from .constants import (GIB, NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_S, SECTION_WIRE
 from .kernels import layout as L
 from .kernels.precopy import migration_thread
 from .scenario import QEMU_VERSIONS, Scenario
+from .units import format_size
 
 WORKLOAD_CODES = {"uniform": L.UNIFORM, "hotcold": L.HOTCOLD, "sequential": L.SEQUENTIAL,
                   "zipf": L.ZIPF, "replay": L.REPLAY, "phases": L.PHASES}
@@ -157,9 +159,7 @@ def page_content(p: np.ndarray, sc: Scenario) -> np.ndarray:
     n_words = (sc.n_pages + 63) // 64
     zw0 = int(p[L.P_ZERO_WORD0])
     zero_words = n_words - zw0
-    size = zero_words + (n_words if p[L.P_WRITTEN_OFF] >= 0 else 0) + \
-        (n_words if p[L.P_DST_OFF] >= 0 else 0)
-    content = np.zeros(size, np.uint64)
+    content = np.zeros(*kernel_arrays(sc, p)["content"])
     if sc.zero_start < sc.n_pages:
         content[max(0, sc.zero_start // 64 - zw0):zero_words] = ~np.uint64(0)
     if p[L.P_WRITTEN_OFF] >= 0:
@@ -172,19 +172,94 @@ def page_content(p: np.ndarray, sc: Scenario) -> np.ndarray:
 def run_kernel(sc: Scenario) -> RawRun:
     """Allocate the bitsets, run the migration thread once, return its raw output."""
     p, streams = kernel_inputs(sc)
-    n = sc.n_pages
-    n_words = (n + 63) // 64
-    versions = n if sc.check else 0
+    arrays = kernel_arrays(sc, p)
     st = np.zeros(L.N_STATE, dtype=np.int64)
     rng = np.array(sc.stream_seeds, dtype=np.uint64)
     max_windows = int(sc.max_time * 1000) // 100 + 4   # windows last >= 100 ms
     trace = np.full((max_windows, L.N_TRACE), np.nan)
     migration_thread(p, streams, st, rng,
-                     np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
-                     page_content(p, sc),
-                     np.zeros(versions, np.int32), np.full(versions, -1, np.int32),
+                     np.zeros(*arrays["dirty_log"]), np.zeros(*arrays["bitmap"]),
+                     page_content(p, sc), np.zeros(*arrays["version"]),
+                     np.full(arrays["dst_version"][0], -1, arrays["dst_version"][1]),
                      policies.kernel_array(sc.policy_object, sc.ram_size), trace)
     return RawRun(state=st, trace=trace[: st[L.S_N_WINDOWS]].copy())
+
+
+# ---------------------------------------------------------------- memory
+
+#: Trace windows counted for a run: the trace buffer starts this small and grows with the run.
+TRACE_WINDOWS_COUNTED = 1024
+
+
+def kernel_arrays(sc: Scenario, p: np.ndarray) -> dict:
+    """Length and dtype of each per-page array the kernel is given for ``sc``.
+
+    ``dirty_log`` and ``bitmap`` hold a bit per page in uint64 words;
+    ``content`` up to three such bitsets (laid out by ``P_ZERO_WORD0``,
+    ``P_WRITTEN_OFF`` and ``P_DST_OFF`` of ``p``, see :func:`page_content`);
+    ``version`` and ``dst_version`` an int32 per page with ``check``, else none.
+    """
+    n_words = (sc.n_pages + 63) // 64
+    content = n_words - int(p[L.P_ZERO_WORD0]) + \
+        (n_words if p[L.P_WRITTEN_OFF] >= 0 else 0) + (n_words if p[L.P_DST_OFF] >= 0 else 0)
+    versions = sc.n_pages if sc.check else 0
+    return {"dirty_log": (n_words, np.uint64), "bitmap": (n_words, np.uint64),
+            "content": (content, np.uint64), "version": (versions, np.int32),
+            "dst_version": (versions, np.int32)}
+
+
+def run_memory(sc: Scenario) -> int:
+    """Memory one run of ``sc`` takes: :func:`kernel_arrays`, the write streams
+    (a replayed trace's writes) and the first trace windows. [B]"""
+    p, streams = kernel_inputs(sc)
+    pages = sum(n * np.dtype(dtype).itemsize for n, dtype in kernel_arrays(sc, p).values())
+    return pages + streams.nbytes + TRACE_WINDOWS_COUNTED * L.N_TRACE * np.float64().itemsize
+
+
+def available_memory() -> int | None:
+    """Memory the system can give now [B]: ``MemAvailable`` of /proc/meminfo (Linux);
+    elsewhere the free physical pages of ``os.sysconf``; None where neither says."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024          # given in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(estimate: int, what: str, remedy: str) -> None:
+    """Refuse work whose arrays would not fit in :func:`available_memory`.
+
+    Parameters
+    ----------
+    estimate : int
+        Memory the work needs. [B]
+    what : str
+        The work and the parameters that drive ``estimate``, for the message.
+    remedy : str
+        What to change, for the message.
+
+    Raises
+    ------
+    ValueError
+        ``estimate`` is above the memory available; the message gives both in GiB.
+    """
+    limit = available_memory()
+    if limit is not None and estimate > limit:
+        raise ValueError(f"{what} needs about {estimate / GIB:.1f} GiB of memory, more than "
+                          f"the {limit / GIB:.1f} GiB available now: {remedy}")
+
+
+def check_run_memory(sc: Scenario) -> None:
+    """Refuse a scenario whose run would not fit in memory (see :func:`check_memory`)."""
+    check_memory(run_memory(sc), f"a run of ram_size={format_size(sc.ram_size)} with "
+                 f"check={sc.check}", "a smaller ram_size" +
+                 (", or check=False (its page versions take 8 B per page)" if sc.check else ""))
 
 
 def simulate(scenario: Scenario | None = None, **params):
@@ -230,5 +305,6 @@ def simulate(scenario: Scenario | None = None, **params):
         sc = scenario
     else:
         sc = Scenario.from_kwargs(**params)
+    check_run_memory(sc)
     raw = run_kernel(sc)
     return build_dataset(raw.state, sc.to_dict(), traces=raw.trace)

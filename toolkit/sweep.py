@@ -1,30 +1,42 @@
 """Sweeps: every scenario parameter may be a list; the result is one Dataset.
 
 ``sweep(dirty_rate=[...], downtime_limit=[...], ...)`` builds the cartesian grid
-of the listed parameters (dimensions in the order given), validates every
-point before any work, runs the points in chunks (threads over the ``nogil``
-kernel, or a Dask cluster), and unstacks the flat results into a Dataset built
-by :func:`toolkit.schema.build_dataset`. A point's result depends only on its
-parameters and seed, never on the chunking or the number of workers.
+of the listed parameters (dimensions in the order given), validates it before
+any work (see :func:`plan`), runs the points in chunks (threads over the
+``nogil`` kernel, or a Dask cluster), each chunk making its Scenarios from the
+grid's coordinates as it starts, and unstacks the flat results into a Dataset
+built by :func:`toolkit.schema.build_dataset`. A point's result depends only on
+its parameters and seed, never on the chunking or the number of workers.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
+import math
+import numbers
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 import numpy as np
 
 from .kernels import layout as L
 from .scenario import Scenario, _validate, check_names, resolve_avail
-from .simulate import run_kernel
+from .simulate import check_memory, run_kernel, run_memory
 from .store import ChunkStore
-from .units import parse_duration, parse_rate, parse_size
+from .units import format_size, parse_duration, parse_rate, parse_size
 
 SCHEDULERS = ("threads", "dask")
+#: Largest grid :func:`plan` accepts [points]: each point's results alone take
+#: N_STATE int64 (~0.5 KB), ~5 GB for 10^7 points before the Dataset is built.
+MAX_POINTS = 10**7
+# parameters whose value changes other fields of a Scenario (Scenario.__post_init__):
+# a host profile fills in the host parameters not given, and avail-switchover-
+# bandwidth may be given relative to the link
+_COUPLED = ("host", "link_bandwidth", "avail_switchover_bandwidth")
 
 
 def linspace(start, stop, num: int) -> np.ndarray:
@@ -88,41 +100,138 @@ def _coordinate(name: str, values: list):
 
 @dataclass
 class Grid:
-    """A validated sweep: swept dimensions, fixed parameters and every scenario."""
+    """A validated sweep: swept dimensions and fixed parameters.
+
+    Point ``i`` (C order over ``dims``) is made on demand by :meth:`scenario`,
+    so a grid takes memory for its axes, not for its points.
+    """
 
     dims: dict                     # name -> coordinate values, in dimension order
     fixed: dict                    # name -> value as given
-    scenarios: list = field(default_factory=list)   # flat, C order over dims
+    values: dict                   # name -> swept values as given, in dimension order
 
     @property
     def shape(self) -> tuple:
         return tuple(len(v) for v in self.dims.values())
 
+    @property
+    def size(self) -> int:
+        """Points of the grid."""
+        return math.prod(self.shape)
+
+    def point(self, i: int) -> dict:
+        """The swept values (as given) of point ``i``."""
+        index = {}
+        for name in reversed(self.values):
+            i, index[name] = divmod(i, len(self.values[name]))
+        return {name: self.values[name][index[name]] for name in self.values}
+
+    def scenario(self, i: int) -> Scenario:
+        """The Scenario of point ``i``."""
+        return Scenario(**self.fixed, **self.point(i))
+
+    def corners(self):
+        """The points at the grid's extremes (swept values as given): every value of
+        an axis of labels, choices or flags times the smallest and the largest value
+        of each numeric axis."""
+        picks = []
+        for name, coord in self.dims.items():
+            if all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in coord):
+                ends = {min(range(len(coord)), key=coord.__getitem__),
+                        max(range(len(coord)), key=coord.__getitem__)}
+            else:
+                ends = range(len(coord))
+            picks.append([self.values[name][j] for j in sorted(ends)])
+        for combo in itertools.product(*picks):
+            yield dict(zip(self.values, combo))
+
+    def _points(self):
+        """Each point in C order, cheaply: a Scenario with the point's values of the
+        _COUPLED axes (and so the point's fields but those of the other axes) and
+        the point's index along each axis."""
+        names = list(self.values)
+        first = {name: values[0] for name, values in self.values.items()}
+
+        @functools.lru_cache(maxsize=4096)
+        def made(coupled: tuple) -> Scenario:
+            return Scenario(**self.fixed, **{**first, **dict(coupled)})
+        for index in itertools.product(*(range(len(v)) for v in self.values.values())):
+            yield made(tuple((a, self.values[a][j]) for a, j in zip(names, index)
+                             if a in _COUPLED)), index
+
     def fingerprint(self, traces: bool) -> str:
-        """Identifies the sweep, so a checkpoint is only resumed by the same sweep."""
+        """Identifies the sweep, so a checkpoint is only resumed by the same sweep.
+
+        The SHA-256 of ``repr((version, traces, [to_dict() of each point]))``, plus
+        the replayed traces' SHA-256 when there are any, streamed point by point:
+        a point's dict is that of a Scenario sharing its _COUPLED values with the
+        point's own value of each other swept field.
+        """
         from . import __version__
-        key = (__version__, traces, [sc.to_dict() for sc in self.scenarios])
-        # a replayed trace counts by its content: editing the file is another sweep
-        files = sorted({sc.write_trace for sc in self.scenarios if sc.workload == "replay"})
+        first = {name: values[0] for name, values in self.values.items()}
+        # the field of each other axis in its every value, as repr shows it
+        own = {name: [f"{name!r}: {Scenario(**self.fixed, **{**first, name: v}).to_dict()[name]!r}"
+                      for v in values]
+               for name, values in self.values.items() if name not in _COUPLED}
+        digest = hashlib.sha256(f"({__version__!r}, {traces!r}, [".encode())
+        slots, known, batch = None, {}, []
+        for sc, index in self._points():
+            if id(sc) not in known:           # it holds sc: no other object takes its id
+                fields = sc.to_dict()
+                if slots is None:
+                    slots = {name: list(fields).index(name) for name in own}
+                if len(known) == 4096:
+                    known.clear()
+                known[id(sc)] = (sc, [f"{k!r}: {v!r}" for k, v in fields.items()])
+            items = known[id(sc)][1].copy()
+            for name, j in zip(self.values, index):
+                if name in own:
+                    items[slots[name]] = own[name][j]
+            batch.append("{" + ", ".join(items) + "}")
+            if len(batch) == 4096:
+                digest.update((", ".join(batch) + ", ").encode())
+                batch = []
+        digest.update((", ".join(batch) + "]").encode())
+        # a replayed trace counts by its content: editing the file is another sweep;
+        # the corners hold every value of workload and write_trace, so every file
+        files = sorted({sc.write_trace for sc in map(lambda p: Scenario(**self.fixed, **p),
+                                                     self.corners())
+                        if sc.workload == "replay"})
         if files:
-            key += (tuple(hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files),)
-        return hashlib.sha256(repr(key).encode()).hexdigest()
+            digest.update((", " + repr(tuple(hashlib.sha256(open(f, "rb").read()).hexdigest()
+                                             for f in files))).encode())
+        digest.update(b")")
+        return digest.hexdigest()
 
 
 def plan(**params) -> Grid:
-    """Validate a sweep's parameters and list its scenarios, before any work.
+    """Validate a sweep's parameters, before any work; its scenarios are made later.
+
+    Each value of each axis is validated once; the rules of Scenario that join
+    several parameters are checked at the grid's corners (:meth:`Grid.corners`).
+    Each such rule is monotonic in each number it reads (a sum of sizes against
+    ``ram_size``, one share against another, ...), so a point that breaks one
+    has a corner that breaks it too: no point is refused once the sweep runs.
 
     Raises
     ------
     TypeError, ValueError
-        An unknown parameter, an empty or repeated list, or a bad value; the
-        message names the parameter (and the point's values for a bad combination).
+        An unknown parameter, an empty or repeated list, a bad value, or a grid of
+        more than :data:`MAX_POINTS` points; the message names the parameter (and
+        the point's values for a bad combination).
     """
     check_names(params)
     Scenario.from_kwargs(**{k: v for k, v in params.items() if _listed(v) is None})
-    raw, dims, fixed = {}, {}, {}
+    swept = {name: _listed(value) for name, value in params.items()
+             if _listed(value) is not None}
+    size = math.prod(len(v) for v in swept.values())
+    if size > MAX_POINTS:
+        raise ValueError(f"the sweep has {size:,} points ("
+                         f"{' x '.join(f'{len(v)} {k}' for k, v in swept.items())}), more than "
+                         f"MAX_POINTS = {MAX_POINTS:,}: sweep fewer values, or split the sweep")
+    dims, fixed = {}, {}
     for name, value in params.items():
-        values = _listed(value)
+        values = swept.get(name)
         if values is None:
             fixed[name] = value
             continue
@@ -131,15 +240,48 @@ def plan(**params) -> Grid:
         coord = _coordinate(name, values)
         if len(set(coord)) != len(coord):
             raise ValueError(f"{name}: swept values repeat: {values!r}")
-        raw[name], dims[name] = values, coord
-    grid = Grid(dims=dims, fixed=fixed)
-    for combo in itertools.product(*raw.values()):
-        point = dict(zip(raw, combo))
+        dims[name] = coord
+    grid = Grid(dims=dims, fixed=fixed, values=swept)
+    for point in grid.corners():
         try:
-            grid.scenarios.append(Scenario(**fixed, **point))
+            Scenario(**fixed, **point)
         except (TypeError, ValueError) as err:
             raise type(err)(f"{err} (at sweep point {point})") from None
     return grid
+
+
+def check_sweep_memory(grid: Grid, workers: int) -> None:
+    """Refuse a sweep whose runs would not fit in memory: ``workers`` runs of its
+    largest corner point at once (run memory grows with each size and flag), and
+    the table of results (``N_STATE`` int64 per point)."""
+    runs = [(run_memory(sc), sc) for sc in map(lambda p: Scenario(**grid.fixed, **p),
+                                               grid.corners())]
+    per_run, sc = max(runs, key=lambda r: r[0])
+    table = grid.size * L.N_STATE * np.dtype(np.int64).itemsize
+    check_memory(workers * per_run + table,
+                 f"the sweep ({workers} workers at once on runs of up to "
+                 f"{per_run / 2**30:.2f} GiB: ram_size={format_size(sc.ram_size)}, "
+                 f"check={sc.check}; results of {grid.size:,} points: {table / 2**30:.2f} GiB)",
+                 "fewer workers, a smaller ram_size, check=False or fewer points")
+
+
+def estimate_time(grid: Grid, workers: int, chunk_size: int) -> tuple[float, float]:
+    """A sweep's wall time, roughly, from one run of its middle point.
+
+    Returns
+    -------
+    sample : float
+        The sample run's wall time, the kernels loaded first. [s]
+    total : float
+        ``sample`` times the points, shared by the workers that have chunks. [s]
+    """
+    from .warmup import warmup
+    warmup(verbose=False)
+    start = time.perf_counter()
+    run_kernel(grid.scenario(grid.size // 2))
+    sample = time.perf_counter() - start
+    busy = min(workers, os.cpu_count() or 1, -(-grid.size // chunk_size))
+    return sample, sample * grid.size / busy
 
 
 def run_chunk(scenarios: list, traces: bool) -> dict:
@@ -166,6 +308,11 @@ def run_chunk(scenarios: list, traces: bool) -> dict:
     return out
 
 
+def _run_points(grid: Grid, ids: range, traces: bool) -> dict:
+    """:func:`run_chunk` over points ``ids`` of ``grid``, their Scenarios made here."""
+    return run_chunk([grid.scenario(i) for i in ids], traces)
+
+
 def _progress_bar(total: int, progress):
     if progress is None:
         progress = sys.stderr.isatty() and not os.environ.get("CI")
@@ -180,11 +327,18 @@ def _execute(grid: Grid, chunks: list, todo: list, traces: bool, workers: int, s
     """Run the chunks in ``todo``, calling ``on_result(chunk_id, result)`` as each finishes."""
     if scheduler == "threads":
         pool = ThreadPoolExecutor(max_workers=workers)
+        queue, running = iter(todo), {}
         try:
-            futures = {pool.submit(run_chunk, [grid.scenarios[i] for i in chunks[c]], traces): c
-                       for c in todo}
-            for fut in as_completed(futures):
-                on_result(futures[fut], fut.result())
+            while True:
+                # a few chunks ahead of the workers: a future per chunk of a big grid
+                # would take memory for nothing
+                for c in itertools.islice(queue, 2 * workers - len(running)):
+                    running[pool.submit(_run_points, grid, chunks[c], traces)] = c
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    on_result(running.pop(fut), fut.result())
         except BaseException:
             # Ctrl-C or an error: the queued chunks never start (the running ones
             # finish in their threads; a kernel call cannot be stopped midway)
@@ -209,8 +363,8 @@ def _execute(grid: Grid, chunks: list, todo: list, traces: bool, workers: int, s
                                dashboard_address=None)
             client = Client(own)
     try:
-        futures = {client.submit(run_chunk, [grid.scenarios[i] for i in chunks[c]], traces,
-                                 pure=False): c for c in todo}
+        futures = {client.submit(_run_points, grid, chunks[c], traces, pure=False): c
+                   for c in todo}
         for fut in as_finished(futures):
             on_result(futures[fut], fut.result())
     finally:
@@ -267,7 +421,9 @@ def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int |
                         f"{traces!r}")
     traces = bool(traces)
     grid = plan(**params)
-    n = len(grid.scenarios)
+    n = grid.size
+    if isinstance(scheduler, str):
+        check_sweep_memory(grid, workers)     # a Client's workers have their own memory
     chunk_size = max(1, min(64, -(-n // (8 * workers)))) if chunk_size is None else \
         _whole(chunk_size, "chunk_size")
     if isinstance(checkpoint, (str, os.PathLike)):
@@ -317,10 +473,10 @@ def assemble(grid: Grid, parts: list, traces: bool):
     labels = grid.dims.get("avail_switchover_bandwidth")
     if labels and isinstance(labels[0], str):
         resolved["avail_switchover_bandwidth"] = np.array(
-            [sc.avail_switchover_bandwidth for sc in grid.scenarios],
+            [sc.avail_switchover_bandwidth for sc, _ in grid._points()],
             dtype=np.float64).reshape(grid.shape)
-    fixed = grid.scenarios[0].to_dict() if grid.scenarios else {}
+    fixed = grid.scenario(0).to_dict()
     return build_dataset(states, fixed, traces=padded, dims=grid.dims, resolved=resolved)
 
 
-__all__ = ["sweep", "plan", "linspace", "geomspace", "run_chunk", "assemble", "Grid"]
+__all__ = ["sweep", "plan", "estimate_time", "check_sweep_memory", "MAX_POINTS", "linspace", "geomspace", "run_chunk", "assemble", "Grid"]
