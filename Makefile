@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check bench lab setup clean
+.PHONY: run test check nojit bench lab setup clean
 
 # the fast lane: model, kernel against the reference, page content, schema, units, CLI
 CHECK_TESTS := tests/test_units.py tests/test_scenario.py tests/test_model.py \
@@ -27,6 +27,9 @@ test: setup          ## the whole test suite (notebooks included)
 
 check: setup         ## the fast lane (under 90 s), for the edit-test loop
 	$(BIN)/python -m pytest -q -m "not slow" $(CHECK_TESTS)
+
+nojit: setup         ## the kernel against the reference as plain Python (a debugger steps into it)
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest -q tests/test_reference.py
 
 bench: setup         ## speed figures quoted in the README
 	$(BIN)/python benchmarks/bench_kernel.py

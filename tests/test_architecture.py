@@ -87,3 +87,12 @@ def test_the_import_graph_has_no_cycle():
 def test_the_walker_sees_a_cycle():
     assert _cycle({"toolkit.a": {"toolkit.b"}, "toolkit.b": {"toolkit.a"}}) is not None
     assert _cycle({"toolkit.a": {"toolkit.b"}, "toolkit.b": set()}) is None
+
+
+def test_import_toolkit_loads_neither_pyplot_nor_ipywidgets():
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import toolkit"],
+                         capture_output=True, text=True, check=True).stderr
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in out.splitlines() if "|" in line}
+    assert "matplotlib.pyplot" not in loaded and "ipywidgets" not in loaded
+    import toolkit as tk
+    assert tk.plot.__name__ == "toolkit.plot" and callable(tk.explore)

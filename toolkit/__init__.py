@@ -4,7 +4,7 @@
 >>> ds = tk.simulate(ram_size="4GiB", dirty_rate="300MiB/s", link_bandwidth="10Gbit/s",
 ...                  max_bandwidth=0, downtime_limit=300)
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .scenario import IDEAL_HOST, PARAMETERS, Scenario
 from . import hosts
@@ -12,10 +12,29 @@ from .simulate import simulate
 from .sweep import geomspace, linspace, sweep
 from .rescue import class_counts, rescue
 from .store import open_dataset, save
-from . import analytic, plot, policies, workloads
-from .widgets import explore, explore_sweep
+from . import analytic, policies, workloads
 from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
 from .warmup import warmup
+
+#: Attributes imported on first use, so that ``import toolkit`` loads neither
+#: matplotlib.pyplot nor ipywidgets (seconds, in every worker process).
+_LAZY = {"plot": ("toolkit.plot", None), "explore": ("toolkit.widgets", "explore"),
+         "explore_sweep": ("toolkit.widgets", "explore_sweep")}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        module, attr = _LAZY[name]
+        value = importlib.import_module(module)
+        value = value if attr is None else getattr(value, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "PARAMETERS",

@@ -17,6 +17,7 @@ import os
 import pathlib
 import sys
 
+from ._version import __version__
 from .scenario import PARAMETER_INDEX, Scenario
 from .units import format_rate, format_size
 
@@ -223,7 +224,6 @@ def _sweep_to(out, config, params, options, traces, grid, args) -> int:
 
 
 def cmd_info(args) -> int:
-    from . import __version__
     from .store import DATASETS_DIR, open_dataset
 
     if args.dataset:
@@ -245,7 +245,6 @@ def cmd_info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
     parser = argparse.ArgumentParser(
         prog="toolkit", description="Switchover Lab: simulate QEMU precopy live migration. "
         "Without a command: run the default rescue sweep.")

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .kernels import layout as L
+from ._version import __version__
 from .constants import PAGE_SIZE, PS_PER_MS
 from .scenario import PARAMETER_INDEX, PARAMETERS
 
@@ -202,7 +203,7 @@ def build_dataset(states: np.ndarray, params: dict, traces: np.ndarray | None = 
                           {"units": "ms", "long_name": "time since migrate (window close)"})
     attrs = {
         "title": "Simulated QEMU precopy live migration",
-        "source": f"switchover-lab {_version()} (QEMU {QEMU_MODEL} precopy model)",
+        "source": f"switchover-lab {__version__} (QEMU {QEMU_MODEL} precopy model)",
         "history": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%dT%H:%M:%SZ} "
                    f"toolkit.{'sweep' if dims else 'simulate'}",
         "Conventions": "CF-1.10",
@@ -217,7 +218,3 @@ def build_dataset(states: np.ndarray, params: dict, traces: np.ndarray | None = 
     attrs["parameter_units"] = "; ".join(f"{s.name}: {_unit(s)}" for s in PARAMETERS)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
-
-def _version() -> str:
-    from . import __version__
-    return __version__

@@ -24,6 +24,8 @@ from glob import escape as glob_escape
 import numpy as np
 import xarray as xr
 
+from ._version import __version__
+
 #: Where shipped datasets live: the repository's ``datasets/`` directory.
 DATASETS_DIR = pathlib.Path(__file__).resolve().parents[1] / "datasets"
 
@@ -210,7 +212,6 @@ def _write_zarr(ds: xr.Dataset, tmp: pathlib.Path) -> None:
 
 def _prepared(ds: xr.Dataset, file_name: str) -> xr.Dataset:
     """A shallow copy of ``ds`` with netCDF-safe attributes and CF globals."""
-    from . import __version__
 
     out = ds.copy(deep=False)
     for var in out.variables.values():

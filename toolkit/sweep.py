@@ -26,6 +26,7 @@ import numpy as np
 from .kernels import layout as L
 from .scenario import Scenario, _validate, check_names, resolve_avail
 from .simulate import check_memory, run_kernel, run_memory
+from ._version import __version__
 from .store import ChunkStore
 from .units import format_size, parse_duration, parse_rate, parse_size
 
@@ -167,7 +168,6 @@ class Grid:
         a point's dict is that of a Scenario sharing its _COUPLED values with the
         point's own value of each other swept field.
         """
-        from . import __version__
         first = {name: values[0] for name, values in self.values.items()}
         # the field of each other axis in its every value, as repr shows it
         own = {name: [f"{name!r}: {Scenario(**self.fixed, **{**first, name: v}).to_dict()[name]!r}"

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .. import __version__, baselines
+from .. import baselines
+from .._version import __version__
 from ..simulate import simulate
 from .calibrate import UNITS, calibrate, load_records, predicted_scenario
 from .records import DEFAULT_OUT
