@@ -20,6 +20,7 @@ import sys
 from ._version import __version__
 from .scenario import PARAMETER_INDEX, Scenario
 from .units import format_rate, format_size
+from .verdict import verdict
 
 # `toolkit run`: QEMU's default 128 MiB/s rate limit on a 10 Gbit/s link, a guest
 # re-writing 128 MiB at 1 GiB/s. The estimate (~134 MB/s) sets a 40 MB threshold
@@ -68,21 +69,19 @@ def verdict_table(base: Scenario) -> str:
     """
     from .simulate import simulate
 
-    limit = base.downtime_limit
     header = (f"{'avail-switchover-bandwidth':>28} {'verdict':>22} {'total':>9} "
               f"{'downtime':>9} {'syncs':>6} {'transferred':>12}")
     rows = [header, "-" * len(header)]
     for label, factor in AVAIL_SETTINGS:
         avail = int(round(factor * base.link_bandwidth))
         ds = simulate(base.replace(avail_switchover_bandwidth=avail))
-        if not ds.converged:
-            verdict, total, down = "never converges", f">{ds.total_time / 1000:.0f} s", "-"
-        else:
-            over = ds.downtime.item() > limit
-            verdict = "OVERSHOOTS the limit" if over else "converges"
+        outcome = verdict(ds)
+        if ds.converged:
             total, down = f"{ds.total_time / 1000:.1f} s", f"{ds.downtime.item():.0f} ms"
+        else:
+            total, down = f">{ds.total_time / 1000:.0f} s", "-"
         name = f"{label} ({format_rate(avail)})" if avail else "0 (use the estimate)"
-        rows.append(f"{name:>28} {verdict:>22} {total:>9} {down:>9} "
+        rows.append(f"{name:>28} {outcome.label:>22} {total:>9} {down:>9} "
                     f"{int(ds.dirty_sync_count):>6} {format_size(int(ds.transferred)):>12}")
     return "\n".join(rows)
 

@@ -13,6 +13,7 @@ from matplotlib.patches import Patch, Rectangle
 from .rescue import CLASSES
 from .scenario import PARAMETER_INDEX
 from .units import format_rate, format_size
+from .verdict import describe
 
 CLASS_COLOURS = {
     "converges_anyway": "#009E73",   # bluish green
@@ -195,10 +196,7 @@ def timeline(ds, axes=None, title: str | None = None):
     bottom.set_ylim(bottom=0)
     bottom.legend(loc="upper right", fontsize=8)
     if title is None:
-        limit = ds.attrs.get("downtime_limit")
-        title = (f"converged in {total:.1f} s, downtime {ds['downtime'].item():.0f} ms "
-                 f"(limit {limit} ms)" if converged else
-                 f"not converged after {total:.0f} s ({int(ds['dirty_sync_count'])} syncs)")
+        title = describe(ds)
     top.set_title(title, fontsize=10)
     return fig
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .verdict import within_limit
+
 AVAIL = "avail_switchover_bandwidth"
 CLASSES = ("converges_anyway", "rescued", "overshoots", "lost", "broken")
 CLASS_HELP = {
@@ -43,7 +45,7 @@ def classify(ds: xr.Dataset) -> xr.DataArray:
         raise ValueError(f"rescue needs 'estimate' (0) among the {AVAIL} values, to compare with")
     base = ds.converged.isel({AVAIL: int(np.argmax(is_estimate.values))})
     conv = ds.converged
-    within = conv & (ds.downtime <= downtime_limit(ds))
+    within = within_limit(conv, ds.downtime, downtime_limit(ds))
     code = xr.where(base & within, 0,
                     xr.where(~base & within, 1,
                              xr.where(conv & ~within, 2,
@@ -77,7 +79,7 @@ def rescue(ds: xr.Dataset) -> xr.Dataset:
     values = avail_values(ds)
     user = values > 0
     limit = downtime_limit(ds)
-    within = ds.converged & (ds.downtime <= limit)
+    within = within_limit(ds.converged, ds.downtime, limit)
     overshoot = (ds.downtime - limit).where(ds.converged & ~within)
     smallest = values.where(user & ds.converged).min(AVAIL)
     largest = values.where(user & within).max(AVAIL)

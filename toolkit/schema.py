@@ -39,6 +39,11 @@ SCALARS = {
                               "dirty pages x 4096 right after the last bitmap sync "
                               "(mig_stats dirty_bytes_last_sync: the last exact pending)"),
     "dirty_sync_count": ("1", "dirty bitmap syncs", "query-migrate dirty-sync-count"),
+    "passes": ("1", "passes over RAM completed",
+               "times the page search went round past the end of RAM: 0 while in the first "
+               "pass (see toolkit.verdict)"),
+    "last_page": ("1", "page the search resumes at",
+                  "ram.c last_page at the end: in the first pass, how far it got [pages]"),
     "normal_pages": ("1", "normal pages sent", "query-migrate ram.normal [pages]"),
     "zero_pages": ("1", "zero pages sent", "query-migrate ram.duplicate [pages]"),
     "untouched_zero_pages": ("1", "zero pages of never-touched RAM",
@@ -127,6 +132,8 @@ def scalar_results(states: np.ndarray) -> dict:
         "remaining": st[..., L.S_DIRTY] * PAGE_SIZE,
         "dirty_bytes_last_sync": st[..., L.S_DIRTY_BYTES_LAST_SYNC],
         "dirty_sync_count": st[..., L.S_SYNCS],
+        "passes": st[..., L.S_WRAPS],
+        "last_page": st[..., L.S_CURSOR],
         "normal_pages": st[..., L.S_NORMAL],
         "zero_pages": st[..., L.S_ZERO],
         "untouched_zero_pages": st[..., L.S_UNTOUCHED],

@@ -27,6 +27,7 @@ from .constants import GIB, MIB
 from .scenario import PARAMETER_INDEX, WORKLOADS, _validate, check_names, resolve_avail
 from .simulate import simulate
 from .units import format_rate, format_size, parse_rate
+from .verdict import Verdict, describe, verdict
 
 DPI = 80                                   # PNG resolution of the figures [dots per inch]
 STYLE = {"description_width": "190px"}
@@ -77,38 +78,17 @@ def _slider(cls, description: str, value, lo, hi, step, **kw):
                step=step, continuous_update=False, style=STYLE, layout=_wide(), **kw)
 
 
-def verdict(ds) -> str:
-    """One line on a run's outcome.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        A :func:`toolkit.simulate` result (its ``downtime_limit`` attribute is
-        the limit [ms]).
-
-    Returns
-    -------
-    str
-        e.g. ``"converges in 23.1 s, downtime 151 ms"``, ``"never converges
-        (111 syncs in 120 s)"`` or ``"converges but OVERSHOOTS the 300 ms limit:
-        downtime 1204 ms"``.
-    """
-    total = ds["total_time"].item() / 1000
-    if not bool(ds["converged"]):
-        return f"never converges ({int(ds['dirty_sync_count'])} syncs in {total:.0f} s)"
-    down, limit = ds["downtime"].item(), ds.attrs["downtime_limit"]
-    if down > limit:
-        return f"converges but OVERSHOOTS the {limit:g} ms limit: downtime {down:.0f} ms"
-    return f"converges in {total:.1f} s, downtime {down:.0f} ms"
+#: The colour of each verdict's line.
+VERDICT_COLOURS = {Verdict.CONVERGES: "#007A5A", Verdict.OVERSHOOTS: "#B35900",
+                   Verdict.NOT_CONVERGING: "#B00020", Verdict.NOT_FINISHED: "#555555"}
 
 
 def _verdict_html(heading: str, ds=None, error: str | None = None) -> str:
     if error is not None:
         body = f'<span style="color:#B00020">error: {html.escape(error)}</span>'
     else:
-        text = verdict(ds)
-        colour = ("#B00020" if text.startswith("never") else
-                  "#B35900" if "OVERSHOOTS" in text else "#007A5A")
+        text = describe(ds)
+        colour = VERDICT_COLOURS[verdict(ds)]
         body = (f'<span style="color:{colour};font-size:1.15em">{html.escape(text)}</span><br>'
                 f'<small>{int(ds["dirty_sync_count"])} bitmap syncs, '
                 f'{format_size(int(ds["transferred"]))} sent</small>')
@@ -248,7 +228,7 @@ class Explorer(widgets.VBox):
             fig.subplots_adjust(left=0.11, right=0.98, top=0.93, bottom=0.1, hspace=0.08)
             axes = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
             plot.timeline(ds, axes=axes, title=heading)
-            out.outputs = (_figure_output(fig, f"timeline: {verdict(ds)}"),)
+            out.outputs = (_figure_output(fig, f"timeline: {describe(ds)}"),)
         self.results, self._drawn = tuple(results), tuple(runs)
 
 
@@ -411,4 +391,4 @@ def explore_sweep(ds) -> SweepExplorer:
     return SweepExplorer(ds)
 
 
-__all__ = ["explore", "explore_sweep", "Explorer", "SweepExplorer", "verdict"]
+__all__ = ["explore", "explore_sweep", "Explorer", "SweepExplorer"]
