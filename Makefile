@@ -26,6 +26,7 @@ test: setup          ## the whole test suite (notebooks included)
 	$(BIN)/python -m pytest
 
 check: setup         ## the fast lane (under 90 s), for the edit-test loop
+	$(BIN)/ruff check toolkit tests benchmarks
 	$(BIN)/python -m pytest -q -m "not slow" $(CHECK_TESTS)
 
 nojit: setup         ## the kernel against the reference as plain Python (a debugger steps into it)

@@ -106,8 +106,8 @@ def test_ovirt_ramps_after_the_first_iteration_and_aborts():
 
 
 def test_sweep_over_policies():
-    grid = tk.sweep(**{**NEVER, "max_time": 120}, policy=["none", "kubevirt:completion_timeout_per_gib=20",
-                                                        "nova:downtime_delay=3"])
+    policies = ["none", "kubevirt:completion_timeout_per_gib=20", "nova:downtime_delay=3"]
+    grid = tk.sweep(**{**NEVER, "max_time": 120}, policy=policies)
     assert list(grid.policy.values) == ["none", "kubevirt:completion_timeout_per_gib=20",
                                         "nova:downtime_delay=3"]
     assert grid.aborted.values.tolist() == [False, True, False]

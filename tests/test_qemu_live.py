@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toolkit.constants import PAGE_SIZE
 from toolkit.qemu import guest, harness
 from toolkit.qemu.qmp import QMPError
 
@@ -138,7 +139,7 @@ def test_converging_migration(guest_cache, tmpdir_root, tmp_path):
     assert result.mismatched_pages == 0
     assert result.dirty_sync_count >= 3  # setup sync, at least one pass, final sync
     assert 0 < result.downtime_ms < result.total_time_ms
-    assert result.transferred_bytes > CONVERGING["pages"] * guest.PAGE_SIZE
+    assert result.transferred_bytes > CONVERGING["pages"] * PAGE_SIZE
     assert result.warmup_write_rate == pytest.approx(CONVERGING["rate"], rel=0.1)
     assert not any(_alive(pid) for pid in result.pids)
 
@@ -254,7 +255,7 @@ def test_zero_writes_are_sent_as_zero_pages(guest_cache, tmpdir_root, fill):
     assert ram["normal"] < pages / 10  # with fill=True and data writes: >= pages
     # Zero writes during the migration re-dirty pages that the final pass sends
     # as zero pages again: more pages go than the guest has.
-    assert ram["duplicate"] + ram["normal"] > ram["total"] // guest.PAGE_SIZE
+    assert ram["duplicate"] + ram["normal"] > ram["total"] // PAGE_SIZE
     assert result.warmup_write_rate == pytest.approx(20000, rel=0.1)
 
 

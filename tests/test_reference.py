@@ -155,7 +155,8 @@ def assert_same(sc: Scenario):
         "first_copies": ref.first_copies, "untouched": ref.untouched,
     }
     assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in want.items()}
-    np.testing.assert_array_equal(raw.trace, np.array(ref.trace, dtype=float).reshape(-1, L.N_TRACE))
+    want_trace = np.array(ref.trace, dtype=float).reshape(-1, L.N_TRACE)
+    np.testing.assert_array_equal(raw.trace, want_trace)
     if ref.converged and sc.check:
         assert s[L.S_LOST_PAGES] == ref.lost_pages() == 0
     return raw, ref

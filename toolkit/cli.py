@@ -97,6 +97,7 @@ def _describe(sc: Scenario) -> str:
 
 
 def cmd_run(args) -> int:
+    """``run``: the verdict table of one scenario (the embedded default with ``--set``)."""
     params = dict(DEFAULT_SCENARIO)
     params.update(_parse_set(args.set))
     sc = Scenario.from_kwargs(**params)
@@ -110,6 +111,7 @@ def _progress(args) -> bool:
 
 
 def cmd_sweep(args) -> int:
+    """``sweep``: run a config's grid (resumable) and write its Dataset."""
     from .config import DEFAULT_CONFIG, load_config
     from .sweep import plan
 
@@ -223,6 +225,7 @@ def _sweep_to(out, config, params, options, traces, grid, args) -> int:
 
 
 def cmd_info(args) -> int:
+    """``info``: summarise a dataset file or a shipped dataset, and the installation."""
     from .store import DATASETS_DIR, open_dataset
 
     if args.dataset:
@@ -244,6 +247,7 @@ def cmd_info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m toolkit`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="toolkit", description="Switchover Lab: simulate QEMU precopy live migration. "
         "Without a command: run the default rescue sweep.")

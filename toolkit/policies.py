@@ -102,6 +102,7 @@ class Nova:
         return [(int(delay * i), int(base + offset * i)) for i in range(self.downtime_steps + 1)]
 
     def kernel_array(self, ram_size: int) -> np.ndarray:
+        """The monitor array (``layout.POL_*``) for a guest of ``ram_size`` [B]."""
         steps = self.steps(ram_size)
         timeout_s = int(self.completion_timeout * self.data_gb(ram_size))
         force = "postcopy" if self.permit_post_copy else "pause"
@@ -153,6 +154,7 @@ class KubeVirt:
         return math.ceil(ram_size / 1e9)
 
     def kernel_array(self, ram_size: int) -> np.ndarray:
+        """The monitor array (``layout.POL_*``) for a guest of ``ram_size`` [B]."""
         acceptable_s = self.completion_timeout_per_gib * self.data_gb(ram_size)
         disrupt = self.allow_workload_disruption
         if disrupt is None:
@@ -215,6 +217,7 @@ class OVirt:
                    self.WAIT_STEP_LIMIT_S)
 
     def kernel_array(self, ram_size: int) -> np.ndarray:
+        """The monitor array (``layout.POL_*``) for a guest of ``ram_size`` [B]."""
         d = self.downtimes()
         wait_ms = int(self.wait_s(ram_size) * 1000)
         max_s = (self.max_time_per_gib * (ram_size // 2**20) + 1023) // 1024

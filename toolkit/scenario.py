@@ -64,7 +64,8 @@ PARAMETERS = (
           choices=WORKLOADS),
     Param("hot_fraction", "fraction", 0.1, "1", 0, 1,
           "hotcold: share of RAM in the hot set (the lowest pages).", lo_open=True),
-    Param("hot_share", "fraction", 0.9, "1", 0, 1, "hotcold: share of writes that hit the hot set."),
+    Param("hot_share", "fraction", 0.9, "1", 0, 1,
+          "hotcold: share of writes that hit the hot set."),
     Param("zipf_exponent", "fraction", 1.0, "1", 0, 10,
           "zipf: the exponent s of the page popularity (i + 1) ** -s, in millionths.",
           lo_open=True),
@@ -375,7 +376,7 @@ class Scenario:
     seed: int = None
     check: bool = None
 
-    def __post_init__(self):
+    def __post_init__(self):  # noqa: C901 (one check per rule, in QEMU's order)
         given = frozenset(f.name for f in fields(self) if getattr(self, f.name) is not None)
         object.__setattr__(self, "_given", given)
         host = _validate("host", "none" if self.host is None else self.host)

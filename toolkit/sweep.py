@@ -113,6 +113,7 @@ class Grid:
 
     @property
     def shape(self) -> tuple:
+        """The grid's shape: one length per swept dimension."""
         return tuple(len(v) for v in self.dims.values())
 
     @property
@@ -479,4 +480,5 @@ def assemble(grid: Grid, parts: list, traces: bool):
     return build_dataset(states, fixed, traces=padded, dims=grid.dims, resolved=resolved)
 
 
-__all__ = ["sweep", "plan", "estimate_time", "check_sweep_memory", "MAX_POINTS", "linspace", "geomspace", "run_chunk", "assemble", "Grid"]
+__all__ = ["sweep", "plan", "estimate_time", "check_sweep_memory", "MAX_POINTS", "linspace",
+           "geomspace", "run_chunk", "assemble", "Grid"]

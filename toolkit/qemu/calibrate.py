@@ -927,7 +927,7 @@ def residuals(runs, values: dict, scenario: Callable | None = None,
                                       "simulator", "Conventions": "CF-1.10"})
 
 
-def calibrate(runs, scenario: Callable | None = None, fit=None, bootstrap: int = 8,
+def calibrate(runs, scenario: Callable | None = None, fit=None, bootstrap: int = 8,  # noqa: C901
               seed: int = 0, known: Mapping | None = None,
               start: Mapping | None = None) -> Calibration:
     """Calibrate the host inputs on real runs.

@@ -100,8 +100,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..constants import PAGE_SIZE
-
 SOURCE = Path(__file__).parent / "guest" / "dirtier.asm"
 TICK_HZ = 1193182 / 1193
 """The guest's PIT tick rate [Hz]: the 8254 input clock over the divisor in dirtier.asm."""

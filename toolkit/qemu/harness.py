@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import PAGE_SIZE
 from . import guest
 from .qmp import QMPClient
 
@@ -348,9 +349,9 @@ class _Run:
     def page_range(self, qmp: QMPClient, side: str, start_page: int, pages: int) -> np.ndarray:
         """Guest memory from ``start_page`` on, one row of 32-bit words per page."""
         path = self.workdir / f"{side}-range.bin"
-        qmp.execute("pmemsave", {"val": start_page * guest.PAGE_SIZE,
-                                 "size": pages * guest.PAGE_SIZE, "filename": str(path)})
-        data = np.fromfile(path, dtype="<u4").reshape(pages, guest.PAGE_SIZE // 4)
+        qmp.execute("pmemsave", {"val": start_page * PAGE_SIZE,
+                                 "size": pages * PAGE_SIZE, "filename": str(path)})
+        data = np.fromfile(path, dtype="<u4").reshape(pages, PAGE_SIZE // 4)
         path.unlink()
         return data
 

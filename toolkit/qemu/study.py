@@ -52,6 +52,7 @@ def scenarios() -> list[dict]:
 
 
 def run_id(scenario: dict, repeat: int) -> str:
+    """A run's id: its scenario's id and the repeat, ``"<id>-<repeat>"``."""
     return f"{scenario['id']}-{repeat}"
 
 
@@ -148,6 +149,7 @@ def ensure_qemu() -> None:
 
 
 def main(argv=None) -> int:
+    """``python -m toolkit.qemu.study``: run what is missing, then write the table."""
     parser = argparse.ArgumentParser(prog="python -m toolkit.qemu.study",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="study directory")
