@@ -13,7 +13,7 @@ import pathlib
 import tomllib
 
 from .scenario import check_names
-from .sweep import geomspace, linspace, plan
+from .sweep import _whole, geomspace, linspace, plan
 
 TOP_KEYS = {"title", "sweep", "fixed", "grid"}
 SWEEP_KEYS = {"traces": bool, "chunk_size": int}
@@ -64,6 +64,11 @@ def parse_config(data: dict) -> tuple[dict, dict]:
             raise ConfigError(f"sweep.{key}: unknown option; expected {', '.join(SWEEP_KEYS)}")
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"sweep.{key}: expected {kind.__name__}, got {value!r}")
+        if kind is int:
+            try:
+                _whole(value, f"sweep.{key}")
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         options[key] = value
     params = {}
     for table in ("fixed", "grid"):
@@ -106,7 +111,11 @@ def load_config(path) -> tuple[dict, dict]:
         raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    return parse_config(data)
+    params, options = parse_config(data)
+    if not params:      # it would run the default scenario, as if no file had been given
+        raise ConfigError(f"{path}: {'empty' if not data else 'sets no parameter'}: expected "
+                          "scenario parameters in [fixed] and/or [grid]")
+    return params, options
 
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "rescue-default.toml"

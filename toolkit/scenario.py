@@ -64,9 +64,9 @@ PARAMETERS = (
     Param("hot_fraction", "fraction", 0.1, "1", 0, 1,
           "hotcold: share of RAM in the hot set (the lowest pages).", lo_open=True),
     Param("hot_share", "fraction", 0.9, "1", 0, 1, "hotcold: share of writes that hit the hot set."),
-    Param("zipf_exponent", "fraction", 1.0, "1", 0, 10,
-          "zipf: the exponent s of the page popularity (i + 1) ** -s, in millionths.",
-          lo_open=True),
+    Param("zipf_exponent", "fraction", 1.0, "1", 1e-6, 10,
+          "zipf: the exponent s of the page popularity (i + 1) ** -s, rounded to "
+          "millionths (so at least one)."),
     Param("phases", "path", "", "1",
           doc="phases: 'workload:rate:duration, ...' (e.g. 'uniform:100MiB/s:10s, "
           "hotcold:1GiB/s:2s'), cycling; the other guest parameters are shared."),
@@ -252,6 +252,27 @@ def _number(spec: Param, value):
 _RELATIVE = re.compile(r"^\s*(?:(?P<factor>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*x\s*)?link\s*$")
 
 
+def avail_link_factor(value) -> float | None:
+    """The multiple of the link that a relative avail-switchover-bandwidth names:
+    1 for ``"link"``, 0.5 for ``"0.5x link"``; None for ``"estimate"``, a number or a
+    rate.
+
+    Raises
+    ------
+    ValueError
+        A string that mentions ``link`` or ``estimate`` but is neither form.
+    """
+    if not isinstance(value, str) or value.strip().lower() == "estimate":
+        return None
+    match = _RELATIVE.match(value.lower())
+    if match is None:
+        if "link" in value.lower() or "estimate" in value.lower():
+            raise ValueError(f"avail_switchover_bandwidth={value!r}: expected a rate such as "
+                             "'10Gbit/s', or 'estimate', 'link', 'Nx link' (e.g. '2x link')")
+        return None
+    return float(match["factor"]) if match["factor"] else 1.0
+
+
 def resolve_avail(value, link_bandwidth: float):
     """Read avail-switchover-bandwidth given relative to the link.
 
@@ -259,18 +280,10 @@ def resolve_avail(value, link_bandwidth: float):
     rate; ``"0.5x link"``, ``"2x link"`` multiples of it, rounded to whole B/s.
     Anything else is returned unchanged for the usual parsing.
     """
-    if not isinstance(value, str):
-        return value
-    if value.strip().lower() == "estimate":
+    if isinstance(value, str) and value.strip().lower() == "estimate":
         return 0
-    match = _RELATIVE.match(value.lower())
-    if match is None:
-        if "link" in value.lower() or "estimate" in value.lower():
-            raise ValueError(f"avail_switchover_bandwidth={value!r}: expected a rate such as "
-                             "'10Gbit/s', or 'estimate', 'link', 'Nx link' (e.g. '2x link')")
-        return value
-    factor = float(match["factor"]) if match["factor"] else 1.0
-    return int(round(factor * link_bandwidth))
+    factor = avail_link_factor(value)
+    return value if factor is None else int(round(factor * link_bandwidth))
 
 
 def check_names(names) -> None:

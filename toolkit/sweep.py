@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .kernels import layout as L
-from .scenario import Scenario, _validate, check_names, resolve_avail
+from .scenario import Scenario, _validate, avail_link_factor, check_names, resolve_avail
 from .simulate import run_kernel
 from .store import ChunkStore
 from .units import parse_duration, parse_rate, parse_size
@@ -86,6 +86,15 @@ def _coordinate(name: str, values: list):
                       else v) for v in values]
 
 
+def _meaning(name: str, value, coord):
+    """What a swept value stands for, so that two spellings of one point compare
+    equal: "link" and "1x link"; "estimate", 0 and "0x link"."""
+    if name != "avail_switchover_bandwidth":
+        return coord
+    factor = avail_link_factor(value)
+    return ("x link", factor) if factor else _validate(name, resolve_avail(value, 0))
+
+
 @dataclass
 class Grid:
     """A validated sweep: swept dimensions, fixed parameters and every scenario."""
@@ -129,8 +138,12 @@ def plan(**params) -> Grid:
         if not values:
             raise ValueError(f"{name}: the list of values to sweep is empty")
         coord = _coordinate(name, values)
-        if len(set(coord)) != len(coord):
-            raise ValueError(f"{name}: swept values repeat: {values!r}")
+        seen = {}
+        for i, (value, c) in enumerate(zip(values, coord)):
+            first = seen.setdefault(_meaning(name, value, c), i)
+            if first != i:
+                raise ValueError(f"{name}: swept values {values[first]!r} and {value!r} are "
+                                 "the same point: give each once")
         raw[name], dims[name] = values, coord
     grid = Grid(dims=dims, fixed=fixed)
     for combo in itertools.product(*raw.values()):
