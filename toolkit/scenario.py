@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from . import hosts
-from .units import format_size, parse_duration, parse_rate, parse_size
+from .units import _to_float, format_size, parse_duration, parse_rate, parse_size
 
 PAGE_SIZE = 4096                    # TARGET_PAGE_SIZE on x86 [B]
 SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-switchover-bandwidth
@@ -235,7 +235,7 @@ def _number(spec: Param, value):
             raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
         x = value
     # one canonical type per kind (1 and 1.0 are the same share, and seed the same)
-    x = float(x) if not isinstance(x, int) or spec.kind == "fraction" else x
+    x = _to_float(x) if not isinstance(x, int) or spec.kind == "fraction" else x
     bad = (isinstance(x, float) and not math.isfinite(x)) or \
         (spec.lo is not None and (x < spec.lo or (spec.lo_open and x == spec.lo))) or \
         (spec.hi is not None and x > spec.hi)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -25,6 +26,9 @@ from .store import ChunkStore
 from .units import parse_duration, parse_rate, parse_size
 
 SCHEDULERS = ("threads", "dask")
+#: Most scenarios in one sweep (or values in one swept list): planning alone takes
+#: ~0.1 ms a point, and each point is a run.
+MAX_SWEEP_POINTS = 10**6
 
 
 def linspace(start, stop, num: int) -> np.ndarray:
@@ -44,9 +48,12 @@ def geomspace(start, stop, num: int) -> np.ndarray:
 
 
 def _count(num, name: str) -> int:
-    """A count of values: a whole number >= 1 (2.5 is refused, not rounded)."""
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
-        raise ValueError(f"{name}: num={num!r} is out of range: expected an integer >= 1")
+    """A count of values: a whole number in [1, MAX_SWEEP_POINTS] (2.5 is refused, not
+    rounded)."""
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or \
+            not 1 <= num <= MAX_SWEEP_POINTS:
+        raise ValueError(f"{name}: num={num!r} is out of range: expected an integer in "
+                         f"[1, {MAX_SWEEP_POINTS}]")
     return int(num)
 
 
@@ -60,9 +67,12 @@ def _whole(value, name: str) -> int:
 def _read_same_kind(start, stop, name):
     for parse in (parse_rate, parse_size, parse_duration):
         try:
-            return float(parse(start, f"{name} start")), float(parse(stop, f"{name} stop"))
+            ends = float(parse(start, f"{name} start")), float(parse(stop, f"{name} stop"))
         except ValueError:
             continue
+        if not all(map(np.isfinite, ends)):
+            raise ValueError(f"{name}: start={start!r} and stop={stop!r}: expected finite ends")
+        return ends
     raise ValueError(f"{name}: cannot read {start!r} and {stop!r} as two rates, sizes or "
                      "durations of the same kind")
 
@@ -129,9 +139,14 @@ def plan(**params) -> Grid:
     """
     check_names(params)
     Scenario.from_kwargs(**{k: v for k, v in params.items() if _listed(v) is None})
+    listed = {name: _listed(value) for name, value in params.items()}
+    shape = [len(values) for values in listed.values() if values is not None]
+    if math.prod(shape) > MAX_SWEEP_POINTS:     # before the values are read, one by one
+        raise ValueError(f"the sweep has {' x '.join(map(str, shape))} = {math.prod(shape)} "
+                         f"points, more than {MAX_SWEEP_POINTS}: split it into several sweeps")
     raw, dims, fixed = {}, {}, {}
     for name, value in params.items():
-        values = _listed(value)
+        values = listed[name]
         if values is None:
             fixed[name] = value
             continue
