@@ -385,7 +385,8 @@ def _old_fingerprint(grid, traces):
     fixed = {k: v for k, v in grid.items() if k not in swept}
     scenarios = [Scenario(**fixed, **dict(zip(swept, c)))
                  for c in itertools.product(*swept.values())]
-    key = (tk.__version__, traces, [sc.to_dict() for sc in scenarios])
+    key = (importlib.import_module("toolkit.sweep").__version__, traces,
+           [sc.to_dict() for sc in scenarios])
     files = sorted({sc.write_trace for sc in scenarios if sc.workload == "replay"})
     if files:
         key += (tuple(hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files),)
@@ -417,3 +418,152 @@ def test_fingerprints_of_existing_grids_are_unchanged(tmp_path, monkeypatch):
                   avail_switchover_bandwidth="link")
     for grid in (test_sweep_grid, coupled, replay):
         assert plan(**grid).fingerprint(False) == _old_fingerprint(grid, False)
+
+
+# --- issue 11, items 15, 18, 19: inputs honoured or refused; the harness on SIGTERM ----------
+
+def test_config_chunk_size_is_honoured_and_checked(tmp_path, capsys):
+    from toolkit.config import ConfigError, load_config
+    config = tmp_path / "c.toml"
+    config.write_text('[sweep]\nchunk_size = 2\n[fixed]\nram_size = "16MiB"\nmax_time = "2s"\n'
+                      '[grid]\ndirty_rate = ["1MiB/s", "50MiB/s", "200MiB/s"]\n')
+    out = tmp_path / "o.nc"
+    assert _cli("sweep", "--config", str(config), "--out", str(out), "--no-progress") == 0
+    assert "3 scenarios in 2 chunks" in capsys.readouterr().out
+    out.unlink()
+    assert _cli("sweep", "--config", str(config), "--out", str(out), "--no-progress",
+                "--chunk-size", "1") == 0                     # the command line wins
+    assert "3 scenarios in 3 chunks" in capsys.readouterr().out
+    config.write_text(config.read_text().replace("chunk_size = 2", "chunk_size = 0"))
+    with pytest.raises(ConfigError, match=r"sweep\.chunk_size=0 is out of range"):
+        load_config(config)
+
+
+def test_set_on_a_swept_parameter_is_refused(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('[fixed]\nram_size = "16MiB"\n[grid]\ndirty_rate = ["1MiB/s", "2MiB/s"]\n')
+    assert _cli("sweep", "--config", str(config), "--out", str(tmp_path / "o.nc"),
+                "--set", "dirty-rate=5MiB/s") == 2
+    err = capsys.readouterr().err
+    assert "--set dirty_rate: dirty_rate is swept by" in err and "c.toml" in err
+    assert not list(tmp_path.glob("o.nc*"))
+
+
+@pytest.mark.parametrize("values, first, second", [
+    (["link", "1x link"], "'link'", "'1x link'"),
+    (["estimate", 0], "'estimate'", "0"),
+    (["0x link", "estimate"], "'0x link'", "'estimate'"),
+    (["10Gbit/s", 1.25e9], "'10Gbit/s'", "1250000000.0"),
+])
+def test_two_spellings_of_one_avail_point_are_refused(values, first, second):
+    with pytest.raises(ValueError, match=rf"avail_switchover_bandwidth: swept values {first} "
+                                         rf"and {second} are the same point"):
+        tk.sweep(ram_size="16MiB", avail_switchover_bandwidth=values)
+    from toolkit.sweep import plan
+    assert plan(avail_switchover_bandwidth=["estimate", "0.5x link", "link", "4x link",
+                                            "1Gbit/s"]).shape == (5,)
+
+
+def test_an_empty_config_is_refused_naming_the_file(tmp_path, capsys):
+    from toolkit.config import ConfigError, load_config
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match=r"empty\.toml: empty: expected scenario parameters"):
+        load_config(empty)
+    titled = tmp_path / "titled.toml"
+    titled.write_text('title = "x"\n[sweep]\ntraces = true\n[grid]\n')
+    with pytest.raises(ConfigError, match=r"titled\.toml: sets no parameter"):
+        load_config(titled)
+    assert _cli("sweep", "--config", str(empty), "--out", str(tmp_path / "o.nc")) == 2
+    assert "empty.toml" in capsys.readouterr().err
+
+
+def test_zipf_exponent_below_a_millionth_is_refused_not_zeroed():
+    with pytest.raises(ValueError, match=r"zipf_exponent=1e-07 is out of range: expected a "
+                                         r"number in \[1e-06, 10\]"):
+        Scenario(workload="zipf", zipf_exponent=1e-7)
+    assert Scenario(workload="zipf", zipf_exponent=1e-6).zipf_exponent == 1e-6
+
+
+def _fake_harness(monkeypatch, migrate):
+    """run_migration with the QEMU probe, the guest build and _migrate replaced."""
+    from pathlib import Path
+
+    from toolkit.qemu import harness
+    monkeypatch.setattr(harness, "_probe_version", lambda qemu: ((10, 0, 0), ""))
+    monkeypatch.setattr(harness.guest, "build_guest", lambda cache: None)
+    monkeypatch.setattr(harness.guest, "guest_image", lambda *a, **k: Path("guest.img"))
+    monkeypatch.setattr(harness, "_migrate", migrate)
+    return harness
+
+
+def test_sigterm_during_a_migration_cleans_up_then_goes_to_the_previous_handler(
+        monkeypatch, tmp_path):
+    import signal
+    import subprocess
+    seen = {}
+
+    def migrate(run, *args, **kwargs):
+        seen["workdir"] = run.workdir
+        seen["handler"] = signal.getsignal(signal.SIGTERM)
+        (run.workdir / "src-qemu.log").write_text("fake QEMU\n")
+        run.procs["src"] = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the run")
+
+    harness = _fake_harness(monkeypatch, migrate)
+    calls = []
+    previous = signal.signal(signal.SIGTERM, lambda *a: calls.append(a[0]))
+    try:
+        mine = signal.getsignal(signal.SIGTERM)
+        with pytest.raises(RuntimeError, match="stopped by SIGTERM"):
+            harness.run_migration(output_dir=tmp_path / "kept")
+        assert signal.getsignal(signal.SIGTERM) is mine and calls == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen["handler"] is not mine and not seen["workdir"].exists()
+    assert (tmp_path / "kept" / "src-qemu.log").read_text() == "fake QEMU\n"
+
+
+def test_sigterm_to_a_harness_process_ends_it_by_sigterm_after_cleanup(tmp_path):
+    import pathlib
+    import signal
+    import subprocess
+    code = f"""
+import subprocess, sys, time
+from pathlib import Path
+sys.path.insert(0, {str(pathlib.Path(__file__).resolve().parent.parent)!r})
+from toolkit.qemu import harness
+harness._probe_version = lambda qemu: ((10, 0, 0), "")
+harness.guest.build_guest = lambda cache: None
+harness.guest.guest_image = lambda *a, **k: Path("guest.img")
+def migrate(run, *args, **kwargs):
+    run.procs["src"] = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    print(run.workdir, run.procs["src"].pid, flush=True)
+    time.sleep(30)
+harness._migrate = migrate
+harness.run_migration()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    workdir, pid = proc.stdout.readline().split()
+    assert os.path.isdir(workdir)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+    assert not os.path.exists(workdir)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)
+
+
+def test_a_binary_that_is_no_qemu_is_named_with_what_it_did(tmp_path):
+    from toolkit.qemu import harness
+    with pytest.raises(RuntimeError, match=r"/bin/false exists but .*'/bin/false --version' "
+                                           r"exited with status 1"):
+        harness.run_migration(qemu="/bin/false")
+    silent = tmp_path / "silent"
+    silent.write_text("#!/bin/sh\nexit 3\n")
+    silent.chmod(0o755)
+    with pytest.raises(RuntimeError, match=r"silent --version' exited with status 3 and "
+                                           r"printed nothing"):
+        harness.run_migration(qemu=str(silent))
+    with pytest.raises(RuntimeError, match=r"no-such-qemu not found"):
+        harness.run_migration(qemu="no-such-qemu")

@@ -31,6 +31,7 @@ DEFAULT_SCENARIO = dict(ram_size="4GiB", workload="sequential", write_range="128
 AVAIL_SETTINGS = (("estimate", 0.0), ("0.1x link", 0.1), ("0.5x link", 0.5),
                   ("link", 1.0), ("4x link", 4.0))
 DEFAULT_OUT = pathlib.Path("out")
+DEFAULT_CHUNK_SIZE = 16      # scenarios per task and checkpoint of `toolkit sweep`
 
 
 class UsageError(ValueError):
@@ -117,7 +118,12 @@ def cmd_sweep(args) -> int:
 
     config = pathlib.Path(args.config) if args.config else DEFAULT_CONFIG
     params, options = load_config(config)
-    params.update(_parse_set(args.set))
+    changes = _parse_set(args.set)
+    for key in changes:
+        if isinstance(params.get(key), list):
+            raise UsageError(f"--set {key}: {key} is swept by {config} ([grid]); --set "
+                             "changes fixed parameters only: edit the config's [grid] instead")
+    params.update(changes)
     out = pathlib.Path(args.out) if args.out else DEFAULT_OUT / f"{config.stem}.nc"
     if out.suffix not in (".nc", ".zarr"):
         raise UsageError(f"--out {out}: expected a path ending in .nc or .zarr")
@@ -173,23 +179,25 @@ def _sweep_to(out, config, params, options, traces, grid, args) -> int:
     for name in ("workers", "chunk_size"):      # before the checkpoint directory exists
         if getattr(args, name) is not None:
             _whole(getattr(args, name), f"--{name.replace('_', '-')}")
+    chunk_size = args.chunk_size if args.chunk_size is not None else \
+        options.get("chunk_size", DEFAULT_CHUNK_SIZE)
     workers = args.workers or os.cpu_count() or 1
     check_sweep_memory(grid, workers)
-    sample, total = estimate_time(grid, workers, args.chunk_size)
-    print(f"sweep: {grid.size:,} points in {-(-grid.size // args.chunk_size):,} chunks of "
-          f"{args.chunk_size} on {workers} workers: about {_duration(total)} (one sample run "
+    sample, total = estimate_time(grid, workers, chunk_size)
+    print(f"sweep: {grid.size:,} points in {-(-grid.size // chunk_size):,} chunks of "
+          f"{chunk_size} on {workers} workers: about {_duration(total)} (one sample run "
           f"took {_duration(sample)})", file=sys.stderr)
     partial = out.with_name(out.name + ".partial")
     if partial.exists() and not args.resume:
         raise UsageError(f"{partial} holds an interrupted run of a sweep: rerun with --resume "
                          "to continue it, or delete it to start again")
-    store = ChunkStore(partial, grid.fingerprint(traces) + f"-{args.chunk_size}")
+    store = ChunkStore(partial, grid.fingerprint(traces) + f"-{chunk_size}")
     resumed = len(store.done())
     if resumed:
         print(f"resuming: {resumed} chunks already done in {partial}", file=sys.stderr)
-    ds = sweep(**params, traces=traces, workers=args.workers, chunk_size=args.chunk_size,
+    ds = sweep(**params, traces=traces, workers=args.workers, chunk_size=chunk_size,
                scheduler=args.scheduler, progress=_progress(args), checkpoint=store)
-    n_chunks = -(-grid.size // args.chunk_size)
+    n_chunks = -(-grid.size // chunk_size)
     if options.get("title"):
         ds.attrs["title"] = options["title"]
     ds.attrs["config"] = config.name
@@ -265,8 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--scheduler", choices=("threads", "dask"), default="threads")
     sw.add_argument("--workers", type=int, default=None, help="threads or Dask worker "
                                                               "processes (default: CPUs)")
-    sw.add_argument("--chunk-size", type=int, default=16, help="scenarios per task and per "
-                                                               "checkpoint (default 16)")
+    sw.add_argument("--chunk-size", type=int, default=None,
+                    help="scenarios per task and per checkpoint (default: the config's [sweep] "
+                         f"chunk_size, else {DEFAULT_CHUNK_SIZE})")
     sw.add_argument("--resume", action="store_true", help="continue an interrupted run")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     sw.add_argument("--no-map", action="store_true", help="do not write the PNG rescue map")

@@ -13,7 +13,7 @@ import pathlib
 import tomllib
 
 from .scenario import check_names
-from .sweep import geomspace, linspace, plan
+from .sweep import MAX_POINTS, _whole, geomspace, linspace, plan
 
 TOP_KEYS = {"title", "sweep", "fixed", "grid"}
 SWEEP_KEYS = {"traces": bool, "chunk_size": int}
@@ -34,17 +34,19 @@ def _grid_values(key: str, value):
                 raise ConfigError(f"{key}.{kind}: expected [start, stop, count], got {args!r}")
             try:
                 return GENERATORS[kind](*args).tolist()
-            except ValueError as err:
+            except (TypeError, ValueError) as err:
                 raise ConfigError(f"{key}.{kind}: {err}") from None
         if kind == "range":
-            if not isinstance(args, int) or args < 1:
-                raise ConfigError(f"{key}.range: expected a positive integer, got {args!r}")
+            if isinstance(args, bool) or not isinstance(args, int) or \
+                    not 1 <= args <= MAX_POINTS:
+                raise ConfigError(f"{key}.range: expected an integer in [1, "
+                                  f"{MAX_POINTS}], got {args!r}")
             return list(range(args))
     raise ConfigError(f"{key}: expected a list of values or a table such as "
                       f"{{ linspace = [start, stop, count] }}, got {value!r}")
 
 
-def parse_config(data: dict) -> tuple[dict, dict]:
+def parse_config(data: dict) -> tuple[dict, dict]:  # noqa: C901
     """Check a parsed TOML document.
 
     Returns
@@ -58,12 +60,21 @@ def parse_config(data: dict) -> tuple[dict, dict]:
         if key not in TOP_KEYS:
             raise ConfigError(f"{key}: unknown key; expected {', '.join(sorted(TOP_KEYS))}")
     options = {"title": data.get("title")}
+    if not isinstance(options["title"], (str, type(None))):
+        raise ConfigError(f"title: expected a string, got {options['title']!r}")
+    if not isinstance(data.get("sweep", {}), dict):
+        raise ConfigError(f"sweep: expected a table of options ({', '.join(SWEEP_KEYS)})")
     for key, value in data.get("sweep", {}).items():
         kind = SWEEP_KEYS.get(key)
         if kind is None:
             raise ConfigError(f"sweep.{key}: unknown option; expected {', '.join(SWEEP_KEYS)}")
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"sweep.{key}: expected {kind.__name__}, got {value!r}")
+        if kind is int:
+            try:
+                _whole(value, f"sweep.{key}")
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         options[key] = value
     params = {}
     for table in ("fixed", "grid"):
@@ -97,7 +108,7 @@ def load_config(path) -> tuple[dict, dict]:
     if path.exists() and not path.is_file():     # a directory, or a FIFO that would hang
         raise ConfigError(f"{path}: not a regular file (a config is a TOML file)")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))     # TOML is UTF-8
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except UnicodeDecodeError:
@@ -106,7 +117,13 @@ def load_config(path) -> tuple[dict, dict]:
         raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    return parse_config(data)
+    except RecursionError:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply to read") from None
+    params, options = parse_config(data)
+    if not params:      # it would run the default scenario, as if no file had been given
+        raise ConfigError(f"{path}: {'empty' if not data else 'sets no parameter'}: expected "
+                          "scenario parameters in [fixed] and/or [grid]")
+    return params, options
 
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "rescue-default.toml"

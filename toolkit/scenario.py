@@ -20,7 +20,7 @@ import numpy as np
 
 from . import hosts
 from .constants import PAGE_SIZE
-from .units import format_size, parse_duration, parse_rate, parse_size
+from .units import _to_float, format_size, parse_duration, parse_rate, parse_size
 from .workloads import parse_phases, read_write_trace
 
 SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-switchover-bandwidth
@@ -66,9 +66,9 @@ PARAMETERS = (
           "hotcold: share of RAM in the hot set (the lowest pages).", lo_open=True),
     Param("hot_share", "fraction", 0.9, "1", 0, 1,
           "hotcold: share of writes that hit the hot set."),
-    Param("zipf_exponent", "fraction", 1.0, "1", 0, 10,
-          "zipf: the exponent s of the page popularity (i + 1) ** -s, in millionths.",
-          lo_open=True),
+    Param("zipf_exponent", "fraction", 1.0, "1", 1e-6, 10,
+          "zipf: the exponent s of the page popularity (i + 1) ** -s, rounded to "
+          "millionths (so at least one)."),
     Param("phases", "path", "", "1",
           doc="phases: 'workload:rate:duration, ...' (e.g. 'uniform:100MiB/s:10s, "
           "hotcold:1GiB/s:2s'), cycling; the other guest parameters are shared."),
@@ -237,7 +237,7 @@ def _number(spec: Param, value):
             raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
         x = value
     # one canonical type per kind (1 and 1.0 are the same share, and seed the same)
-    x = float(x) if not isinstance(x, int) or spec.kind == "fraction" else x
+    x = _to_float(x) if not isinstance(x, int) or spec.kind == "fraction" else x
     bad = (isinstance(x, float) and not math.isfinite(x)) or \
         (spec.lo is not None and (x < spec.lo or (spec.lo_open and x == spec.lo))) or \
         (spec.hi is not None and x > spec.hi)
@@ -254,6 +254,27 @@ def _number(spec: Param, value):
 _RELATIVE = re.compile(r"^\s*(?:(?P<factor>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*x\s*)?link\s*$")
 
 
+def avail_link_factor(value) -> float | None:
+    """The multiple of the link that a relative avail-switchover-bandwidth names:
+    1 for ``"link"``, 0.5 for ``"0.5x link"``; None for ``"estimate"``, a number or a
+    rate.
+
+    Raises
+    ------
+    ValueError
+        A string that mentions ``link`` or ``estimate`` but is neither form.
+    """
+    if not isinstance(value, str) or value.strip().lower() == "estimate":
+        return None
+    match = _RELATIVE.match(value.lower())
+    if match is None:
+        if "link" in value.lower() or "estimate" in value.lower():
+            raise ValueError(f"avail_switchover_bandwidth={value!r}: expected a rate such as "
+                             "'10Gbit/s', or 'estimate', 'link', 'Nx link' (e.g. '2x link')")
+        return None
+    return float(match["factor"]) if match["factor"] else 1.0
+
+
 def resolve_avail(value, link_bandwidth: float):
     """Read avail-switchover-bandwidth given relative to the link.
 
@@ -261,18 +282,10 @@ def resolve_avail(value, link_bandwidth: float):
     rate; ``"0.5x link"``, ``"2x link"`` multiples of it, rounded to whole B/s.
     Anything else is returned unchanged for the usual parsing.
     """
-    if not isinstance(value, str):
-        return value
-    if value.strip().lower() == "estimate":
+    if isinstance(value, str) and value.strip().lower() == "estimate":
         return 0
-    match = _RELATIVE.match(value.lower())
-    if match is None:
-        if "link" in value.lower() or "estimate" in value.lower():
-            raise ValueError(f"avail_switchover_bandwidth={value!r}: expected a rate such as "
-                             "'10Gbit/s', or 'estimate', 'link', 'Nx link' (e.g. '2x link')")
-        return value
-    factor = float(match["factor"]) if match["factor"] else 1.0
-    return int(round(factor * link_bandwidth))
+    factor = avail_link_factor(value)
+    return value if factor is None else int(round(factor * link_bandwidth))
 
 
 def check_names(names) -> None:

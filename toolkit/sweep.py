@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernels import layout as L
-from .scenario import Scenario, _validate, check_names, resolve_avail
-from .simulate import check_memory, run_kernel, run_memory
 from ._version import __version__
+from .scenario import Scenario, _validate, avail_link_factor, check_names, resolve_avail
+from .simulate import check_memory, run_kernel, run_memory
 from .store import ChunkStore
 from .units import format_size, parse_duration, parse_rate, parse_size
 
@@ -57,9 +57,12 @@ def geomspace(start, stop, num: int) -> np.ndarray:
 
 
 def _count(num, name: str) -> int:
-    """A count of values: a whole number >= 1 (2.5 is refused, not rounded)."""
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
-        raise ValueError(f"{name}: num={num!r} is out of range: expected an integer >= 1")
+    """A count of values: a whole number in [1, MAX_POINTS] (2.5 is refused, not
+    rounded)."""
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or \
+            not 1 <= num <= MAX_POINTS:
+        raise ValueError(f"{name}: num={num!r} is out of range: expected an integer in "
+                         f"[1, {MAX_POINTS}]")
     return int(num)
 
 
@@ -73,9 +76,12 @@ def _whole(value, name: str) -> int:
 def _read_same_kind(start, stop, name):
     for parse in (parse_rate, parse_size, parse_duration):
         try:
-            return float(parse(start, f"{name} start")), float(parse(stop, f"{name} stop"))
+            ends = float(parse(start, f"{name} start")), float(parse(stop, f"{name} stop"))
         except ValueError:
             continue
+        if not all(map(np.isfinite, ends)):
+            raise ValueError(f"{name}: start={start!r} and stop={stop!r}: expected finite ends")
+        return ends
     raise ValueError(f"{name}: cannot read {start!r} and {stop!r} as two rates, sizes or "
                      "durations of the same kind")
 
@@ -97,6 +103,15 @@ def _coordinate(name: str, values: list):
         return [str(v) for v in values]
     return [_validate(name, resolve_avail(v, 1.0) if name == "avail_switchover_bandwidth"
                       else v) for v in values]
+
+
+def _meaning(name: str, value, coord):
+    """What a swept value stands for, so that two spellings of one point compare
+    equal: "link" and "1x link"; "estimate", 0 and "0x link"."""
+    if name != "avail_switchover_bandwidth":
+        return coord
+    factor = avail_link_factor(value)
+    return ("x link", factor) if factor else _validate(name, resolve_avail(value, 0))
 
 
 @dataclass
@@ -226,7 +241,7 @@ def plan(**params) -> Grid:
     swept = {name: _listed(value) for name, value in params.items()
              if _listed(value) is not None}
     size = math.prod(len(v) for v in swept.values())
-    if size > MAX_POINTS:
+    if size > MAX_POINTS:     # before the values are read, one by one
         raise ValueError(f"the sweep has {size:,} points ("
                          f"{' x '.join(f'{len(v)} {k}' for k, v in swept.items())}), more than "
                          f"MAX_POINTS = {MAX_POINTS:,}: sweep fewer values, or split the sweep")
@@ -239,8 +254,12 @@ def plan(**params) -> Grid:
         if not values:
             raise ValueError(f"{name}: the list of values to sweep is empty")
         coord = _coordinate(name, values)
-        if len(set(coord)) != len(coord):
-            raise ValueError(f"{name}: swept values repeat: {values!r}")
+        seen = {}
+        for i, (value, c) in enumerate(zip(values, coord)):
+            first = seen.setdefault(_meaning(name, value, c), i)
+            if first != i:
+                raise ValueError(f"{name}: swept values {values[first]!r} and {value!r} are "
+                                 "the same point: give each once")
         dims[name] = coord
     grid = Grid(dims=dims, fixed=fixed, values=swept)
     for point in grid.corners():

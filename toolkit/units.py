@@ -354,9 +354,9 @@ def format_size(nbytes) -> str:
 def format_rate(bps) -> str:
     """Format a rate for humans.
 
-    A rate that is a whole, nonzero number of Gbit/s is shown in Gbit/s
-    (``1.25e9 -> "10 Gbit/s"``); otherwise one that is a whole number of
-    Mbit/s is shown in Mbit/s (``1.875e8 -> "1500 Mbit/s"``). Anything
+    A rate that is a whole, nonzero number of Gbit/s (below 10^15 of them) is
+    shown in Gbit/s (``1.25e9 -> "10 Gbit/s"``); otherwise one that is a whole
+    number of Mbit/s is shown in Mbit/s (``1.875e8 -> "1500 Mbit/s"``). Anything
     else is shown like :func:`format_size` with ``/s`` appended
     (``314572800 -> "300 MiB/s"``). The result can be read back by
     :func:`parse_rate`.
@@ -379,6 +379,9 @@ def format_rate(bps) -> str:
         bits = x * 8
         for factor, unit in ((1e9, "Gbit/s"), (1e6, "Mbit/s")):
             q = bits / factor
+            # beyond 10^15 every float is whole (and x * 8 may overflow): no digit strings
+            if abs(q) >= 1e15:
+                continue
             n = round(q)
             if n != 0 and abs(q - n) <= 1e-9 * abs(q):
                 return f"{n} {unit}"

@@ -162,11 +162,12 @@ def _parse_text(path):
             if len(fields) != 2 or not all(x.isdigit() for x in fields):
                 raise _trace_error(path, f"line {n}", f"expected two non-negative integers "
                                    f"'<time_us> <page>', got {text[:60]!r}")
+            # over 16 digits is beyond both bounds (and int() refuses 4300 digits and more)
+            if any(len(x.lstrip("0")) > 16 for x in fields) or \
+                    int(fields[0]) >= MAX_TRACE_TIME_US or int(fields[1]) >= MAX_TRACE_PAGE:
+                raise _trace_error(path, f"line {n}", f"{text[:60]!r} is out of range: "
+                                   "expected a time below 2^53 us and a page below 2^32")
             t, page = int(fields[0]), int(fields[1])
-            if t >= MAX_TRACE_TIME_US or page >= MAX_TRACE_PAGE:
-                raise _trace_error(path, f"line {n}", f"time {t} us or page {page} is out of "
-                                   f"range: expected a time below 2^53 us and a page below "
-                                   f"2^32")
             if times and t < times[-1]:
                 raise _trace_error(path, f"line {n}", f"time {t} us is before the previous "
                                    f"line's {times[-1]} us")
@@ -178,11 +179,28 @@ def _parse_text(path):
 
 
 def _parse_npz(path):
-    with np.load(path) as z:
+    # NumPy and zipfile raise a zoo of exceptions for a damaged archive (BadZipFile,
+    # EOFError, zlib.error, ValueError, ...): each is the file's fault, so each is named
+    try:
+        z = np.load(path)
+    except Exception as err:
+        raise _trace_error(path, "whole file", f"not a .npz archive ({type(err).__name__}: "
+                           f"{str(err)[:80]})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise _trace_error(path, "whole file", "one .npy array, not a .npz archive of arrays "
+                           "time_us and page")
+    with z:
         missing = {"time_us", "page"} - set(z.files)
         if missing:
             raise _trace_error(path, "arrays", f"missing {sorted(missing)}; has {z.files}")
-        t, page = z["time_us"], z["page"]
+        try:
+            t, page = z["time_us"], z["page"]
+        except Exception as err:
+            raise _trace_error(path, "arrays", f"time_us or page cannot be read "
+                               f"({type(err).__name__}: {str(err)[:80]})") from None
+    if not (isinstance(t, np.ndarray) and isinstance(page, np.ndarray)):
+        raise _trace_error(path, "arrays", "time_us or page cannot be read (a member that "
+                           "is not in .npy format)")
     if t.ndim != 1 or t.shape != page.shape or t.size == 0 or \
             t.dtype.kind not in "iu" or page.dtype.kind not in "iu":
         raise _trace_error(path, "arrays", f"time_us {t.dtype}{t.shape} and page "
@@ -197,7 +215,7 @@ def _parse_npz(path):
         i = big[0]
         raise _trace_error(path, f"offset {i}", f"time {t[i]} us or page {page[i]} is out of "
                            "range: expected a time below 2^53 us and a page below 2^32")
-    back = np.flatnonzero(np.diff(t) < 0)
+    back = np.flatnonzero(t[1:] < t[:-1])          # np.diff of unsigned times wraps
     if back.size:
         raise _trace_error(path, f"offset {back[0] + 1}", "time goes back")
     return t.astype(np.int64), page.astype(np.int64)

@@ -7,8 +7,8 @@ warm up, applies the migration capabilities and parameters, issues
 ``migrate`` and samples ``query-migrate`` on a fixed period until the
 migration completes, fails, or is cancelled at the time limit.  Everything
 happens in a private ``tempfile.mkdtemp()`` directory that is always removed;
-both QEMUs are always stopped (SIGTERM, then SIGKILL), also on exceptions and
-KeyboardInterrupt.
+both QEMUs are always stopped (SIGTERM, then SIGKILL), also on exceptions,
+KeyboardInterrupt and a SIGTERM to the harness (which then ends by that SIGTERM).
 
 Files written (copied to ``output_dir`` when given):
 
@@ -42,6 +42,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,7 +161,7 @@ class MigrationResult:
 
 
 def qemu_version(qemu: str = QEMU) -> tuple[int, int, int] | None:
-    """Version of a QEMU binary, or ``None`` if it is not installed.
+    """Version of a QEMU binary, or ``None`` if it is not installed (or tells none).
 
     Parameters
     ----------
@@ -172,13 +173,29 @@ def qemu_version(qemu: str = QEMU) -> tuple[int, int, int] | None:
     tuple of int or None
         ``(major, minor, micro)`` parsed from ``qemu --version``.
     """
+    return _probe_version(qemu)[0]
+
+
+def _probe_version(qemu: str) -> tuple[tuple[int, int, int] | None, str]:
+    """``qemu --version``'s version, or None and what went wrong, naming the path."""
     path = shutil.which(qemu)
     if path is None:
-        return None
-    out = subprocess.run([path, "--version"], check=False, capture_output=True, text=True,
-                         timeout=30).stdout
-    match = re.search(r"version (\d+)\.(\d+)\.(\d+)", out)
-    return tuple(int(g) for g in match.groups()) if match else None
+        if os.sep in qemu and os.path.exists(qemu):
+            return None, f"{qemu} exists but is not an executable file (give a QEMU binary)"
+        return None, f"{qemu} not found (install it with .ci/install-qemu)"
+    try:
+        ran = subprocess.run([path, "--version"], check=False, capture_output=True, text=True,
+                             errors="replace", timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return None, f"{path} exists but '{path} --version' could not run ({err})"
+    match = re.search(r"version (\d+)\.(\d+)\.(\d+)", ran.stdout)
+    if match:
+        return tuple(int(g) for g in match.groups()), ""
+    said = (ran.stdout + ran.stderr).strip()
+    said = f"printed {said.splitlines()[0][:120]!r}" if said else "printed nothing"
+    return None, (f"{path} exists but is not a QEMU that tells its version: '{path} --version' "
+                  f"exited with status {ran.returncode} and {said} (expected 'QEMU emulator "
+                  "version X.Y.Z')")
 
 
 def low_ram_mib(ram_mib: int) -> int:
@@ -462,7 +479,9 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
     ValueError
         A parameter is out of range; the message names it, its value and the range.
     RuntimeError
-        QEMU is missing, older than 8.2, exits early, or the guest does not boot.
+        QEMU is missing, does not tell its version, is older than 8.2, exits early, or
+        the guest does not boot; or a SIGTERM stopped the run and its handler (not the
+        default one, which ends the process) returned.
     toolkit.qemu.qmp.QMPError
         QEMU rejected a command (e.g. a bad entry in ``parameters``).
     """
@@ -489,35 +508,82 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
         if existing.exists() and not existing.is_dir():
             raise ValueError(f"output_dir={str(output_dir)!r}: {existing} is a file, not a "
                              "directory (checked before QEMU starts)")
-    version = qemu_version(qemu)
+    version, problem = _probe_version(qemu)
     if version is None:
-        raise RuntimeError(f"{qemu} not found (install it with .ci/install-qemu)")
+        raise RuntimeError(problem)
     if version[:2] < MIN_QEMU_VERSION:
         raise RuntimeError(f"{qemu} is {'.'.join(map(str, version))}, need >= "
                            f"{'.'.join(map(str, MIN_QEMU_VERSION))}")
 
-    workdir = Path(tempfile.mkdtemp(prefix="switchover-qemu-"))
-    run = _Run(workdir, qemu)
-    try:
-        image = guest.guest_image(guest.build_guest(guest_cache or workdir), workdir / "guest.img",
-                                  start_page=start_page, pages=pages, pattern=pattern, rate=rate,
-                                  zero_every=zero_every, fill=fill, stride=stride)
-        caps = {"events": True, "auto-converge": auto_converge, **(capabilities or {})}
-        params = {"max-bandwidth": int(max_bandwidth), "downtime-limit": int(downtime_limit),
-                  "avail-switchover-bandwidth": int(avail_switchover_bandwidth),
-                  **(parameters or {})}
-        result = _migrate(run, image, version, ram_mib=ram_mib, prealloc=bool(prealloc),
-                          start_page=start_page, pages=pages, caps=caps, params=params,
-                          warmup=warmup, time_limit=time_limit, sample_interval=sample_interval,
-                          verify=verify, callback=callback)
-    finally:
+    with _SigtermAfterCleanup() as sigterm:
+        workdir = Path(tempfile.mkdtemp(prefix="switchover-qemu-"))
+        run = _Run(workdir, qemu)
         try:
-            run.close()  # before copying: QEMU's trace log is complete once it exited
+            image = guest.guest_image(guest.build_guest(guest_cache or workdir),
+                                      workdir / "guest.img", start_page=start_page, pages=pages,
+                                      pattern=pattern, rate=rate, zero_every=zero_every,
+                                      fill=fill, stride=stride)
+            caps = {"events": True, "auto-converge": auto_converge, **(capabilities or {})}
+            params = {"max-bandwidth": int(max_bandwidth), "downtime-limit": int(downtime_limit),
+                      "avail-switchover-bandwidth": int(avail_switchover_bandwidth),
+                      **(parameters or {})}
+            result = _migrate(run, image, version, ram_mib=ram_mib, prealloc=bool(prealloc),
+                              start_page=start_page, pages=pages, caps=caps, params=params,
+                              warmup=warmup, time_limit=time_limit,
+                              sample_interval=sample_interval, verify=verify, callback=callback)
         finally:
-            kept = _keep_files(workdir, Path(output_dir)) if output_dir is not None else {}
-            shutil.rmtree(workdir, ignore_errors=True)
+            sigterm.cleaning = True
+            try:
+                run.close()  # before copying: QEMU's trace log is complete once it exited
+            finally:
+                kept = _keep_files(workdir, Path(output_dir)) if output_dir is not None else {}
+                shutil.rmtree(workdir, ignore_errors=True)
     result.files = kept
     return result
+
+
+class _Terminated(BaseException):
+    """SIGTERM during a run: unwinds it (like KeyboardInterrupt) so that it cleans up."""
+
+
+class _SigtermAfterCleanup:
+    """While a migration runs, SIGTERM unwinds it like Ctrl-C (both QEMUs stopped, the
+    temporary directory removed) and is then delivered again to the handler it had
+    before, so that by default the process still ends by SIGTERM.
+
+    A SIGTERM once ``cleaning`` is set, or a second one, waits for the cleanup.  Only
+    the main thread can take signals; elsewhere, or where SIGTERM is ignored, nothing
+    changes.
+    """
+
+    def __init__(self):
+        self.previous = None
+        self.received = False
+        self.cleaning = False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous not in (signal.SIG_IGN, None):      # None: set outside Python
+                self.previous = previous
+                signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        first, self.received = not self.received, True
+        if first and not self.cleaning:
+            raise _Terminated
+
+    def __exit__(self, kind, err, tb):
+        if self.previous is None:
+            return False
+        signal.signal(signal.SIGTERM, self.previous)
+        if not self.received:
+            return False
+        signal.raise_signal(signal.SIGTERM)
+        # the previous handler let the process live: the run still ended
+        raise RuntimeError("the migration was stopped by SIGTERM (QEMUs stopped, temporary "
+                           "directory removed)") from (None if kind is _Terminated else err)
 
 
 def _keep_files(workdir: Path, output_dir: Path) -> dict[str, Path]:
