@@ -26,8 +26,11 @@ import xarray as xr
 
 from ._version import __version__
 
-#: Where shipped datasets live: the repository's ``datasets/`` directory.
-DATASETS_DIR = pathlib.Path(__file__).resolve().parents[1] / "datasets"
+_PACKAGED = pathlib.Path(__file__).resolve().parent / "_datasets"
+#: Where shipped datasets live: the repository's ``datasets/`` directory in a
+#: checkout, ``toolkit/_datasets`` in an installed wheel (``setup.py`` copies them).
+DATASETS_DIR = _PACKAGED if _PACKAGED.is_dir() else \
+    pathlib.Path(__file__).resolve().parents[1] / "datasets"
 
 SUFFIXES = (".nc", ".zarr")
 ZARR_MISSING = "Zarr output needs the optional extra: pip install 'switchover-lab[parallel]'"

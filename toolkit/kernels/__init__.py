@@ -19,6 +19,7 @@ precopy
     The migration thread: setup, iterate loop, window estimator, switchover.
 """
 
+import fcntl as _fcntl
 import hashlib as _hashlib
 import pathlib as _pathlib
 
@@ -29,7 +30,9 @@ def _drop_stale_cache() -> None:
     numba keys each cached function on its own file only, so a function that
     inlines or calls code from another kernel module would keep running the
     old code after that module changed. A stamp of all kernel sources guards
-    against it; a read-only install simply skips the check.
+    against it; a read-only install simply skips the check. Processes that
+    import at once (Dask workers) take turns on a lock, so none deletes a cache
+    file another one has just written.
     """
     here = _pathlib.Path(__file__).parent
     digest = _hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("*.py"))))
@@ -39,9 +42,13 @@ def _drop_stale_cache() -> None:
         if stamp.exists() and stamp.read_text() == digest.hexdigest():
             return
         cache.mkdir(exist_ok=True)
-        for path in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
-            path.unlink()
-        stamp.write_text(digest.hexdigest())
+        with open(cache / "kernels.lock", "w") as lock:
+            _fcntl.flock(lock, _fcntl.LOCK_EX)
+            if stamp.exists() and stamp.read_text() == digest.hexdigest():
+                return                      # another process cleared it meanwhile
+            for path in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
+                path.unlink(missing_ok=True)
+            stamp.write_text(digest.hexdigest())
     except OSError:
         pass
 
