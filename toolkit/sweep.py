@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -142,8 +143,11 @@ def plan(**params) -> Grid:
     return grid
 
 
-def run_chunk(scenarios: list, traces: bool) -> dict:
+def run_chunk(scenarios: list, traces: bool, cancel: threading.Event | None = None) -> dict:
     """Run scenarios one after the other; the unit of work of threads and Dask tasks.
+
+    ``cancel`` (threads): once set, the run in progress stops with
+    KeyboardInterrupt (:func:`~toolkit.simulate.run_kernel`).
 
     Returns
     -------
@@ -154,7 +158,7 @@ def run_chunk(scenarios: list, traces: bool) -> dict:
     states = np.empty((len(scenarios), L.N_STATE), np.int64)
     rows, lengths = [], np.zeros(len(scenarios), np.int64)
     for i, sc in enumerate(scenarios):
-        raw = run_kernel(sc)
+        raw = run_kernel(sc, cancel)
         states[i] = raw.state
         if traces:
             rows.append(raw.trace)
@@ -180,15 +184,25 @@ def _execute(grid: Grid, chunks: list, todo: list, traces: bool, workers: int, s
     """Run the chunks in ``todo``, calling ``on_result(chunk_id, result)`` as each finishes."""
     if scheduler == "threads":
         pool = ThreadPoolExecutor(max_workers=workers)
+        cancel = threading.Event()
+        futures, handled = {}, set()
         try:
-            futures = {pool.submit(run_chunk, [grid.scenarios[i] for i in chunks[c]], traces): c
-                       for c in todo}
+            futures = {pool.submit(run_chunk, [grid.scenarios[i] for i in chunks[c]], traces,
+                                   cancel): c for c in todo}
             for fut in as_completed(futures):
                 on_result(futures[fut], fut.result())
-        except BaseException:
-            # Ctrl-C or an error: the queued chunks never start (the running ones
-            # finish in their threads; a kernel call cannot be stopped midway)
-            pool.shutdown(wait=False, cancel_futures=True)
+                handled.add(fut)
+        except BaseException as err:
+            # Ctrl-C or an error: the queued chunks never start and the running ones
+            # stop at their kernel's next slice (about SLICE_WALL_TIME)
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            if isinstance(err, KeyboardInterrupt):
+                # every chunk that finished before Ctrl-C is kept
+                for fut, c in futures.items():
+                    if fut not in handled and fut.done() and not fut.cancelled() and \
+                            fut.exception() is None:
+                        on_result(c, fut.result())
             raise
         pool.shutdown()
         return

@@ -713,7 +713,11 @@ def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, content, src_v
 def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
                      src_version, dst_version, pol, trace):
     """Run one precopy migration from the ``migrate`` command to completion,
-    ``max_time``, or an abort by the management policy.
+    ``max_time``, or an abort by the management policy, in one call.
+
+    :func:`migration_thread_setup`, one :func:`migration_thread_slice` to
+    ``max_time`` and :func:`migration_iteration_finish`; a driver that must see
+    signals calls them itself, slice by slice, with the same result.
 
     Parameters
     ----------
@@ -745,7 +749,23 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
     pol : ndarray(int64)
         The management policy's monitor, see ``layout.POL_*`` (poll period 0: none).
     trace : ndarray(float64, (windows, N_TRACE))
-        One row per closed window, see ``layout.W_*``.
+        One row per closed window, see ``layout.W_*``; rows past its end are
+        dropped (:func:`migration_thread_slice` says how many a slice needs).
+    """
+    migration_thread_setup(p, streams, st, rng, dirty_log, bitmap, content, src_version, pol)
+    migration_thread_slice(p, streams, st, rng, dirty_log, bitmap, content, src_version,
+                           dst_version, pol, trace, p[P_PS_MAX_TIME])
+    migration_iteration_finish(p, streams, st, rng, dirty_log, content, src_version,
+                               dst_version)
+
+
+@njit(cache=True, nogil=True)
+def migration_thread_setup(p, streams, st, rng, dirty_log, bitmap, content, src_version,
+                           pol):
+    """From the ``migrate`` command to the first iteration: initial state, the
+    policy's monitor, setup (``ram_init_bitmaps``: all pages dirty, first sync).
+
+    Arguments as :func:`migration_thread`'s; ``st`` zero on entry.
     """
     n_pages = p[P_N_PAGES]
     st[S_LAST_SYNC_MS] = -1
@@ -767,7 +787,29 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
     st[S_DIRTY] = n_pages
     migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
     st[S_SETUP_T] = st[S_T]
-    while st[S_T] < p[P_PS_MAX_TIME]:
+
+
+@njit(cache=True, nogil=True)
+def migration_thread_slice(p, streams, st, rng, dirty_log, bitmap, content, src_version,
+                           dst_version, pol, trace, t_stop):
+    """The migration thread's loop, from where ``st`` left it until the time
+    ``t_stop`` [ps] is reached, or the migration ends (switched over, aborted by
+    the policy, or ``max_time`` reached).
+
+    Each pass starts and ends with nothing in flight and everything in ``st``:
+    calling again with a later ``t_stop`` goes on exactly as one call would. A
+    slice closes at most ``(t_stop_ms - st[S_WIN_START_MS]) // BUFFER_DELAY + 1``
+    windows (a window lasts at least ``BUFFER_DELAY``; the last pass may end
+    past ``t_stop``), the rows ``trace`` must have room for.
+
+    Returns
+    -------
+    bool
+        True once the migration has ended (:func:`migration_iteration_finish`
+        comes next), False if ``t_stop`` came first.
+    """
+    t_end = min(t_stop, p[P_PS_MAX_TIME])
+    while st[S_T] < t_end:
         if p[P_PERIODIC_SYNC] != 0 and st[S_T] >= st[S_TICK_NEXT]:
             dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, content,
                                   src_version)
@@ -775,7 +817,7 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
             action = monitor_poll(pol, st)
             if action == ABORT:
                 st[S_ABORTED] = 1
-                break
+                return True
             if action == POSTCOPY:          # migrate-start-postcopy
                 st[S_POSTCOPY_REQUESTED] = 1
             if action == PAUSE:             # the guest stops writing; precopy goes on
@@ -785,12 +827,20 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
         if not migration_rate_exceeded(p, st):
             if migration_iteration_run(p, streams, st, rng, dirty_log, bitmap,
                                        content, src_version, dst_version):
-                break
+                return True
         migration_rate_limit(p, st, trace)
-    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)   # due by the end
+    return st[S_T] >= p[P_PS_MAX_TIME]
+
+
+@njit(cache=True, nogil=True)
+def migration_iteration_finish(p, streams, st, rng, dirty_log, content, src_version,
+                               dst_version):
+    """After the loop: the guest's writes due by the end and, in check mode after
+    a switchover, the pages whose destination version differs (``S_LOST_PAGES``)."""
+    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
     if p[P_CHECK] != 0 and st[S_CONVERGED] == 1:
         lost = 0
-        for page in range(n_pages):
+        for page in range(p[P_N_PAGES]):
             if dst_version[page] != src_version[page]:
                 lost += 1
         st[S_LOST_PAGES] = lost
