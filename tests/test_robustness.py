@@ -366,3 +366,25 @@ def test_ctrl_c_stops_a_cli_sweep_at_once_and_resume_finishes_it(tmp_path):
     got = tk.open_dataset(out)
     for name in whole.data_vars:
         np.testing.assert_array_equal(got[name].values, whole[name].values, err_msg=name)
+
+
+def test_max_time_cuts_a_precopy_pass_on_a_1000_B_per_s_link():
+    """One 64-page batch takes 262 s at 1000 B/s: the run used to end there."""
+    for check in (False, True):                       # check mode: no hang either
+        ds = tk.simulate(link_bandwidth=1000, max_time=5.0, check=check)
+        assert not ds.converged.item() and ds.total_time.item() == 5000.0
+        assert ds.normal_pages.item() == 2             # the second was being written at 5 s
+    # the downtime is not cut short: a switchover begun before max_time completes
+    ds = tk.simulate(ram_size="64KiB", dirty_rate=0, link_bandwidth=1000, max_time=100.0)
+    assert ds.converged.item() and ds.total_time.item() > 100_000
+    assert ds.downtime.item() > 500_000                # 512 KiB of device state at 1 kB/s
+
+
+@pytest.mark.parametrize("link, max_bandwidth", [(1000, 0), (1_000_000, 3000)])
+def test_a_pass_cut_at_max_time_and_a_sleep_ended_there_are_the_reference_s(link, max_bandwidth):
+    from .test_reference import assert_same
+    sc = Scenario(ram_size="256KiB", dirty_rate="1MiB/s", link_bandwidth=link,
+                  max_bandwidth=max_bandwidth, max_time=30.0, downtime_limit=50, check=True,
+                  zero_fraction=0.3, device_state_size="4KiB")
+    _, ref = assert_same(sc)
+    assert not ref.converged and ref.t == 30 * 10**12

@@ -360,22 +360,31 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
     them there (:func:`writes_looked_at`). Otherwise the dirty log is read only
     by the next sync, which applies the writes due first; the result is the
     same, without a call per batch.
+
+    ``max_time`` cuts the call short, as a ``migrate_cancel`` then would: no
+    page starts at or after it, and the write in flight then ends at it (its
+    bytes count: QEMU counts a page once queued). Near it, pages go one by one.
     """
+    t_cut = max(st[S_T], p[P_PS_MAX_TIME])
     _send_section(st, p)
     t0 = st[S_T]
     n_pages = p[P_N_PAGES]
     n_words = (n_pages + 63) >> 6
-    while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
-        if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
+    # a batch may start until its 64 pages, at the longest, end before max_time
+    page_ps = max(p[P_PS_FIRST_COPY], p[P_PS_ZERO], p[P_PS_ZERO_UNTOUCHED])
+    batch_until = t_cut - 64 * min(page_ps, t_cut // 64 + 1)
+    while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0 and st[S_T] < t_cut:
+        if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]) and \
+                st[S_T] < batch_until:
             if ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
-                                src_version, dst_version, t0):
+                                src_version, dst_version, t0, batch_until):
                 break
-        else:  # near the budget: the limit is checked before each page
+        else:  # near the budget or max_time: both are checked before each page
             if writes_looked_at(p, st, n_words):
                 guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
             wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
             left = 64
-            while left > 0 and not migration_rate_exceeded(p, st):
+            while left > 0 and not migration_rate_exceeded(p, st) and st[S_T] < t_cut:
                 bit = mask & (~mask + np.uint64(1))
                 ram_save_pages(p, st, wi, bit, bitmap, dirty_log, content,
                                src_version, dst_version)
@@ -391,6 +400,7 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
             if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
                 break
     st[S_UNFLUSHED] = 0                # qemu_fflush after RAM_SAVE_FLAG_EOS
+    st[S_T] = min(st[S_T], t_cut)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -412,10 +422,11 @@ def writes_looked_at(p, st, n_words):
 
 @njit(cache=True, nogil=True)
 def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
-                     src_version, dst_version, t0):
+                     src_version, dst_version, t0, batch_until):
     """Send batches of the next (up to) 64 dirty pages from the cursor, each
-    stopping at the end of RAM, until the 50 ms cap is passed, nothing is dirty
-    or the next batch might cross the byte budget; the guest's writes due go
+    stopping at the end of RAM, until the 50 ms cap is passed, nothing is dirty,
+    the next batch might cross the byte budget, or the time is ``batch_until``
+    [ps] (after it a batch might end past ``max_time``); the guest's writes due go
     before each batch while something looks at them (:func:`writes_looked_at`).
 
     :func:`ram_save_pages` word by word, with the counts kept in local
@@ -481,7 +492,7 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
         set_cursor(p, st, last_wi, last_mask)
         if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
             return True
-        if st[S_DIRTY] == 0 or \
+        if st[S_DIRTY] == 0 or st[S_T] >= batch_until or \
                 not batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
             return False
 
@@ -542,10 +553,11 @@ def migration_update_counters(p, st, trace):
 
 @njit(cache=True, nogil=True)
 def migration_rate_limit(p, st, trace):
-    """Update the counters; if the budget is spent, sleep to the window's end."""
+    """Update the counters; if the budget is spent, sleep to the window's end
+    (or to ``max_time``, where the run is given up)."""
     migration_update_counters(p, st, trace)
     if migration_rate_exceeded(p, st):
-        wake = (st[S_WIN_START_MS] + BUFFER_DELAY) * PS_PER_MS
+        wake = min((st[S_WIN_START_MS] + BUFFER_DELAY) * PS_PER_MS, p[P_PS_MAX_TIME])
         if wake > st[S_T]:
             st[S_T] = wake
 
