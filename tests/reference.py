@@ -382,10 +382,12 @@ class Reference:
         raise AssertionError("called with no dirty page")
 
     def iterate(self):
+        # max_time cuts the call: no page starts at or after it, the one in flight ends there
+        cut = max(self.t, ps(self.sc.max_time))
         self.add_bytes(18)
         self.t += self.t_section
         t0 = self.t
-        while not self.exceeded() and self.dirty:
+        while not self.exceeded() and self.dirty and self.t < cut:
             self.catch_up_writes()
             first = self.next_dirty()
             # a batch: the next (up to) 64 dirty pages in address order, not past the end of RAM
@@ -393,12 +395,13 @@ class Reference:
             whole = self.limit == 0 or \
                 self.transferred - self.rate_start + 64 * 4104 <= self.limit
             for q in batch:
-                if not whole and self.exceeded():
+                if (not whole and self.exceeded()) or self.t >= cut:
                     break
                 self.send(q)
             if (self.t - t0) // PS_PER_MS > 50:
                 break
         self.unflushed = 0              # qemu_fflush after the end-of-section marker
+        self.t = min(self.t, cut)
 
     def update_counters(self):
         now = self.now_ms()
@@ -521,8 +524,9 @@ class Reference:
                     break
                 self.iterate()
             self.update_counters()
-            if self.exceeded():
-                self.t = max(self.t, (self.win_start_ms + 100) * PS_PER_MS)
+            if self.exceeded():        # the sleep ends at max_time, where the run is given up
+                self.t = max(self.t, min((self.win_start_ms + 100) * PS_PER_MS,
+                                         ps(self.sc.max_time)))
         self.catch_up_writes()          # the writes due by the end
         return self
 

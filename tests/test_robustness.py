@@ -94,9 +94,9 @@ def test_an_interrupted_sweep_does_not_run_its_queued_chunks(monkeypatch):
     module = sys.modules["toolkit.sweep"]           # tk.sweep is the function
     real, calls = module.run_chunk, []
 
-    def counted(scenarios, traces):
+    def counted(scenarios, traces, cancel=None):
         calls.append(1)
-        return real(scenarios, traces)
+        return real(scenarios, traces, cancel)
 
     class Interrupting:                             # a checkpoint that is "Ctrl-C'd"
         def done(self):
@@ -272,8 +272,14 @@ def test_a_16_tib_guest_with_check_is_refused_before_the_kernel(eight_gib, monke
 def test_the_memory_estimate_is_what_run_kernel_allocates(monkeypatch):
     module = sys.modules["toolkit.simulate"]
     seen = {}
-    monkeypatch.setattr(module, "migration_thread",
-                        lambda *args: seen.update(arrays=args[4:9]))
+
+    def slice_(p, streams, st, rng, dirty_log, bitmap, content, src, dst, *rest):
+        seen.update(arrays=(dirty_log, bitmap, content, src, dst))
+        return True                                   # the migration ended
+
+    monkeypatch.setattr(module, "migration_thread_setup", lambda *args: None)
+    monkeypatch.setattr(module, "migration_thread_slice", slice_)
+    monkeypatch.setattr(module, "migration_iteration_finish", lambda *args: None)
     sc = Scenario(ram_size="64MiB", zero_fraction=0.5, zero_allocated_fraction=0.25,
                   dst_first_copy_time=2000, check=True)
     run_kernel(sc)
@@ -567,3 +573,147 @@ def test_a_binary_that_is_no_qemu_is_named_with_what_it_did(tmp_path):
         harness.run_migration(qemu=str(silent))
     with pytest.raises(RuntimeError, match=r"no-such-qemu not found"):
         harness.run_migration(qemu="no-such-qemu")
+
+
+# --- Hangs and unbounded resources (issue 11, items 8, 9 and 14): the kernel runs in
+# slices of simulated time, so Ctrl-C stops a run or a sweep at once, the trace grows
+# with the run, and max_time cuts a precopy pass short ---
+
+def test_ctrl_c_stops_simulate_within_a_second():
+    import signal
+    import threading
+    import time
+    never = dict(ram_size="256MiB", workload="hotcold", dirty_rate="1GiB/s")
+    tk.simulate(**never, max_time=1.0)               # compiled before the clock starts
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        tk.simulate(**never, max_time=1e5)           # about a minute if not stopped
+    assert time.monotonic() - start < 0.5 + 1.0
+    timer.join()
+
+
+SLICED = {
+    "uniform-check": dict(dirty_rate="4MiB/s", check=True),
+    "rate-limited-zero-writes": dict(dirty_rate="4MiB/s", max_bandwidth="2MB/s",
+                                     zero_write_share=0.3, zero_fraction=0.5),
+    "auto-converge-timer": dict(ram_size="16MiB", dirty_rate="16MiB/s", auto_converge=True,
+                                max_time=30.0),
+    "kubevirt-pauses": dict(dirty_rate="12MiB/s", max_time=20.0, policy=(
+        "kubevirt:completion_timeout_per_gib=2,allow_workload_disruption=true")),
+    "ovirt-aborts": dict(ram_size="16MiB", dirty_rate="12MiB/s", max_time=25.0,
+                         policy="ovirt:downtime_delay=300,monitor_interval=1,"
+                                "progress_timeout=6,max_time_per_gib=0"),
+    "postcopy-phases": dict(workload="phases", phases="hotcold:30MiB/s:1.5s, uniform:1MiB/s:1s",
+                            write_range="1MiB", postcopy_ram=True, postcopy_start_sync=6,
+                            max_time=20.0),
+}
+
+
+@pytest.mark.parametrize("case", SLICED)
+def test_slices_of_1_ms_give_the_result_of_one_whole_run(monkeypatch, case):
+    from toolkit import policies
+    sim = sys.modules["toolkit.simulate"]            # tk.simulate is the function
+    from toolkit.kernels.precopy import migration_thread
+    sc = Scenario(**{"ram_size": "4MiB", "link_bandwidth": "50Mbit/s", "max_bandwidth": 0,
+                     "max_time": 4.0, "downtime_limit": 20, **SLICED[case]})
+    p, streams = sim.kernel_inputs(sc)
+    n_words, versions = (sc.n_pages + 63) // 64, sc.n_pages if sc.check else 0
+    st = np.zeros(L.N_STATE, np.int64)
+    trace = np.full((int(sc.max_time * 10) + 2, L.N_TRACE), np.nan)
+    migration_thread(p, streams, st, np.array(sc.stream_seeds, np.uint64),
+                     np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
+                     sim.page_content(p, sc), np.zeros(versions, np.int32),
+                     np.full(versions, -1, np.int32),
+                     policies.kernel_array(sc.policy_object, sc.ram_size), trace)
+    calls = []
+    real = sim.migration_thread_slice
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+    monkeypatch.setattr(sim, "migration_thread_slice", counted)
+    monkeypatch.setattr(sim, "SLICE_WALL_TIME", 1e-9)     # every slice 1 ms long
+    raw = run_kernel(sc)
+    assert len(calls) > st[L.S_N_WINDOWS] > 5       # about a call per pass
+    np.testing.assert_array_equal(raw.state, st)
+    np.testing.assert_array_equal(raw.trace, trace[: st[L.S_N_WINDOWS]])
+
+
+def test_the_trace_buffer_grows_with_the_run_not_with_max_time(monkeypatch):
+    sim = sys.modules["toolkit.simulate"]
+    sizes = []
+    real = sim.migration_thread_slice
+
+    def recorded(*args):
+        sizes.append(args[10].shape[0])                  # the trace the driver passed
+        return real(*args)
+    monkeypatch.setattr(sim, "migration_thread_slice", recorded)
+    ds = tk.simulate(ram_size="64MiB", dirty_rate="10MiB/s", max_bandwidth=0, max_time=1e6)
+    assert ds.converged.item() and ds.total_time.item() < 1000
+    assert max(sizes) <= 1024                            # max_time would ask for 10 million
+    monkeypatch.setattr(sim, "SLICE_WALL_TIME", 1e-9)
+    long = tk.simulate(ram_size="4MiB", dirty_rate="40MiB/s", link_bandwidth="50Mbit/s",
+                       max_bandwidth=0, downtime_limit=20, max_time=30.0)
+    assert long.sizes["window"] > 2 * sim.TRACE_ROWS_FIRST     # grown, every row kept
+    assert not np.isnan(long.time.values).any()
+
+
+def test_ctrl_c_stops_a_cli_sweep_at_once_and_resume_finishes_it(tmp_path):
+    import pathlib
+    import signal
+    import subprocess
+    import time
+    from toolkit.config import load_config
+    config = tmp_path / "long.toml"
+    config.write_text('[fixed]\nram_size = "256MiB"\nworkload = "hotcold"\n'
+                      'max_time = "3000s"\n[grid]\n'
+                      'dirty_rate = ["1MiB/s", "2MiB/s", "1GiB/s", "3MiB/s", "1.5GiB/s", '
+                      '"4MiB/s"]\n')
+    out = tmp_path / "long.nc"
+    cmd = [sys.executable, "-m", "toolkit", "sweep", "--config", str(config), "--out", str(out),
+           "--chunk-size", "1", "--workers", "2", "--no-progress", "--no-map"]
+    env = {**os.environ, "CI": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    partial = pathlib.Path(str(out) + ".partial")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(partial.glob("chunk-*.npz"))) < 2:
+        time.sleep(0.02)
+    time.sleep(0.3)                  # chunk 2 (about 2 s) and chunk 3 or 4 are running
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.monotonic() - sent < 2.0
+    done = len(list(partial.glob("chunk-*.npz")))
+    assert 2 <= done < 6 and not out.exists()
+    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"({6 - done} run now, {done} resumed)" in resumed.stdout
+    whole = tk.sweep(**load_config(config)[0])
+    got = tk.open_dataset(out)
+    for name in whole.data_vars:
+        np.testing.assert_array_equal(got[name].values, whole[name].values, err_msg=name)
+
+
+def test_max_time_cuts_a_precopy_pass_on_a_1000_B_per_s_link():
+    """One 64-page batch takes 262 s at 1000 B/s: the run used to end there."""
+    for check in (False, True):                       # check mode: no hang either
+        ds = tk.simulate(link_bandwidth=1000, max_time=5.0, check=check)
+        assert not ds.converged.item() and ds.total_time.item() == 5000.0
+        assert ds.normal_pages.item() == 2             # the second was being written at 5 s
+    # the downtime is not cut short: a switchover begun before max_time completes
+    ds = tk.simulate(ram_size="64KiB", dirty_rate=0, link_bandwidth=1000, max_time=100.0)
+    assert ds.converged.item() and ds.total_time.item() > 100_000
+    assert ds.downtime.item() > 500_000                # 512 KiB of device state at 1 kB/s
+
+
+@pytest.mark.parametrize("link, max_bandwidth", [(1000, 0), (1_000_000, 3000)])
+def test_a_pass_cut_at_max_time_and_a_sleep_ended_there_are_the_reference_s(link, max_bandwidth):
+    from .test_reference import assert_same
+    sc = Scenario(ram_size="256KiB", dirty_rate="1MiB/s", link_bandwidth=link,
+                  max_bandwidth=max_bandwidth, max_time=30.0, downtime_limit=50, check=True,
+                  zero_fraction=0.3, device_state_size="4KiB")
+    _, ref = assert_same(sc)
+    assert not ref.converged and ref.t == 30 * 10**12

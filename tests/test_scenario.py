@@ -63,7 +63,7 @@ def test_errors_come_before_any_work(monkeypatch):
 
     def boom(*args):
         raise AssertionError("kernel ran")
-    monkeypatch.setattr(sim, "migration_thread", boom)
+    monkeypatch.setattr(sim, "migration_thread_setup", boom)
     with pytest.raises(ValueError):
         tk.simulate(downtime_limit=-3)
 

@@ -2,12 +2,14 @@
 
 This layer turns a validated :class:`~toolkit.scenario.Scenario` into the
 kernel's integer parameters (picoseconds, pages, bytes), allocates the bitsets,
-runs :func:`toolkit.kernels.precopy.migration_thread`, and hands the raw
-numbers to :func:`toolkit.schema.build_dataset`.
+runs the migration thread (:mod:`toolkit.kernels.precopy`) slice by slice, and
+hands the raw numbers to :func:`toolkit.schema.build_dataset`.
 """
 from __future__ import annotations
 
 import os
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +18,9 @@ from . import policies
 from .constants import (GIB, NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_S, SECTION_WIRE,
                         ZERO_PAGE_WIRE)
 from .kernels import layout as L
-from .kernels.precopy import migration_thread
+from .constants import PS_PER_MS
+from .kernels.precopy import (BUFFER_DELAY, migration_iteration_finish, migration_thread_setup,
+                              migration_thread_slice)
 from .scenario import QEMU_VERSIONS, Scenario
 from .units import format_size
 
@@ -24,6 +28,9 @@ WORKLOAD_CODES = {"uniform": L.UNIFORM, "hotcold": L.HOTCOLD, "sequential": L.SE
                   "zipf": L.ZIPF, "replay": L.REPLAY, "phases": L.PHASES}
 #: migration_iteration_run's switchover rule by release: 8.2, 9.0-10.0, 10.1 and later
 QEMU_RULES = {"8.2": 0, "9.0": 1, "9.1": 1, "9.2": 1, "10.0": 1, "10.1": 2}
+SLICE_WALL_TIME = 0.075          # aim for one kernel call: Ctrl-C waits at most about this [s]
+SLICE_FIRST = BUFFER_DELAY * PS_PER_MS   # simulated length of the first slice [ps]
+TRACE_ROWS_FIRST = 64            # trace rows allocated to start with (it doubles as needed)
 
 
 @dataclass
@@ -169,27 +176,57 @@ def page_content(p: np.ndarray, sc: Scenario) -> np.ndarray:
     return content
 
 
-def run_kernel(sc: Scenario) -> RawRun:
-    """Allocate the bitsets, run the migration thread once, return its raw output."""
+def run_kernel(sc: Scenario, cancel: threading.Event | None = None) -> RawRun:
+    """Allocate the bitsets, run the migration thread, return its raw output.
+
+    The kernel runs in slices of simulated time of about ``SLICE_WALL_TIME``
+    each (the next slice's length adapts to the wall time the last one took),
+    so Ctrl-C is seen between them, and the trace grows with the run rather
+    than being sized for ``max_time``. The result is the same as one call of
+    :func:`~toolkit.kernels.precopy.migration_thread`.
+
+    Parameters
+    ----------
+    sc : Scenario
+    cancel : threading.Event, optional
+        Checked between slices: once set, the run stops with KeyboardInterrupt
+        (how a sweep's worker threads learn of Ctrl-C in the main thread).
+    """
     p, streams = kernel_inputs(sc)
     arrays = kernel_arrays(sc, p)
     st = np.zeros(L.N_STATE, dtype=np.int64)
     rng = np.array(sc.stream_seeds, dtype=np.uint64)
-    max_windows = int(sc.max_time * 1000) // 100 + 4   # windows last >= 100 ms
-    trace = np.full((max_windows, L.N_TRACE), np.nan)
-    migration_thread(p, streams, st, rng,
-                     np.zeros(*arrays["dirty_log"]), np.zeros(*arrays["bitmap"]),
-                     page_content(p, sc), np.zeros(*arrays["version"]),
-                     np.full(arrays["dst_version"][0], -1, arrays["dst_version"][1]),
-                     policies.kernel_array(sc.policy_object, sc.ram_size), trace)
+    dirty_log, bitmap = np.zeros(*arrays["dirty_log"]), np.zeros(*arrays["bitmap"])
+    content = page_content(p, sc)
+    src_version = np.zeros(*arrays["version"])
+    dst_version = np.full(arrays["dst_version"][0], -1, arrays["dst_version"][1])
+    pol = policies.kernel_array(sc.policy_object, sc.ram_size)
+    trace = np.full((TRACE_ROWS_FIRST, L.N_TRACE), np.nan)
+    migration_thread_setup(p, streams, st, rng, dirty_log, bitmap, content, src_version, pol)
+    length = SLICE_FIRST
+    done = False
+    while not done:
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt
+        t_stop = min(int(st[L.S_T]) + length, int(p[L.P_PS_MAX_TIME]))
+        # a window lasts at least BUFFER_DELAY: room for every window the slice can close
+        rows = int(st[L.S_N_WINDOWS]) + 1 + \
+            max(0, t_stop // PS_PER_MS - int(st[L.S_WIN_START_MS])) // BUFFER_DELAY
+        if rows > trace.shape[0]:
+            grown = np.full((max(rows, 2 * trace.shape[0]), L.N_TRACE), np.nan)
+            grown[: trace.shape[0]] = trace
+            trace = grown
+        t0 = time.perf_counter()
+        done = migration_thread_slice(p, streams, st, rng, dirty_log, bitmap, content,
+                                      src_version, dst_version, pol, trace, t_stop)
+        wall = time.perf_counter() - t0
+        length = max(PS_PER_MS, int(length * min(8.0, SLICE_WALL_TIME / max(wall, 1e-6))))
+    migration_iteration_finish(p, streams, st, rng, dirty_log, content, src_version,
+                               dst_version)
     return RawRun(state=st, trace=trace[: st[L.S_N_WINDOWS]].copy())
 
 
 # ---------------------------------------------------------------- memory
-
-#: Trace windows counted for a run: the trace buffer starts this small and grows with the run.
-TRACE_WINDOWS_COUNTED = 1024
-
 
 def kernel_arrays(sc: Scenario, p: np.ndarray) -> dict:
     """Length and dtype of each per-page array the kernel is given for ``sc``.
@@ -210,10 +247,10 @@ def kernel_arrays(sc: Scenario, p: np.ndarray) -> dict:
 
 def run_memory(sc: Scenario) -> int:
     """Memory one run of ``sc`` takes: :func:`kernel_arrays`, the write streams
-    (a replayed trace's writes) and the first trace windows. [B]"""
+    (a replayed trace's writes) and the trace buffer as it starts. [B]"""
     p, streams = kernel_inputs(sc)
     pages = sum(n * np.dtype(dtype).itemsize for n, dtype in kernel_arrays(sc, p).values())
-    return pages + streams.nbytes + TRACE_WINDOWS_COUNTED * L.N_TRACE * np.float64().itemsize
+    return pages + streams.nbytes + TRACE_ROWS_FIRST * L.N_TRACE * np.float64().itemsize
 
 
 def available_memory() -> int | None:

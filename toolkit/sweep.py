@@ -17,6 +17,7 @@ import math
 import numbers
 import os
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -304,8 +305,11 @@ def estimate_time(grid: Grid, workers: int, chunk_size: int) -> tuple[float, flo
     return sample, sample * grid.size / busy
 
 
-def run_chunk(scenarios: list, traces: bool) -> dict:
+def run_chunk(scenarios: list, traces: bool, cancel: threading.Event | None = None) -> dict:
     """Run scenarios one after the other; the unit of work of threads and Dask tasks.
+
+    ``cancel`` (threads): once set, the run in progress stops with
+    KeyboardInterrupt (:func:`~toolkit.simulate.run_kernel`).
 
     Returns
     -------
@@ -316,7 +320,7 @@ def run_chunk(scenarios: list, traces: bool) -> dict:
     states = np.empty((len(scenarios), L.N_STATE), np.int64)
     rows, lengths = [], np.zeros(len(scenarios), np.int64)
     for i, sc in enumerate(scenarios):
-        raw = run_kernel(sc)
+        raw = run_kernel(sc, cancel)
         states[i] = raw.state
         if traces:
             rows.append(raw.trace)
@@ -328,9 +332,10 @@ def run_chunk(scenarios: list, traces: bool) -> dict:
     return out
 
 
-def _run_points(grid: Grid, ids: range, traces: bool) -> dict:
+def _run_points(grid: Grid, ids: range, traces: bool,
+                cancel: threading.Event | None = None) -> dict:
     """:func:`run_chunk` over points ``ids`` of ``grid``, their Scenarios made here."""
-    return run_chunk([grid.scenario(i) for i in ids], traces)
+    return run_chunk([grid.scenario(i) for i in ids], traces, cancel)
 
 
 def _progress_bar(total: int, progress):
@@ -347,22 +352,28 @@ def _execute(grid: Grid, chunks: list, todo: list, traces: bool, workers: int, s
     """Run the chunks in ``todo``, calling ``on_result(chunk_id, result)`` as each finishes."""
     if scheduler == "threads":
         pool = ThreadPoolExecutor(max_workers=workers)
-        queue, running = iter(todo), {}
+        queue, running, cancel = iter(todo), {}, threading.Event()
         try:
             while True:
                 # a few chunks ahead of the workers: a future per chunk of a big grid
                 # would take memory for nothing
                 for c in itertools.islice(queue, 2 * workers - len(running)):
-                    running[pool.submit(_run_points, grid, chunks[c], traces)] = c
+                    running[pool.submit(_run_points, grid, chunks[c], traces, cancel)] = c
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     on_result(running.pop(fut), fut.result())
-        except BaseException:
-            # Ctrl-C or an error: the queued chunks never start (the running ones
-            # finish in their threads; a kernel call cannot be stopped midway)
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException as err:
+            # Ctrl-C or an error: the queued chunks never start and the running ones
+            # stop at their kernel's next slice (about SLICE_WALL_TIME)
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            if isinstance(err, KeyboardInterrupt):
+                # every chunk that finished before Ctrl-C is kept
+                for fut, c in running.items():
+                    if fut.done() and not fut.cancelled() and fut.exception() is None:
+                        on_result(c, fut.result())
             raise
         pool.shutdown()
         return

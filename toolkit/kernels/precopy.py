@@ -356,22 +356,31 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
     them there (:func:`writes_looked_at`). Otherwise the dirty log is read only
     by the next sync, which applies the writes due first; the result is the
     same, without a call per batch.
+
+    ``max_time`` cuts the call short, as a ``migrate_cancel`` then would: no
+    page starts at or after it, and the write in flight then ends at it (its
+    bytes count: QEMU counts a page once queued). Near it, pages go one by one.
     """
+    t_cut = max(st[S_T], p[P_PS_MAX_TIME])
     _send_section(st, p)
     t0 = st[S_T]
     n_pages = p[P_N_PAGES]
     n_words = (n_pages + 63) >> 6
-    while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0:
-        if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
+    # a batch may start until its 64 pages, at the longest, end before max_time
+    page_ps = max(p[P_PS_FIRST_COPY], p[P_PS_ZERO], p[P_PS_ZERO_UNTOUCHED])
+    batch_until = t_cut - 64 * min(page_ps, t_cut // 64 + 1)
+    while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0 and st[S_T] < t_cut:
+        if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]) and \
+                st[S_T] < batch_until:
             if ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
-                                src_version, dst_version, t0):
+                                src_version, dst_version, t0, batch_until):
                 break
-        else:  # near the budget: the limit is checked before each page
+        else:  # near the budget or max_time: both are checked before each page
             if writes_looked_at(p, st, n_words):
                 guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
             wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
             left = 64
-            while left > 0 and not migration_rate_exceeded(p, st):
+            while left > 0 and not migration_rate_exceeded(p, st) and st[S_T] < t_cut:
                 bit = mask & (~mask + np.uint64(1))
                 ram_save_pages(p, st, wi, bit, bitmap, dirty_log, content,
                                src_version, dst_version)
@@ -387,6 +396,7 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
             if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
                 break
     st[S_UNFLUSHED] = 0                # qemu_fflush after RAM_SAVE_FLAG_EOS
+    st[S_T] = min(st[S_T], t_cut)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -408,10 +418,11 @@ def writes_looked_at(p, st, n_words):
 
 @njit(cache=True, nogil=True)
 def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
-                     src_version, dst_version, t0):
+                     src_version, dst_version, t0, batch_until):
     """Send batches of the next (up to) 64 dirty pages from the cursor, each
-    stopping at the end of RAM, until the 50 ms cap is passed, nothing is dirty
-    or the next batch might cross the byte budget; the guest's writes due go
+    stopping at the end of RAM, until the 50 ms cap is passed, nothing is dirty,
+    the next batch might cross the byte budget, or the time is ``batch_until``
+    [ps] (after it a batch might end past ``max_time``); the guest's writes due go
     before each batch while something looks at them (:func:`writes_looked_at`).
 
     :func:`ram_save_pages` word by word, with the counts kept in local
@@ -477,7 +488,7 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
         set_cursor(p, st, last_wi, last_mask)
         if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
             return True
-        if st[S_DIRTY] == 0 or \
+        if st[S_DIRTY] == 0 or st[S_T] >= batch_until or \
                 not batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
             return False
 
@@ -538,10 +549,11 @@ def migration_update_counters(p, st, trace):
 
 @njit(cache=True, nogil=True)
 def migration_rate_limit(p, st, trace):
-    """Update the counters; if the budget is spent, sleep to the window's end."""
+    """Update the counters; if the budget is spent, sleep to the window's end
+    (or to ``max_time``, where the run is given up)."""
     migration_update_counters(p, st, trace)
     if migration_rate_exceeded(p, st):
-        wake = (st[S_WIN_START_MS] + BUFFER_DELAY) * PS_PER_MS
+        wake = min((st[S_WIN_START_MS] + BUFFER_DELAY) * PS_PER_MS, p[P_PS_MAX_TIME])
         if wake > st[S_T]:
             st[S_T] = wake
 
@@ -709,7 +721,11 @@ def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, content, src_v
 def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
                      src_version, dst_version, pol, trace):
     """Run one precopy migration from the ``migrate`` command to completion,
-    ``max_time``, or an abort by the management policy.
+    ``max_time``, or an abort by the management policy, in one call.
+
+    :func:`migration_thread_setup`, one :func:`migration_thread_slice` to
+    ``max_time`` and :func:`migration_iteration_finish`; a driver that must see
+    signals calls them itself, slice by slice, with the same result.
 
     Parameters
     ----------
@@ -741,7 +757,23 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
     pol : ndarray(int64)
         The management policy's monitor, see ``layout.POL_*`` (poll period 0: none).
     trace : ndarray(float64, (windows, N_TRACE))
-        One row per closed window, see ``layout.W_*``.
+        One row per closed window, see ``layout.W_*``; rows past its end are
+        dropped (:func:`migration_thread_slice` says how many a slice needs).
+    """
+    migration_thread_setup(p, streams, st, rng, dirty_log, bitmap, content, src_version, pol)
+    migration_thread_slice(p, streams, st, rng, dirty_log, bitmap, content, src_version,
+                           dst_version, pol, trace, p[P_PS_MAX_TIME])
+    migration_iteration_finish(p, streams, st, rng, dirty_log, content, src_version,
+                               dst_version)
+
+
+@njit(cache=True, nogil=True)
+def migration_thread_setup(p, streams, st, rng, dirty_log, bitmap, content, src_version,
+                           pol):
+    """From the ``migrate`` command to the first iteration: initial state, the
+    policy's monitor, setup (``ram_init_bitmaps``: all pages dirty, first sync).
+
+    Arguments as :func:`migration_thread`'s; ``st`` zero on entry.
     """
     n_pages = p[P_N_PAGES]
     st[S_LAST_SYNC_MS] = -1
@@ -763,7 +795,29 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
     st[S_DIRTY] = n_pages
     migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
     st[S_SETUP_T] = st[S_T]
-    while st[S_T] < p[P_PS_MAX_TIME]:
+
+
+@njit(cache=True, nogil=True)
+def migration_thread_slice(p, streams, st, rng, dirty_log, bitmap, content, src_version,
+                           dst_version, pol, trace, t_stop):
+    """The migration thread's loop, from where ``st`` left it until the time
+    ``t_stop`` [ps] is reached, or the migration ends (switched over, aborted by
+    the policy, or ``max_time`` reached).
+
+    Each pass starts and ends with nothing in flight and everything in ``st``:
+    calling again with a later ``t_stop`` goes on exactly as one call would. A
+    slice closes at most ``(t_stop_ms - st[S_WIN_START_MS]) // BUFFER_DELAY + 1``
+    windows (a window lasts at least ``BUFFER_DELAY``; the last pass may end
+    past ``t_stop``), the rows ``trace`` must have room for.
+
+    Returns
+    -------
+    bool
+        True once the migration has ended (:func:`migration_iteration_finish`
+        comes next), False if ``t_stop`` came first.
+    """
+    t_end = min(t_stop, p[P_PS_MAX_TIME])
+    while st[S_T] < t_end:
         if p[P_PERIODIC_SYNC] != 0 and st[S_T] >= st[S_TICK_NEXT]:
             dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, content,
                                   src_version)
@@ -771,7 +825,7 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
             action = monitor_poll(pol, st)
             if action == ABORT:
                 st[S_ABORTED] = 1
-                break
+                return True
             if action == POSTCOPY:          # migrate-start-postcopy
                 st[S_POSTCOPY_REQUESTED] = 1
             if action == PAUSE:             # the guest stops writing; precopy goes on
@@ -781,12 +835,20 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
         if not migration_rate_exceeded(p, st):
             if migration_iteration_run(p, streams, st, rng, dirty_log, bitmap,
                                        content, src_version, dst_version):
-                break
+                return True
         migration_rate_limit(p, st, trace)
-    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)   # due by the end
+    return st[S_T] >= p[P_PS_MAX_TIME]
+
+
+@njit(cache=True, nogil=True)
+def migration_iteration_finish(p, streams, st, rng, dirty_log, content, src_version,
+                               dst_version):
+    """After the loop: the guest's writes due by the end and, in check mode after
+    a switchover, the pages whose destination version differs (``S_LOST_PAGES``)."""
+    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
     if p[P_CHECK] != 0 and st[S_CONVERGED] == 1:
         lost = 0
-        for page in range(n_pages):
+        for page in range(p[P_N_PAGES]):
             if dst_version[page] != src_version[page]:
                 lost += 1
         st[S_LOST_PAGES] = lost
