@@ -148,3 +148,14 @@ def test_the_tcg_profile_is_the_shipped_calibration():
     values = dict(zip(table.input.values, table.calibrated_value.values))
     for k, (v, _) in hosts.TCG_LOOPBACK.items():
         assert v == pytest.approx(values[k], rel=1e-5, abs=1e-9), k
+
+
+def test_the_study_never_installs_anything_unasked(monkeypatch, tmp_path, capsys):
+    calls = []
+    monkeypatch.setattr(study.subprocess, "run", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(study, "qemu_missing", lambda: "QEMU 8.2 or newer")
+    assert study.main(["--out", str(tmp_path), "--only", "short-first-pass"]) == 2
+    err = capsys.readouterr().err
+    assert "3 runs to do need QEMU 8.2 or newer" in err and "install-qemu" in err
+    assert calls == []
+    assert study.pending_runs(DATASETS / "qemu-validation") == []

@@ -12,8 +12,9 @@ pass shorter than 100 ms and auto-converge.
 Each run keeps its ``query-migrate`` samples, QMP events and the source's
 trace log in ``<out>/runs/<run id>/`` and a ``result.json`` written last
 (atomically), so an interrupted study resumes where it stopped and never
-repeats a finished run. ``python -m toolkit.qemu.study`` runs it end to end:
-installs QEMU with ``.ci/install-qemu`` if missing, runs what is not done yet
+repeats a finished run. ``python -m toolkit.qemu.study`` runs it end to end.
+The runs not done yet need QEMU: ``--install-qemu`` installs it with
+``.ci/install-qemu`` first (library code never installs anything). It runs what is not done yet
 (each run is bounded by its scenario's time limit plus boot and warm-up: about
 6 minutes on 2 cores for the second edition's 78 runs, 4 for the first's 48),
 predicts every run (:mod:`toolkit.qemu.validate`, about 4.5 minutes) and writes
@@ -141,11 +142,22 @@ def run_study(out: str | os.PathLike = DEFAULT_OUT, repeats: int = REPEATS,
     return load_records(out)
 
 
-def ensure_qemu() -> None:
-    """Install QEMU (and nasm) with ``.ci/install-qemu`` when they are missing."""
+INSTALL_QEMU = ROOT / ".ci" / "install-qemu"
+
+
+def qemu_missing() -> str | None:
+    """What the study's runs lack on this host (QEMU >= 8.2, nasm), or None."""
     version = harness.qemu_version()
-    if version is None or version[:2] < harness.MIN_QEMU_VERSION or not shutil.which("nasm"):
-        subprocess.run([str(ROOT / ".ci" / "install-qemu")], check=True)
+    if version is None or version[:2] < harness.MIN_QEMU_VERSION:
+        return f"QEMU {'.'.join(map(str, harness.MIN_QEMU_VERSION))} or newer"
+    return None if shutil.which("nasm") else "nasm"
+
+
+def pending_runs(out, repeats: int = REPEATS, only: str | None = None) -> list[str]:
+    """The run ids :func:`run_study` would run: those without a ``result.json``."""
+    return [run_id(sc, r) for r, sc in itertools.product(range(repeats), scenarios())
+            if not (only and only not in sc["id"])
+            and not (Path(out) / "runs" / run_id(sc, r) / "result.json").exists()]
 
 
 def main(argv=None) -> int:
@@ -155,13 +167,20 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="study directory")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="runs per scenario")
     parser.add_argument("--only", help="only the scenarios whose id contains this text")
-    parser.add_argument("--no-install", action="store_true",
-                        help="do not try to install QEMU when it is missing")
+    parser.add_argument("--install-qemu", action="store_true",
+                        help=f"install QEMU and nasm first with {INSTALL_QEMU} (apt-get, as "
+                             "root or with sudo)")
     parser.add_argument("--table", default=str(DEFAULT_TABLE),
                         help="where the validation table goes (NetCDF)")
     args = parser.parse_args(argv)
-    if not args.no_install:
-        ensure_qemu()
+    if args.install_qemu:
+        subprocess.run([str(INSTALL_QEMU)], check=True)
+    todo = pending_runs(args.out, args.repeats, args.only)
+    missing = qemu_missing() if todo else None
+    if missing:
+        print(f"python -m toolkit.qemu.study: {len(todo)} runs to do need {missing}, not found: "
+              f"install it with {INSTALL_QEMU} (or rerun with --install-qemu)", file=sys.stderr)
+        return 2
     t0 = time.monotonic()
     records = run_study(args.out, args.repeats, args.only)
     print(f"{len(records)} runs in {args.out} ({time.monotonic() - t0:.0f} s for the runs "
