@@ -717,3 +717,36 @@ def test_a_pass_cut_at_max_time_and_a_sleep_ended_there_are_the_reference_s(link
                   zero_fraction=0.3, device_state_size="4KiB")
     _, ref = assert_same(sc)
     assert not ref.converged and ref.t == 30 * 10**12
+
+
+def test_a_page_beyond_ram_names_the_trace_line(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("# time_us page\n0 1\n\n10 2\n20 3\n30 999999999\n")
+    with pytest.raises(ValueError, match=r"t\.txt: line 6: page 999999999 is beyond the 16384"):
+        Scenario(ram_size="64MiB", workload="replay", write_trace=str(path))
+    npz = tmp_path / "t.npz"
+    np.savez(npz, time_us=np.arange(4), page=np.array([1, 2, 3, 99999999]))
+    with pytest.raises(ValueError, match=r"t\.npz: entry #3: page 99999999"):
+        Scenario(ram_size="64MiB", workload="replay", write_trace=str(npz))
+
+
+def test_kill_9_during_the_final_write_leaves_no_file_and_the_next_write_no_leftover(tmp_path):
+    import signal
+    import subprocess
+    import time
+    import xarray as xr
+    out = tmp_path / "big.nc"
+    writer = subprocess.Popen([sys.executable, "-c",
+                               "import numpy as np, xarray as xr, toolkit as tk; "
+                               "tk.save(xr.Dataset({'a': ('x', np.random.default_rng(0)"
+                               f".random(40_000_000))}}), {str(out)!r})"])
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".big.nc.tmp-*")) and writer.poll() is None:
+        assert time.monotonic() < deadline, "the writer never started its temporary file"
+        time.sleep(0.01)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert not out.exists()                     # nothing half-written at the output path
+    tk.save(xr.Dataset({"a": ("x", np.arange(3.0))}), out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.nc"]
+    assert list(tk.open_dataset(out).a.values) == [0.0, 1.0, 2.0]

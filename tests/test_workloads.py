@@ -104,7 +104,7 @@ def test_replay_writes_the_trace_and_nothing_after(tmp_path):
     ("10 5\n5 6\n", r"line 2: time 5 us is before the previous line's 10 us"),
     ("10 -5\n", r"line 1: expected two non-negative integers"),
     ("# nothing\n", r"whole file: no writes"),
-    ("10 5\n20 99999999\n", r"write #1 is to page 99999999, beyond the 16384 pages"),
+    ("10 5\n20 99999999\n", r"line 2: page 99999999 is beyond the 16384 pages"),
 ])
 def test_bad_traces_name_the_line(tmp_path, text, match):
     path = tmp_path / "bad.txt"

@@ -21,7 +21,7 @@ import numpy as np
 from . import hosts
 from .constants import PAGE_SIZE
 from .units import _to_float, format_size, parse_duration, parse_rate, parse_size
-from .workloads import parse_phases, read_write_trace
+from .workloads import parse_phases, read_write_trace, trace_position
 
 SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-switchover-bandwidth
 MAX_MIGRATE_DOWNTIME = 2000 * 1000  # QEMU's bound for downtime-limit [ms]
@@ -485,8 +485,9 @@ class Scenario:
         _, pages = read_write_trace(self.write_trace)
         beyond = np.flatnonzero(pages >= self.n_pages)
         if beyond.size:
-            raise ValueError(f"write trace {self.write_trace}: write #{beyond[0]} is to page "
-                             f"{pages[beyond[0]]}, beyond the {self.n_pages} pages of "
+            where = trace_position(self.write_trace, int(beyond[0]))
+            raise ValueError(f"write trace {self.write_trace}: {where}: page "
+                             f"{pages[beyond[0]]} is beyond the {self.n_pages} pages of "
                              f"ram_size={self.ram_size} B")
 
     @property

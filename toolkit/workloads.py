@@ -151,6 +151,23 @@ def read_write_trace(path) -> tuple[np.ndarray, np.ndarray]:
     return _TRACES[key]
 
 
+def trace_position(path, index: int) -> str:
+    """Where write ``index`` (0-based) of a trace is, for messages: ``"line N"``
+    of a text trace (comments and blank lines counted), ``"entry #i"`` of a
+    ``.npz``. Only error paths call it: it reads the file again."""
+    if str(path).endswith(".npz"):
+        return f"entry #{index}"
+    seen = -1
+    with open(path, encoding="ascii", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            text = line.strip()
+            if text and not text.startswith("#"):
+                seen += 1
+                if seen == index:
+                    return f"line {n}"
+    return f"write #{index}"
+
+
 def _parse_text(path):
     times, pages = [], []
     with open(path, encoding="ascii", errors="replace") as f:
