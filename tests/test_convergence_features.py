@@ -7,7 +7,7 @@ from toolkit.kernels import layout as L
 from toolkit.kernels.guest import SLICE_PS, throttled_run_time
 from toolkit.kernels.precopy import (complete_ready, exact_sync_wanted,
                                      migration_trigger_throttle)
-from toolkit.simulate import kernel_inputs
+from toolkit.encode import kernel_inputs
 
 MS = 10**9  # ps
 

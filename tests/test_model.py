@@ -9,7 +9,7 @@ from toolkit import Scenario
 from toolkit.kernels import layout as L
 from toolkit.kernels.bitset import count
 from toolkit.kernels.guest import guest_write_pages
-from toolkit.simulate import kernel_inputs
+from toolkit.encode import kernel_inputs
 
 NO_COSTS = dict(page_send_time=0, zero_page_scan_time=0, sync_time_fixed=0, sync_time_per_gib=0,
                 sync_time_per_dirty_page=0, setup_overhead=0, vm_stop_time=0,

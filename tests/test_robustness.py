@@ -283,7 +283,7 @@ def test_the_memory_estimate_is_what_run_kernel_allocates(monkeypatch):
     sc = Scenario(ram_size="64MiB", zero_fraction=0.5, zero_allocated_fraction=0.25,
                   dst_first_copy_time=2000, check=True)
     run_kernel(sc)
-    p, _ = module.kernel_inputs(sc)
+    p, _ = module.kernel_inputs(sc)          # the encoder's, as simulate uses it
     want = module.kernel_arrays(sc, p)
     assert [(a.size, a.dtype) for a in seen["arrays"]] == \
         [(n, np.dtype(dtype)) for n, dtype in want.values()]
@@ -613,18 +613,18 @@ SLICED = {
 
 @pytest.mark.parametrize("case", SLICED)
 def test_slices_of_1_ms_give_the_result_of_one_whole_run(monkeypatch, case):
-    from toolkit import policies
+    from toolkit import encode, policies
     sim = sys.modules["toolkit.simulate"]            # tk.simulate is the function
     from toolkit.kernels.precopy import migration_thread
     sc = Scenario(**{"ram_size": "4MiB", "link_bandwidth": "50Mbit/s", "max_bandwidth": 0,
                      "max_time": 4.0, "downtime_limit": 20, **SLICED[case]})
-    p, streams = sim.kernel_inputs(sc)
+    p, streams = encode.kernel_inputs(sc)
     n_words, versions = (sc.n_pages + 63) // 64, sc.n_pages if sc.check else 0
     st = np.zeros(L.N_STATE, np.int64)
     trace = np.full((int(sc.max_time * 10) + 2, L.N_TRACE), np.nan)
     migration_thread(p, streams, st, np.array(sc.stream_seeds, np.uint64),
                      np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
-                     sim.page_content(p, sc), np.zeros(versions, np.int32),
+                     encode.page_content(p, sc), np.zeros(versions, np.int32),
                      np.full(versions, -1, np.int32),
                      policies.kernel_array(sc.policy_object, sc.ram_size), trace)
     calls = []

@@ -7,7 +7,7 @@ import toolkit as tk
 from toolkit.kernels import layout as L
 from toolkit.kernels.bitset import count
 from toolkit.kernels.guest import guest_write_pages
-from toolkit.simulate import kernel_inputs
+from toolkit.encode import kernel_inputs
 from toolkit.workloads import dirty_curve, fit_dirty_curve
 
 GIB = 2**30

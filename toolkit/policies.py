@@ -20,6 +20,7 @@ import numpy as np
 
 from .constants import GIB
 from .kernels import layout as L
+from .kernels.policy import ABORT, KEEP_GOING, PAUSE, POSTCOPY
 
 
 
@@ -29,7 +30,8 @@ def _monitor_array(poll_ms, *, completion_ms=0, action="none", double_after_paus
     pol = np.zeros(L.POL_STEPS + 2 * len(steps), np.int64)
     pol[L.POL_POLL_MS] = poll_ms
     pol[L.POL_COMPLETION_MS] = completion_ms
-    pol[L.POL_ACTION] = {"none": 0, "abort": 1, "pause": 2, "postcopy": 3}[action]
+    pol[L.POL_ACTION] = {"none": KEEP_GOING, "abort": ABORT, "pause": PAUSE,
+                         "postcopy": POSTCOPY}[action]
     pol[L.POL_NOVA_SWITCH] = int(nova_switch)
     pol[L.POL_DOUBLE] = int(double_after_pause)
     pol[L.POL_PROGRESS_MS] = progress_ms
@@ -201,6 +203,11 @@ class OVirt:
         _check(self, "downtime_steps", 2, 10_000)
         _check(self, "downtime_delay", 0, 10**6)
         _check(self, "max_time_per_gib", 0, 10**6)
+
+    @property
+    def postcopy(self) -> bool:
+        """Whether the policy enables postcopy-ram: oVirt's policies here never do."""
+        return False
         _check(self, "progress_timeout", 0, 10**6)
         _check(self, "monitor_interval", 1, 10**6)
 

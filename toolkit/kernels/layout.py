@@ -5,7 +5,7 @@ state travel as ``int64`` arrays; these names keep the slots readable. They are
 compile-time constants, not mutable globals.
 """
 
-# --- parameters: int64 array ``p`` (filled by toolkit.simulate.kernel_inputs) ---
+# --- parameters: int64 array ``p`` (filled by toolkit.encode.kernel_inputs) ---
 P_N_PAGES = 0           # guest pages [pages]
 P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential, 3 zipf, 4 replay, 5 phases
 P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM; 0 otherwise [pages]
