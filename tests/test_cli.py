@@ -1,10 +1,6 @@
 """The command line: main job, run, sweep (configs, resume), info, exit codes."""
-import os
-import pathlib
 import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -13,6 +9,8 @@ import xarray as xr
 import toolkit as tk
 from toolkit.cli import AVAIL_SETTINGS, main
 from toolkit.config import DEFAULT_CONFIG, ConfigError, load_config, parse_config
+
+from .sweeps import start_sweep, sweep_command, wait_for_chunks
 
 SMALL = """
 title = "small test sweep"
@@ -116,15 +114,9 @@ def test_interrupted_sweep_resumes_without_losing_or_repeating(tmp_path):
     config.write_text(SMALL.replace('max_time = "10s"', 'max_time = "40s"')
                       .replace("4] }", "12] }"))
     out = tmp_path / "slow.nc"
-    cmd = [sys.executable, "-m", "toolkit", "sweep", "--config", str(config), "--out", str(out),
-           "--chunk-size", "2", "--workers", "1", "--no-progress", "--no-map"]
-    env = {**os.environ, "CI": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    partial = pathlib.Path(str(out) + ".partial")
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(partial.glob("chunk-*.npz"))) < 3:
-        time.sleep(0.05)
+    cmd, env = sweep_command(config, out, chunk_size=2, workers=1)
+    proc = start_sweep(cmd, env)
+    partial = wait_for_chunks(out, 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = len(list(partial.glob("chunk-*.npz")))

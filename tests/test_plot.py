@@ -46,9 +46,11 @@ def test_timeline_converged_marks_syncs_and_downtime():
 
 def test_timeline_not_converged():
     ds = tk.simulate(ram_size="1GiB", dirty_rate="2GiB/s", max_time=5.0)
-    fig = plot.timeline(ds)
-    assert fig.axes[0].get_title().startswith("not converged")
+    fig = plot.timeline(ds)           # 5 s at 128 MiB/s: 63% of the first pass
+    assert fig.axes[0].get_title().startswith("first pass not finished: 63% of RAM")
     _render(fig)
+    ds = tk.simulate(ram_size="1GiB", dirty_rate="2GiB/s", max_time=5.0, max_bandwidth=0)
+    assert plot.timeline(ds).axes[0].get_title().startswith("never converges")
 
 
 def test_convergence_map(grid):

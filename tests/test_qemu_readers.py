@@ -178,9 +178,11 @@ def test_units_match_simulator(sim):
     shared = set(ds.variables) & set(sim.variables)
     assert set(TRACE) | {"time", "window"} <= shared
     assert set(ds.data_vars) - set(sim.data_vars) == set()
-    # what QEMU does not report: the guest's writes, lost pages, the kinds of pages sent
+    # what QEMU does not report: the guest's writes, lost pages, the kinds of pages sent,
+    # the passes over RAM and where the page search stands
     assert set(sim.data_vars) - set(ds.data_vars) == {"guest_writes", "lost_pages",
-                                                      "untouched_zero_pages", "first_copy_pages"}
+                                                      "untouched_zero_pages", "first_copy_pages",
+                                                      "passes", "last_page"}
     for name in shared:
         assert ds[name].dims == sim[name].dims, name
         for attr in ("units", "long_name"):

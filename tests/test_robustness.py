@@ -15,6 +15,7 @@ from toolkit.kernels import layout as L
 from toolkit.simulate import run_kernel
 
 from .reference import Reference
+from .sweeps import start_sweep, sweep_command, wait_for_chunks
 
 
 @pytest.mark.parametrize("dtype", [np.uint64, np.int64])
@@ -661,7 +662,6 @@ def test_the_trace_buffer_grows_with_the_run_not_with_max_time(monkeypatch):
 
 
 def test_ctrl_c_stops_a_cli_sweep_at_once_and_resume_finishes_it(tmp_path):
-    import pathlib
     import signal
     import subprocess
     import time
@@ -672,15 +672,9 @@ def test_ctrl_c_stops_a_cli_sweep_at_once_and_resume_finishes_it(tmp_path):
                       'dirty_rate = ["1MiB/s", "2MiB/s", "1GiB/s", "3MiB/s", "1.5GiB/s", '
                       '"4MiB/s"]\n')
     out = tmp_path / "long.nc"
-    cmd = [sys.executable, "-m", "toolkit", "sweep", "--config", str(config), "--out", str(out),
-           "--chunk-size", "1", "--workers", "2", "--no-progress", "--no-map"]
-    env = {**os.environ, "CI": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    partial = pathlib.Path(str(out) + ".partial")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(partial.glob("chunk-*.npz"))) < 2:
-        time.sleep(0.02)
+    cmd, env = sweep_command(config, out, chunk_size=1, workers=2)
+    proc = start_sweep(cmd, env)
+    partial = wait_for_chunks(out, 2)
     time.sleep(0.3)                  # chunk 2 (about 2 s) and chunk 3 or 4 are running
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
