@@ -36,7 +36,7 @@ class Param:
     """Specification of one scenario parameter."""
 
     name: str
-    kind: str          # size | rate | duration | fraction | int | choice | bool
+    kind: str    # size | rate | duration | fraction | int | choice | bool | path | text | policy
     default: object
     unit: str          # base unit of bare numbers, UDUNITS-style
     lo: float | None = None
@@ -47,6 +47,13 @@ class Param:
     qemu: str | None = None  # QEMU parameter name, when this is one
     lo_open: bool = False    # the lower bound itself is not allowed
     choices: tuple = ()      # for kind == "choice": the allowed values
+    per: str = ""            # a cost per something: UDUNITS of it, e.g. "GiB-1"
+
+    @property
+    def units(self) -> str:
+        """The units of its base value, as in Dataset attributes (e.g. ``ms GiB-1``)."""
+        base = self.time_unit if self.kind == "duration" else self.unit
+        return f"{base} {self.per}" if self.per else base
 
 
 PARAMETERS = (
@@ -69,7 +76,7 @@ PARAMETERS = (
     Param("zipf_exponent", "fraction", 1.0, "1", 1e-6, 10,
           "zipf: the exponent s of the page popularity (i + 1) ** -s, rounded to "
           "millionths (so at least one)."),
-    Param("phases", "path", "", "1",
+    Param("phases", "text", "", "1",
           doc="phases: 'workload:rate:duration, ...' (e.g. 'uniform:100MiB/s:10s, "
           "hotcold:1GiB/s:2s'), cycling; the other guest parameters are shared."),
     Param("write_trace", "path", "", "1",
@@ -172,7 +179,7 @@ PARAMETERS = (
     Param("sync_time_fixed", "duration", 1.0, "ms", 0, 1e6,
           "Bitmap sync: fixed cost per sync."),
     Param("sync_time_per_gib", "duration", 0.5, "ms", 0, 1e6,
-          "Bitmap sync: cost per GiB of guest RAM [ms/GiB]."),
+          "Bitmap sync: cost per GiB of guest RAM [ms/GiB].", per="GiB-1"),
     Param("sync_time_per_dirty_page", "duration", 10.0, "ns", 0, 1e9,
           "Bitmap sync: cost per page found in the dirty log.", time_unit="ns"),
     Param("setup_overhead", "duration", 5.0, "ms", 0, 1e6,
@@ -209,8 +216,7 @@ def _bound(x: float) -> str:
 def _range_text(spec: Param) -> str:
     """'an integer in [0, 2000000] ms (QEMU 'downtime-limit')' and the like."""
     kind = "an integer" if spec.integer or spec.kind == "int" else "a number"
-    unit = spec.time_unit if spec.kind == "duration" else spec.unit
-    unit = "" if unit == "1" else f" {unit}"
+    unit = "" if spec.units == "1" else f" {spec.units}"
     text = f"{kind} in {'(' if spec.lo_open else '['}{_bound(spec.lo)}, {_bound(spec.hi)}]{unit}"
     if spec.kind == "size":
         text += f" ({format_size(spec.lo)} to {format_size(spec.hi)})"
@@ -298,7 +304,9 @@ def check_names(names) -> None:
                             f"{', '.join(PARAMETER_INDEX)}")
 
 
-def _validate(name: str, value):
+def validate_parameter(name: str, value):
+    """``value`` of parameter ``name`` checked and in its base unit (a label, a
+    flag or a path as given); raises naming the parameter, the value and the range."""
     spec = PARAMETER_INDEX[name]
     if spec.kind == "choice":
         if not isinstance(value, str):
@@ -308,9 +316,10 @@ def _validate(name: str, value):
             raise ValueError(f"{name}={value!r} is not a known {name.replace('_', ' ')}: "
                              f"expected one of {', '.join(spec.choices)}")
         return value
-    if spec.kind == "path":
+    if spec.kind in ("path", "text"):
         if not isinstance(value, str):
-            raise TypeError(f"{name}: expected a file path (str), got {type(value).__name__} "
+            what = "a file path" if spec.kind == "path" else "text"
+            raise TypeError(f"{name}: expected {what} (str), got {type(value).__name__} "
                             f"{value!r}")
         return value
     if spec.kind == "policy":
@@ -392,7 +401,7 @@ class Scenario:
     def __post_init__(self):  # noqa: C901 (one check per rule, in QEMU's order)
         given = frozenset(f.name for f in fields(self) if getattr(self, f.name) is not None)
         object.__setattr__(self, "_given", given)
-        host = _validate("host", "none" if self.host is None else self.host)
+        host = validate_parameter("host", "none" if self.host is None else self.host)
         profile = {} if host == "none" else hosts.get(host).values
         for f in fields(self):
             value = getattr(self, f.name)
@@ -400,7 +409,7 @@ class Scenario:
                 value = profile.get(f.name, PARAMETER_INDEX[f.name].default)
             if f.name == "avail_switchover_bandwidth":
                 value = resolve_avail(value, self.link_bandwidth)
-            object.__setattr__(self, f.name, _validate(f.name, value))
+            object.__setattr__(self, f.name, validate_parameter(f.name, value))
         object.__setattr__(self, "ram_size", self.ram_size // PAGE_SIZE * PAGE_SIZE)
         object.__setattr__(self, "zipf_exponent", round(self.zipf_exponent, 6))
         # toolkit.sweep.plan checks the rules below at a grid's corners only: keep each

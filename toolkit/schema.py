@@ -158,10 +158,6 @@ def scalar_results(states: np.ndarray) -> dict:
     }
 
 
-def _unit(spec) -> str:
-    return spec.time_unit if spec.kind == "duration" else spec.unit
-
-
 def build_dataset(states: np.ndarray, params: dict, traces: np.ndarray | None = None,
                   dims: dict | None = None, resolved: dict | None = None) -> xr.Dataset:
     """The Dataset of one run or of a sweep: the one place that names everything.
@@ -191,13 +187,13 @@ def build_dataset(states: np.ndarray, params: dict, traces: np.ndarray | None = 
     for name, values in dims.items():
         spec = PARAMETER_INDEX[name]
         values = np.asarray(values)
-        units = "1" if values.dtype.kind in "OUS" else _unit(spec)
+        units = "1" if values.dtype.kind in "OUS" else spec.units
         coords[name] = (name, values, {"units": units, "long_name": name.replace("_", " "),
                                        "description": spec.doc})
     for name, values in (resolved or {}).items():
         spec = PARAMETER_INDEX[name]
         data_vars[f"{name}_value"] = xr.Variable(
-            names, values, {"units": _unit(spec), "long_name": f"{name.replace('_', ' ')} used",
+            names, values, {"units": spec.units, "long_name": f"{name.replace('_', ' ')} used",
                             "description": f"{name} in base units at each point"})
     if traces is not None:
         tdims = names + ("window",)
@@ -222,6 +218,6 @@ def build_dataset(states: np.ndarray, params: dict, traces: np.ndarray | None = 
     for spec in fixed:
         value = params[spec.name]
         attrs[spec.name] = int(value) if isinstance(value, bool) else value
-    attrs["parameter_units"] = "; ".join(f"{s.name}: {_unit(s)}" for s in PARAMETERS)
+    attrs["parameter_units"] = "; ".join(f"{s.name}: {s.units}" for s in PARAMETERS)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 

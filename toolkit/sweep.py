@@ -26,7 +26,7 @@ import numpy as np
 
 from .kernels import layout as L
 from ._version import __version__
-from .scenario import Scenario, _validate, avail_link_factor, check_names, resolve_avail
+from .scenario import Scenario, validate_parameter, avail_link_factor, check_names, resolve_avail
 from .simulate import check_memory, run_kernel, run_memory
 from .store import ChunkStore
 from .units import format_size, parse_duration, parse_rate, parse_size
@@ -102,7 +102,7 @@ def _coordinate(name: str, values: list):
         return [v if isinstance(v, str) else str(v) for v in values]
     if name == "workload":
         return [str(v) for v in values]
-    return [_validate(name, resolve_avail(v, 1.0) if name == "avail_switchover_bandwidth"
+    return [validate_parameter(name, resolve_avail(v, 1.0) if name == "avail_switchover_bandwidth"
                       else v) for v in values]
 
 
@@ -112,7 +112,7 @@ def _meaning(name: str, value, coord):
     if name != "avail_switchover_bandwidth":
         return coord
     factor = avail_link_factor(value)
-    return ("x link", factor) if factor else _validate(name, resolve_avail(value, 0))
+    return ("x link", factor) if factor else validate_parameter(name, resolve_avail(value, 0))
 
 
 @dataclass

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from . import plot
 from .constants import GIB, MIB
-from .scenario import PARAMETER_INDEX, WORKLOADS, _validate, check_names, resolve_avail
+from .scenario import PARAMETER_INDEX, WORKLOADS, validate_parameter, check_names, resolve_avail
 from .simulate import simulate
 from .units import format_rate, format_size, parse_rate
 from .verdict import Verdict, describe, verdict
@@ -118,7 +118,7 @@ class Explorer(widgets.VBox):
         values = {**EXPLORE_FIXED, "dirty_rate": GIB, "ram_size": "4GiB",
                   "link_bandwidth": "10Gbit/s", "avail_switchover_bandwidth": "0.5x link",
                   **defaults}
-        v = {name: _validate(name, value) for name, value in values.items()
+        v = {name: validate_parameter(name, value) for name, value in values.items()
              if name != "avail_switchover_bandwidth"}
         link = v["link_bandwidth"]
         avail = parse_rate(resolve_avail(values["avail_switchover_bandwidth"], link),
@@ -166,7 +166,7 @@ class Explorer(widgets.VBox):
         self._avail_unit = widgets.Label("x link")
         host = widgets.VBox([_with_unit(c["page_send_time"], "ns"),
                              _with_unit(c["zero_page_scan_time"], "ns"),
-                             _with_unit(c["sync_time_per_gib"], "ms"), c["zero_fraction"]])
+                             _with_unit(c["sync_time_per_gib"], "ms/GiB"), c["zero_fraction"]])
         costs = widgets.Accordion(children=[host], titles=("host costs",), selected_index=None)
         self.verdicts = (widgets.HTML(), widgets.HTML())
         self.figures = (widgets.Output(), widgets.Output())

@@ -108,12 +108,7 @@ MEASURED = ("dirty_rate_efficiency", "setup_overhead", "sync_time_fixed", "vm_st
             "device_state_size")
 
 
-def _unit(name: str) -> str:
-    spec = PARAMETER_INDEX[name]
-    return spec.time_unit if spec.kind == "duration" else spec.unit
-
-
-UNITS = {"dirty_rate_efficiency": "1", **{k: _unit(k) for k in HOST_PARAMETERS}}
+UNITS = {"dirty_rate_efficiency": "1", **{k: PARAMETER_INDEX[k].units for k in HOST_PARAMETERS}}
 
 #: Compared quantities and their weights in the loss: completed runs give total
 #: time and downtime, cancelled runs the bytes sent by their time limit and
