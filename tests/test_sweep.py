@@ -115,3 +115,13 @@ def test_dask_local_cluster_gives_identical_results(serial):
             distributed.Client(cluster) as client:
         ds = tk.sweep(**GRID, scheduler=client, chunk_size=7)
     xr.testing.assert_identical(serial.drop_attrs(), ds.drop_attrs())
+
+
+def test_a_planned_grid_is_swept_as_planned():
+    params = dict(ram_size="64MiB", dirty_rate=["10MiB/s", "1GiB/s"], max_time=2.0)
+    from toolkit.sweep import plan
+    grid = plan(**params)
+    ds = tk.sweep(grid=grid, workers=1)
+    assert ds.converged.equals(tk.sweep(**params, workers=1).converged)
+    with pytest.raises(TypeError, match="either grid= or parameters"):
+        tk.sweep(grid=grid, ram_size="1GiB")

@@ -130,7 +130,7 @@ def cmd_sweep(args) -> int:
     traces = options.get("traces", False)
     grid = plan(**params)
     with _exclusive(out):
-        return _sweep_to(out, config, params, options, traces, grid, args)
+        return _sweep_to(out, config, options, traces, grid, args)
 
 
 class _exclusive:
@@ -170,12 +170,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def _sweep_to(out, config, params, options, traces, grid, args) -> int:
+def _sweep_to(out, config, options, traces, grid, args) -> int:
     from .rescue import AVAIL, class_counts, rescue
     from .store import ChunkStore, save
-    from .sweep import sweep
+    from .sweep import _whole, check_sweep_memory, estimate_time, sweep
 
-    from .sweep import _whole, check_sweep_memory, estimate_time
     for name in ("workers", "chunk_size"):      # before the checkpoint directory exists
         if getattr(args, name) is not None:
             _whole(getattr(args, name), f"--{name.replace('_', '-')}")
@@ -195,7 +194,7 @@ def _sweep_to(out, config, params, options, traces, grid, args) -> int:
     resumed = len(store.done())
     if resumed:
         print(f"resuming: {resumed} chunks already done in {partial}", file=sys.stderr)
-    ds = sweep(**params, traces=traces, workers=args.workers, chunk_size=chunk_size,
+    ds = sweep(grid=grid, traces=traces, workers=args.workers, chunk_size=chunk_size,
                scheduler=args.scheduler, progress=_progress(args), checkpoint=store)
     n_chunks = -(-grid.size // chunk_size)
     if options.get("title"):

@@ -405,7 +405,8 @@ def _execute(grid: Grid, chunks: list, todo: list, traces: bool, workers: int, s
 
 
 def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int | None = None,
-          scheduler="threads", progress: bool | None = None, checkpoint=None, **params):
+          scheduler="threads", progress: bool | None = None, checkpoint=None,
+          grid: Grid | None = None, **params):
     """Simulate every combination of the listed parameters.
 
     Parameters
@@ -424,6 +425,8 @@ def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int |
         Show a tqdm bar; default only in an interactive terminal outside CI.
     checkpoint : toolkit.store.ChunkStore or path, optional
         Finished chunks are written here and skipped when the sweep runs again.
+    grid : Grid, optional
+        A :func:`plan` already made (then no ``params``): it is not planned again.
     **params
         Scenario parameters; a list (or range, tuple, 1-D array) is swept, in the
         order given. ``avail_switchover_bandwidth`` also takes ``"estimate"``,
@@ -451,7 +454,10 @@ def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int |
         raise TypeError(f"traces: expected True or False, got {type(traces).__name__} "
                         f"{traces!r}")
     traces = bool(traces)
-    grid = plan(**params)
+    if grid is None:
+        grid = plan(**params)
+    elif params:
+        raise TypeError(f"sweep: give either grid= or parameters, not both (got {sorted(params)})")
     n = grid.size
     if isinstance(scheduler, str):
         check_sweep_memory(grid, workers)     # a Client's workers have their own memory
