@@ -392,10 +392,8 @@ class Reference:
             first = self.next_dirty()
             # a batch: the next (up to) 64 dirty pages in address order, not past the end of RAM
             batch = [q for q in range(first, self.n) if q in self.dirty][:64]
-            whole = self.limit == 0 or \
-                self.transferred - self.rate_start + 64 * 4104 <= self.limit
-            for q in batch:
-                if (not whole and self.exceeded()) or self.t >= cut:
+            for q in batch:             # QEMU checks the rate limit before every page
+                if self.exceeded() or self.t >= cut:
                     break
                 self.send(q)
             if (self.t - t0) // PS_PER_MS > 50:
