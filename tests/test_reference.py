@@ -1,7 +1,7 @@
 """The kernel against the slow pure-Python reference: identical results."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, note
 from hypothesis import strategies as st
 
 from toolkit import Scenario
@@ -236,3 +236,56 @@ def test_kernel_equals_reference_random(dirty, workload, max_bw, downtime, avail
                      "zero_page_scan_time": scans[0], "untouched_page_scan_time": scans[1],
                      "zero_allocated_fraction": allocated * zero})
     assert_same(sc)
+
+
+REPLAY_TRACE = None
+
+
+def _replay_trace() -> str:
+    """One small write trace for every example (a module-level file: hypothesis
+    examples share no function-scoped fixture)."""
+    global REPLAY_TRACE
+    if REPLAY_TRACE is None:
+        import tempfile
+        from toolkit.workloads import write_write_trace
+        rng = np.random.default_rng(1)
+        path = tempfile.NamedTemporaryFile(suffix=".txt", delete=False).name
+        write_write_trace(path, np.sort(rng.integers(0, 3_000_000, 3000)),
+                          rng.integers(0, 256, 3000))
+        REPLAY_TRACE = path
+    return REPLAY_TRACE
+
+
+@given(workload=st.sampled_from(["uniform", "hotcold", "phases", "replay"]),
+       dirty=st.floats(1e5, 30e6), hot=st.sampled_from([0.05, 0.3, 0.9]),
+       share=st.sampled_from([0.5, 0.95, 1.0]),
+       policy=st.sampled_from(["none", "nova:downtime_delay=3,downtime=300",
+                               "nova:permit_post_copy=true",
+                               "kubevirt:completion_timeout_per_gib=1",
+                               "ovirt:downtime_delay=300,monitor_interval=1"]),
+       postcopy=st.sampled_from([0, 0, 2, 4]), dirty_limit=st.booleans(),
+       auto_converge=st.booleans(), max_bw=st.sampled_from([0, 4_000_000]),
+       seed=st.integers(0, 2**64 - 1), check=st.booleans(),
+       zero_writes=st.sampled_from([0.0, 0.3]),
+       version=st.sampled_from(["8.2", "9.2", "10.0", "10.1"]))
+def test_kernel_equals_reference_random_management(workload, dirty, hot, share, policy,
+                                                   postcopy, dirty_limit, auto_converge,
+                                                   max_bw, seed, check, zero_writes, version):
+    """Every feature drawn together: policies, postcopy, phases, replay, dirty-limit,
+    hot sets, auto-converge, zero writes and the QEMU release."""
+    dirty_limit = dirty_limit and not auto_converge and workload in ("uniform", "hotcold")
+    params = {**SMALL, "ram_size": "1MiB", "max_time": 6.0, "workload": workload,
+              "dirty_rate": dirty, "hot_fraction": hot, "hot_share": share,
+              "policy": policy, "postcopy_ram": postcopy > 0 or None,
+              "postcopy_start_sync": postcopy, "dirty_limit": dirty_limit,
+              "vcpu_dirty_limit": 1, "auto_converge": auto_converge,
+              "max_bandwidth": max_bw, "seed": seed, "check": check,
+              "zero_write_share": zero_writes, "qemu_version": version}
+    if workload == "phases":
+        params["phases"] = "uniform:2MiB/s:0.4s, hotcold:20MiB/s:0.3s, sequential:8MiB/s:0.2s"
+        params.update(write_range="256KiB", write_range_start=0)
+    if workload == "replay":
+        params["write_trace"] = _replay_trace()
+    params = {k: v for k, v in params.items() if v is not None}
+    note(params)
+    assert_same(Scenario(**params))
