@@ -27,3 +27,19 @@ def wait_for_chunks(out, n: int, timeout: float = 120.0) -> pathlib.Path:
     while time.monotonic() < deadline and len(list(partial.glob("chunk-*.npz"))) < n:
         time.sleep(0.02)
     return partial
+
+
+def assert_resume_finishes(cmd, env, config, out, done: int, total: int) -> None:
+    """``--resume`` runs the ``total - done`` chunks left, and the result equals an
+    uninterrupted sweep of ``config``, variable by variable."""
+    import numpy as np
+
+    import toolkit as tk
+    from toolkit.config import load_config
+    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"({total - done} run now, {done} resumed)" in resumed.stdout
+    whole = tk.sweep(**load_config(config)[0])
+    got = tk.open_dataset(out)
+    for name in whole.data_vars:
+        np.testing.assert_array_equal(got[name].values, whole[name].values, err_msg=name)

@@ -10,7 +10,7 @@ import toolkit as tk
 from toolkit.cli import AVAIL_SETTINGS, main
 from toolkit.config import DEFAULT_CONFIG, ConfigError, load_config, parse_config
 
-from .sweeps import start_sweep, sweep_command, wait_for_chunks
+from .sweeps import assert_resume_finishes, start_sweep, sweep_command, wait_for_chunks
 
 SMALL = """
 title = "small test sweep"
@@ -124,13 +124,7 @@ def test_interrupted_sweep_resumes_without_losing_or_repeating(tmp_path):
     # without --resume the checkpoint is not silently discarded
     again = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert again.returncode == 2 and "--resume" in again.stderr
-    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"({36 - done_before} run now, {done_before} resumed)" in resumed.stdout
-    whole = tk.sweep(**load_config(config)[0])
-    got = tk.open_dataset(out)
-    for name in whole.data_vars:
-        np.testing.assert_array_equal(got[name].values, whole[name].values, err_msg=name)
+    assert_resume_finishes(cmd, env, config, out, done_before, total=36)
 
 
 def test_sweep_on_dask_to_zarr_matches_threads(tmp_path):

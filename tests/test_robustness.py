@@ -15,7 +15,7 @@ from toolkit.kernels import layout as L
 from toolkit.simulate import run_kernel
 
 from .reference import Reference
-from .sweeps import start_sweep, sweep_command, wait_for_chunks
+from .sweeps import assert_resume_finishes, start_sweep, sweep_command, wait_for_chunks
 
 
 @pytest.mark.parametrize("dtype", [np.uint64, np.int64])
@@ -625,7 +625,7 @@ def test_slices_of_1_ms_give_the_result_of_one_whole_run(monkeypatch, case):
     trace = np.full((int(sc.max_time * 10) + 2, L.N_TRACE), np.nan)
     migration_thread(p, streams, st, np.array(sc.stream_seeds, np.uint64),
                      np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
-                     encode.page_content(p, sc), np.zeros(versions, np.int32),
+                     encode.encode(sc).content, np.zeros(versions, np.int32),
                      np.full(versions, -1, np.int32),
                      policies.kernel_array(sc.policy_object, sc.ram_size), trace)
     calls = []
@@ -663,9 +663,7 @@ def test_the_trace_buffer_grows_with_the_run_not_with_max_time(monkeypatch):
 
 def test_ctrl_c_stops_a_cli_sweep_at_once_and_resume_finishes_it(tmp_path):
     import signal
-    import subprocess
     import time
-    from toolkit.config import load_config
     config = tmp_path / "long.toml"
     config.write_text('[fixed]\nram_size = "256MiB"\nworkload = "hotcold"\n'
                       'max_time = "3000s"\n[grid]\n'
@@ -682,13 +680,7 @@ def test_ctrl_c_stops_a_cli_sweep_at_once_and_resume_finishes_it(tmp_path):
     assert proc.returncode == 130 and time.monotonic() - sent < 2.0
     done = len(list(partial.glob("chunk-*.npz")))
     assert 2 <= done < 6 and not out.exists()
-    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"({6 - done} run now, {done} resumed)" in resumed.stdout
-    whole = tk.sweep(**load_config(config)[0])
-    got = tk.open_dataset(out)
-    for name in whole.data_vars:
-        np.testing.assert_array_equal(got[name].values, whole[name].values, err_msg=name)
+    assert_resume_finishes(cmd, env, config, out, done, total=6)
 
 
 def test_max_time_cuts_a_precopy_pass_on_a_1000_B_per_s_link():

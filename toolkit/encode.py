@@ -57,10 +57,11 @@ def encode(sc: Scenario) -> KernelInputs:
     """Everything the kernel needs for ``sc`` but its state."""
     policy = sc.policy_object
     p, streams = kernel_inputs(sc, policy)
+    arrays = kernel_arrays(sc, p)
     return KernelInputs(params=p, streams=streams,
                         monitor=policies.kernel_array(policy, sc.ram_size),
                         seeds=np.array(sc.stream_seeds, dtype=np.uint64),
-                        arrays=kernel_arrays(sc, p), content=page_content(p, sc))
+                        arrays=arrays, content=page_content(p, sc, arrays["content"][0]))
 
 
 def _ps(seconds: float) -> int:
@@ -173,15 +174,16 @@ def kernel_inputs(sc: Scenario, policy=None) -> tuple[np.ndarray, np.ndarray]:
     return p, np.array([rate * share, rate * (1.0 - share)])
 
 
-def page_content(p: np.ndarray, sc: Scenario) -> np.ndarray:
+def page_content(p: np.ndarray, sc: Scenario, words: int) -> np.ndarray:
     """The page-content array the kernel starts from (``migration_thread``'s
-    ``content``, laid out by ``P_ZERO_WORD0``, ``P_WRITTEN_OFF`` and ``P_DST_OFF``):
-    the zero bits set over the initially-zero region, the written bits over its
-    allocated part, the destination's bits clear."""
+    ``content``, ``words`` uint64 long as :func:`kernel_arrays` says, laid out by
+    ``P_ZERO_WORD0``, ``P_WRITTEN_OFF`` and ``P_DST_OFF``): the zero bits set over
+    the initially-zero region, the written bits over its allocated part, the
+    destination's bits clear."""
     n_words = (sc.n_pages + 63) // 64
     zw0 = int(p[L.P_ZERO_WORD0])
     zero_words = n_words - zw0
-    content = np.zeros(*kernel_arrays(sc, p)["content"])
+    content = np.zeros(words, np.uint64)
     if sc.zero_start < sc.n_pages:
         content[max(0, sc.zero_start // 64 - zw0):zero_words] = ~np.uint64(0)
     if p[L.P_WRITTEN_OFF] >= 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .verdict import within_limit
+from .verdict import downtime_limit, within_limit
 
 AVAIL = "avail_switchover_bandwidth"
 CLASSES = ("converges_anyway", "rescued", "overshoots", "lost", "broken")
@@ -27,11 +27,6 @@ def avail_values(ds: xr.Dataset) -> xr.DataArray:
     if f"{AVAIL}_value" in ds:
         return ds[f"{AVAIL}_value"]
     return ds[AVAIL].astype(float)
-
-
-def downtime_limit(ds: xr.Dataset):
-    """downtime-limit [ms]: the coordinate when swept, else the fixed attribute."""
-    return ds["downtime_limit"] if "downtime_limit" in ds.coords else ds.attrs["downtime_limit"]
 
 
 def classify(ds: xr.Dataset) -> xr.DataArray:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .constants import GIB
 from .kernels import layout as L
 from ._version import __version__
 from .scenario import Scenario, validate_parameter, avail_link_factor, check_names, resolve_avail
@@ -281,8 +282,8 @@ def check_sweep_memory(grid: Grid, workers: int) -> None:
     table = grid.size * L.N_STATE * np.dtype(np.int64).itemsize
     check_memory(workers * per_run + table,
                  f"the sweep ({workers} workers at once on runs of up to "
-                 f"{per_run / 2**30:.2f} GiB: ram_size={format_size(sc.ram_size)}, "
-                 f"check={sc.check}; results of {grid.size:,} points: {table / 2**30:.2f} GiB)",
+                 f"{per_run / GIB:.2f} GiB: ram_size={format_size(sc.ram_size)}, "
+                 f"check={sc.check}; results of {grid.size:,} points: {table / GIB:.2f} GiB)",
                  "fewer workers, a smaller ram_size, check=False or fewer points")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 
 import numpy as np
+import xarray as xr
 
 from .constants import PAGE_SIZE
 
@@ -37,6 +38,11 @@ _LABELS = {Verdict.CONVERGES: "converges", Verdict.OVERSHOOTS: "OVERSHOOTS the l
            Verdict.NOT_FINISHED: "first pass unfinished"}
 
 
+def downtime_limit(ds):
+    """downtime-limit [ms] of a result: the coordinate when swept, else the fixed attribute."""
+    return ds["downtime_limit"] if "downtime_limit" in ds.coords else ds.attrs["downtime_limit"]
+
+
 def within_limit(converged, downtime, limit):
     """Switched over with the downtime [ms] within ``limit`` [ms] (elementwise)."""
     return converged & (downtime <= limit)
@@ -57,24 +63,19 @@ def verdict_codes(converged, downtime, limit, passes):
         Completed passes over RAM (``passes`` of a result).
     """
     within = within_limit(converged, downtime, limit)
-    where = getattr(converged, "where", None)
     codes = np.where(within, Verdict.CONVERGES,
                      np.where(converged, Verdict.OVERSHOOTS,
                               np.where(passes > 0, Verdict.NOT_CONVERGING,
                                        Verdict.NOT_FINISHED)))
-    if where is not None:                       # keep an xarray object's dims and coords
+    if isinstance(converged, xr.DataArray):     # keep its dims and coords
         return converged.copy(data=codes.astype(np.int8))
     return codes.astype(np.int8)
 
 
-def _limit(ds) -> float:
-    return float(ds["downtime_limit"]) if "downtime_limit" in ds.coords \
-        else float(ds.attrs["downtime_limit"])
-
-
 def verdict(ds) -> Verdict:
     """The :class:`Verdict` of one run (a :func:`toolkit.simulate` result)."""
-    return Verdict(int(verdict_codes(bool(ds["converged"]), ds["downtime"].item(), _limit(ds),
+    limit = float(downtime_limit(ds))
+    return Verdict(int(verdict_codes(bool(ds["converged"]), ds["downtime"].item(), limit,
                                      int(ds["passes"]))))
 
 
@@ -105,5 +106,6 @@ def describe(ds) -> str:
         return f"never converges ({int(ds['dirty_sync_count'])} syncs in {total:.0f} s)"
     down = ds["downtime"].item()
     if v is Verdict.OVERSHOOTS:
-        return f"converges but OVERSHOOTS the {_limit(ds):g} ms limit: downtime {down:.0f} ms"
+        limit = float(downtime_limit(ds))
+        return f"converges but OVERSHOOTS the {limit:g} ms limit: downtime {down:.0f} ms"
     return f"converges in {total:.1f} s, downtime {down:.0f} ms"
