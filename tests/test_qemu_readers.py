@@ -229,3 +229,19 @@ def test_domjobinfo_fields():
     assert "Expected downtime" not in done
     assert readers.domjobinfo_fields({"status": "setup"}) == {}
     json.dumps(f)   # plain numbers
+
+
+def test_the_downtime_probe_reads_both_sides_and_refuses_bad_arguments(tmp_path, capsys):
+    from toolkit.qemu import probe
+    (tmp_path / "src-trace.log").write_text(
+        "1@10.000000:vmstate_downtime_checkpoint src-downtime-start\n"
+        "1@10.020000:vmstate_downtime_checkpoint src-iterable-saved\n"
+        "1@10.021500:migrate_transferred transferred 1 time_spent 100 bandwidth 1\n")
+    (tmp_path / "dst-trace.log").write_text(
+        "2@10.031000:vmstate_downtime_checkpoint dst-precopy-loadvm-completed\n")
+    cp = probe.checkpoints(tmp_path)
+    assert cp == {"src-downtime-start": 10.0, "src-iterable-saved": 10.02,
+                  "dst-precopy-loadvm-completed": 10.031}
+    assert probe.main(["no-such-scenario"]) == 2
+    assert probe.main(["--repeats", "0"]) == 2
+    assert "no scenario 'no-such-scenario'" in capsys.readouterr().err
