@@ -159,3 +159,11 @@ def test_the_study_never_installs_anything_unasked(monkeypatch, tmp_path, capsys
     assert "3 runs to do need QEMU 8.2 or newer" in err and "install-qemu" in err
     assert calls == []
     assert study.pending_runs(DATASETS / "qemu-validation") == []
+
+
+def test_the_study_reruns_nothing_recorded(monkeypatch):
+    monkeypatch.setattr(study.harness, "run_migration", lambda **kw: pytest.fail("a run ran"))
+    lines = []
+    records = study.run_study(DATASETS / "qemu-validation", only="short-first-pass",
+                              progress=lines.append)
+    assert len(records) == 126 and lines == []

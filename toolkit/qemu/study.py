@@ -115,13 +115,8 @@ def run_study(out: str | os.PathLike = DEFAULT_OUT, repeats: int = REPEATS,
     runs_dir = Path(out) / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     cache = Path(out) / ".guest-cache"
-    for repeat, sc in itertools.product(range(repeats), scenarios()):
-        if only and only not in sc["id"]:
-            continue
+    for repeat, sc in _todo(out, repeats, only):
         rid = run_id(sc, repeat)
-        done = runs_dir / rid / "result.json"
-        if done.exists():
-            continue
         scratch = runs_dir / (rid + ".partial")
         shutil.rmtree(scratch, ignore_errors=True)
         t0 = time.monotonic()
@@ -153,11 +148,16 @@ def qemu_missing() -> str | None:
     return None if shutil.which("nasm") else "nasm"
 
 
-def pending_runs(out, repeats: int = REPEATS, only: str | None = None) -> list[str]:
-    """The run ids :func:`run_study` would run: those without a ``result.json``."""
-    return [run_id(sc, r) for r, sc in itertools.product(range(repeats), scenarios())
+def _todo(out, repeats: int, only: str | None) -> list[tuple[int, dict]]:
+    """(repeat, scenario) of each run not recorded yet (no ``result.json``), in run order."""
+    return [(r, sc) for r, sc in itertools.product(range(repeats), scenarios())
             if not (only and only not in sc["id"])
             and not (Path(out) / "runs" / run_id(sc, r) / "result.json").exists()]
+
+
+def pending_runs(out, repeats: int = REPEATS, only: str | None = None) -> list[str]:
+    """The run ids :func:`run_study` would run: those without a ``result.json``."""
+    return [run_id(sc, r) for r, sc in _todo(out, repeats, only)]
 
 
 def main(argv=None) -> int:
