@@ -405,3 +405,21 @@ def test_record_live(tmp_path):
     if "error" in rec["runs"]["dirty-ring"]:   # TCG
         with pytest.raises(ValueError, match="dirty-ring"):
             load(tmp_path / "dirty-ring.error.json")
+
+
+def test_query_migrate_log_started_mid_migration(tmp_path):
+    """Without the setup sync, a rate period starts only where the reported rate changed."""
+    lines = (SAMPLES / "query-migrate-saturated.jsonl").read_text().splitlines(keepends=True)
+    path = tmp_path / "late.jsonl"
+    path.write_text("".join(lines[20:]))   # from 2.0 s: after the first update (at ~1.65 s)
+    full, late = load(SAMPLES / "query-migrate-saturated.jsonl"), load(path)
+    # the update at ~3.05 s changed the rate (2534 -> 2475): periods from there on
+    assert late.dirty_curve == full.dirty_curve[2:]
+
+
+def test_a_large_page_size_is_noted(tmp_path):
+    path = _copy(tmp_path, SAMPLES / "domjobinfo.txt",
+                 lambda t: t.replace("4096         bytes", "65536        bytes"))
+    m = load(path)
+    assert m.page_size == 65536 and m.dirty_rate == 14749 * 65536
+    assert any("16x the pages" in n for n in m.notes)

@@ -118,6 +118,14 @@ class Measurement:
     fields: dict = field(default_factory=dict, compare=False, hash=False)
     notes: tuple[str, ...] = ()
 
+    def __post_init__(self):
+        if self.page_size != PAGE_SIZE:
+            # the simulator's guest has 4 KiB pages: the same bytes per second are more pages
+            object.__setattr__(self, "notes", self.notes + (
+                f"page size {self.page_size} B: the simulator's pages are {PAGE_SIZE} B, so "
+                f"the same dirty_rate [B/s] is {self.page_size / PAGE_SIZE:g}x the pages "
+                "there",))
+
     def to_parameters(self, curve: bool = False) -> dict:
         """Keyword arguments for :func:`toolkit.simulate` / :class:`toolkit.Scenario`.
 
@@ -733,35 +741,36 @@ def _rate_periods(active: list[dict], replies: list[dict]):
     the dirty-curve points ``[(t [s], pages)]`` of the periods holding one sync interval."""
     setup = next((r.get("setup-time") for r in replies if isinstance(r.get("setup-time"),
                                                                      (int, float))), None)
-    syncs = []   # (estimated time [ms], uncertainty [ms], row right after the sync)
+    # syncs seen: (time [ms] or None when several fell between two samples, its uncertainty
+    # [ms], the rate reported after it, whether a rate period surely starts there)
+    syncs = []
     prev = None
     for row in active:
-        count = row.get("dirty-sync-count")
-        if count is None:
+        count, rate = row.get("dirty-sync-count"), row.get("dirty-pages-rate")
+        if count is None or rate is None:
             continue
         if prev is None:
-            if count == 1:   # the setup sync ends the setup phase (ram_init_bitmaps)
-                t = setup if setup is not None else row["total_time"] / 2
-                syncs.append((t, 0 if setup is not None else row["total_time"] / 2, row))
+            if count == 1 and setup is not None:   # the setup sync (ram_init_bitmaps)
+                syncs.append((setup, 0.0, rate, True))
+        elif count == prev["dirty-sync-count"] + 1:
+            half = (row["total_time"] - prev["total_time"]) / 2
+            syncs.append((prev["total_time"] + half, half, rate,
+                          rate != prev["dirty-pages-rate"]))
         elif count > prev["dirty-sync-count"]:
-            if count == prev["dirty-sync-count"] + 1:
-                half = (row["total_time"] - prev["total_time"]) / 2
-                syncs.append((prev["total_time"] + half, half, row))
-            else:   # several syncs between two samples: their times are unknown
-                syncs.append((None, None, row))
+            syncs.append((None, None, rate, False))
         prev = row
     periods, curve = [], []
-    start = None   # (time, index in syncs) of the current rate period's start
-    for i, (t, err, row) in enumerate(syncs):
+    start = None   # (time [ms], index in syncs, rate) where the current rate period began
+    for i, (t, err, rate, updated) in enumerate(syncs):
         if t is None:
             start = None
             continue
         if start is None:
-            start = (t, i, row.get("dirty-pages-rate"))
+            # a period's start is known only where QEMU surely updated the rate
+            start = (t, i, rate) if updated else None
             continue
-        rate = row.get("dirty-pages-rate")
         elapsed = t - start[0]
-        # the reported rate changes at an update; an unchanged value could also be one
+        # the reported rate changes at an update; an unchanged value can be one too
         if rate != start[2] or elapsed > _RATE_PERIOD_MS + err:
             periods.append((elapsed, rate))
             if i == start[1] + 1:
