@@ -159,7 +159,7 @@ def test_domjobinfo_active_job():
     assert m.kind == "domjobinfo" and m.page_size == 4096
     assert m.dirty_rate == 14749 * 4096
     # 3 decimals of MiB, rounded to whole pages: QEMU's ram.total exactly
-    assert m.ram_size == _converging_samples()[0 + 1]["ram"]["total"] == 268967936
+    assert m.ram_size == _converging_samples()[1]["ram"]["total"] == 268967936
     assert m.fields["Iteration"] == 2 and m.fields["Expected downtime"] == 784
     assert m.fields["Job type"] == "Unbounded" and m.fields["Operation"] == "Outgoing migration"
     assert m.fields["Data processed"] == round(144.638 * MIB)

@@ -217,7 +217,8 @@ def _status(path, line, status) -> None:
     if status == "measured":
         return
     why = {"measuring": "the calculation has not finished: query again after its calc-time",
-           "unstarted": "no calc-dirty-rate has run since QEMU started"}
+           "unstarted": "no calculation has run, or one has just been started "
+                        "(calc-dirty-rate resets the status): query again after its calc-time"}
     raise ValueError(f"{_where(path, line)}: status {status!r}, not 'measured': "
                      + why.get(status, f"expected one of {_STATUSES}"))
 
@@ -232,8 +233,9 @@ def _rate_notes(mode: str, dirty_rate: float, sample_pages: int | None) -> list[
     notes = ["QEMU's dirty-rate is MiB/s (printed 'MB/s'), rounded down to an integer"]
     if mode == "page-sampling":
         notes.append(f"page-sampling: hashes of {sample_pages} sampled pages per GiB of RAM "
-                     "compared after calc-time; a range written faster than once per calc-time "
-                     "saturates at its size / calc-time")
+                     "compared after calc-time (a sampling error of some 10-20 % on a small "
+                     "guest); a guest that rewrites its working set within calc-time reads "
+                     "working set / calc-time")
     if mode == "dirty-bitmap" and dirty_rate == 0:
         notes.append("dirty-bitmap counts pages only through KVM's dirty log: under TCG it "
                      "reads 0 whatever the guest writes")
