@@ -19,7 +19,8 @@ from .warmup import warmup
 #: Attributes imported on first use, so that ``import toolkit`` loads neither
 #: matplotlib.pyplot nor ipywidgets (seconds, in every worker process).
 _LAZY = {"plot": ("toolkit.plot", None), "explore": ("toolkit.widgets", "explore"),
-         "explore_sweep": ("toolkit.widgets", "explore_sweep")}
+         "explore_sweep": ("toolkit.widgets", "explore_sweep"),
+         "load": ("toolkit.measure", "load"), "Measurement": ("toolkit.measure", "Measurement")}
 
 
 def __getattr__(name):
@@ -56,6 +57,8 @@ __all__ = [
     "explore",
     "explore_sweep",
     "warmup",
+    "load",
+    "Measurement",
     "parse_size",
     "parse_rate",
     "parse_duration",
