@@ -203,6 +203,25 @@ def test_full_speed_guests_and_runs_without_a_rate_reading_calibrate():
     assert user.build(c.values).dirty_rate == 15000 * PAGE
 
 
+def test_the_guest_efficiency_is_pooled_by_duration_and_skips_throttled_guests():
+    base = _study_record("r5000-bw40-dl10-avail0-0")
+    pace = base["rate"]
+
+    def run(name, efficiency, total_time, **kw):
+        return cal.RealRun.from_record({**base, "run": name, "scenario": name,
+                                        "migration_write_rate": efficiency * pace,
+                                        "total_time": total_time, **kw})
+
+    long, short = run("long", 0.99, 6000), run("short", 0.6, 200)
+    throttled = run("throttled", 0.3, 6000, auto_converge=True)
+    assert throttled.throttled and not long.throttled
+    assert math.isnan(throttled.measured["dirty_rate_efficiency"])
+    c = cal.calibrate([long, short, throttled], fit=("link_bandwidth",), bootstrap=0)
+    assert c.how["dirty_rate_efficiency"] == "measured on 2 runs"
+    # all writes over all asked-for writes: (0.99 * 6000 + 0.6 * 200) / 6200
+    assert c.values["dirty_rate_efficiency"] == pytest.approx((0.99 * 6000 + 0.6 * 200) / 6200)
+    assert 0 < c.errors["dirty_rate_efficiency"] < 0.39 / 2
+
 def test_a_user_run_from_a_trace_and_query_migrate_lines(tmp_path):
     runs = [_user_run(name) for name in USER_RUNS]
     conv, lost, avail = runs

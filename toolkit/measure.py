@@ -555,7 +555,7 @@ def read_virsh_dirtyrate(path) -> Measurement:
 # --- virsh domjobinfo ------------------------------------------------------------------------
 
 #: libvirt's domjobinfo labels (toolkit.qemu.readers' vocabulary) -> how virsh prints them.
-_JOB_LABELS = {label for label, _, _ in readers._DOMJOBINFO}
+_JOB_LABELS = {label for label, _, _ in readers.DOMJOBINFO}
 _JOB_SIZE = re.compile(r"\d+(?:\.\d+)? (?:B|KiB|MiB|GiB|TiB|PiB|EiB)")
 _JOB_RATE = re.compile(r"\d+(?:\.\d+)? (?:B|KiB|MiB|GiB|TiB|PiB|EiB)/s")
 _JOB_UNIT = re.compile(r"(\S+)(?:\s+(ms|pages/s|bytes|%))?")

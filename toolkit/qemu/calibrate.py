@@ -24,7 +24,11 @@ Measured, one value per run that shows it, then mean and standard error:
   migration over the pace it was asked for, only for runs with both (a
   full-speed guest has no pace: its measured rate is its dirty rate; a run
   without a guest-rate reading uses its Scenario's ``dirty_rate``, or its
-  pace times this efficiency);
+  pace times this efficiency). Pooled rather than averaged: all runs' writes
+  over all the writes they were asked for (each run weighted by its duration:
+  a 0.2 s run measures its rate far less well than a 6 s one), leaving out
+  runs whose guest the migration throttles (auto-converge, dirty-limit): the
+  model applies that throttle itself, so counting it here would apply it twice;
 * ``setup_overhead`` [ms]: ``query-migrate`` ``setup-time``;
 * ``sync_time_fixed`` [ms]: the median, over the run's exact syncs, of the time
   from a ``migrate_pending_estimate`` trace line to the
@@ -106,6 +110,8 @@ from .records import DEFAULT_OUT, record_dirs, record_scenario
 
 MEASURED = ("dirty_rate_efficiency", "setup_overhead", "sync_time_fixed", "vm_stop_time",
             "device_state_size")
+#: Measured values pooled over runs by duration (a rate), not averaged run by run.
+POOLED = ("dirty_rate_efficiency",)
 
 
 UNITS = {"dirty_rate_efficiency": "1", **{k: PARAMETER_INDEX[k].units for k in HOST_PARAMETERS}}
@@ -319,7 +325,7 @@ class RealRun(Mapping):
     def measured(self) -> dict:
         """The directly measured inputs (:data:`MEASURED`), NaN where the run does not show them."""
         out = dict.fromkeys(MEASURED, math.nan)
-        if self.guest_rate and self.pace:
+        if self.guest_rate and self.pace and not self.throttled:
             out["dirty_rate_efficiency"] = self.guest_rate / self.pace
         out["setup_overhead"] = self.setup_time
         if self.trace.get("sync_times"):
@@ -329,6 +335,20 @@ class RealRun(Mapping):
             out["device_state_size"] = (self.transferred - NORMAL_PAGE_WIRE * self.normal_pages
                                         - ZERO_PAGE_WIRE * self.zero_pages)
         return out
+
+    @property
+    def throttled(self) -> bool:
+        """Whether the migration throttles the guest (auto-converge or dirty-limit on)."""
+        settings = [self.record]
+        if self.scenario is not None:
+            settings.append({"auto_converge": self.scenario.auto_converge,
+                             "dirty_limit": self.scenario.dirty_limit})
+        return any(bool(s.get(k)) for s in settings for k in ("auto_converge", "dirty_limit"))
+
+    @property
+    def weight(self) -> float:
+        """How much its measured rates count in a pooled value: its duration [ms] (1 if unknown)."""
+        return self.total_time if np.isfinite(self.total_time) and self.total_time > 0 else 1.0
 
     def build(self, values: dict) -> Scenario:
         """Its Scenario with the host values ``values`` (and its time limit when cancelled)."""
@@ -863,12 +883,19 @@ class Calibration:
         return "\n".join(lines)
 
 
-def _mean_error(xs) -> tuple[float, float, int]:
-    xs = np.asarray([x for x in xs if x is not None and np.isfinite(x)], float)
-    if xs.size == 0:
+def _mean_error(xs, weights=None) -> tuple[float, float, int]:
+    """The (weighted) mean of the finite ``xs``, its standard error and their count."""
+    weights = [1.0] * len(xs) if weights is None else weights
+    pairs = [(x, w) for x, w in zip(xs, weights) if x is not None and np.isfinite(x)]
+    if not pairs:
         return math.nan, math.nan, 0
-    err = float(xs.std(ddof=1) / np.sqrt(xs.size)) if xs.size > 1 else math.nan
-    return float(xs.mean()), err, int(xs.size)
+    x, w = (np.asarray(v, float) for v in zip(*pairs))
+    mean = float(np.sum(w * x) / np.sum(w))
+    n = x.size
+    # the standard error of a weighted mean (equal weights: sigma / sqrt(n))
+    err = float(np.sqrt(np.sum(w ** 2 * (x - mean) ** 2) * n / (n - 1)) / np.sum(w)) \
+        if n > 1 else math.nan
+    return mean, err, n
 
 
 def _specs(fit) -> list[Fit]:
@@ -967,7 +994,8 @@ def calibrate(runs, scenario: Callable | None = None, fit=None, bootstrap: int =
     for k in MEASURED:
         if k in known:
             continue
-        values[k], errors[k], n = _mean_error(m[k] for m in measured)
+        weights = [r.weight for r in runs] if k in POOLED else None
+        values[k], errors[k], n = _mean_error([m[k] for m in measured], weights)
         identified[k] = n > 0
         how[k] = f"measured on {n} run{'s' * (n != 1)}" if n else \
             "not identified: no run shows it"

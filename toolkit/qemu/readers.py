@@ -599,8 +599,8 @@ def samples_dataset(path) -> xr.Dataset:
                              "Conventions": "CF-1.10", "recording": str(path)})
 
 
-# libvirt's virsh domjobinfo label -> query-migrate field, scale to libvirt's unit.
-_DOMJOBINFO = (
+#: libvirt's ``virsh domjobinfo`` label -> query-migrate field, scale to libvirt's unit.
+DOMJOBINFO = (
     ("Time elapsed", "total-time", 1),            # [ms]; libvirt times the job itself
     ("Data processed", "ram.transferred", 1),     # [B]; + disk (NBD) bytes under libvirt
     ("Data remaining", "ram.remaining", 1),
@@ -639,4 +639,4 @@ def domjobinfo_fields(sample: dict) -> dict:
     """
     flat = _flatten(_qm(sample))
     return {label: flat[key] * scale if scale != 1 else flat[key]
-            for label, key, scale in _DOMJOBINFO if key in flat}
+            for label, key, scale in DOMJOBINFO if key in flat}

@@ -9,10 +9,11 @@ above the threshold, two avail sweeps through the convergence boundary (20 and
 25 MB/s steps), an over-optimistic avail with most of RAM not copied, a first
 pass shorter than 100 ms and auto-converge.
 
-Each run keeps its ``query-migrate`` samples, QMP events and the source's
-trace log in ``<out>/runs/<run id>/`` and a ``result.json`` written last
-(atomically), so an interrupted study resumes where it stopped and never
-repeats a finished run. ``python -m toolkit.qemu.study`` runs it end to end.
+Each run keeps its ``query-migrate`` samples, QMP events and both sides' trace
+logs (the destination's says when it had loaded everything: the pause the guest
+sees ends after QEMU's reported ``downtime``) in ``<out>/runs/<run id>/`` and a
+``result.json`` written last (atomically), so an interrupted study resumes where
+it stopped and never repeats a finished run. ``python -m toolkit.qemu.study`` runs it end to end.
 The runs not done yet need QEMU: ``--install-qemu`` installs it with
 ``.ci/install-qemu`` first (library code never installs anything). It runs what is not done yet
 (each run is bounded by its scenario's time limit plus boot and warm-up: about
@@ -44,7 +45,7 @@ __all__ = ["DEFAULT_OUT", "GUEST_DEFAULTS", "load_records", "main", "result_reco
 DEFAULT_TABLE = ROOT / "datasets" / "qemu-validation.nc"
 REPEATS = 3
 TIME_LIMIT = grid.BASE["time_limit"]   # [s] after `migrate`, unless a scenario sets its own
-KEPT = ("samples.jsonl", "events.jsonl", "src-trace.log")
+KEPT = ("samples.jsonl", "events.jsonl", "src-trace.log", "dst-trace.log")
 
 
 def scenarios() -> list[dict]:
