@@ -667,6 +667,15 @@ class Monitor:
         self.last_transferred = self.run.transferred
         new_iteration = self.run.syncs > self.last_syncs
         self.last_syncs = self.run.syncs
+        self.downtime_steps(now, remaining, previous, new_iteration)
+        if self.stall is not None:
+            return self.stall_poll(now, remaining, new_iteration)
+        return "postcopy" if switch else None
+
+    def downtime_steps(self, now, remaining, previous, new_iteration):
+        """Steps on time (Nova, oVirt), on Proxmox's counter of polls whose remaining
+        grew or was zero (doubling once it passes 5), or on a new iteration after
+        iteration N and a cooldown (VEP 291); the last two never lower the limit."""
         if self.trigger == "time":
             while self.schedule_start is not None and self.steps and \
                     now >= self.schedule_start + self.steps[0][0]:
@@ -682,9 +691,6 @@ class Monitor:
                 (self.last_step is None or now - self.last_step >= self.cooldown):
             self.run.downtime_limit = max(self.run.downtime_limit, self.steps.pop(0))
             self.last_step = now
-        if self.stall is not None:
-            return self.stall_poll(now, remaining, new_iteration)
-        return "postcopy" if switch else None
 
     def stall_poll(self, now, remaining, new_iteration):
         """KubeVirt's stall detector: EWMA (alpha 0.4) of the last window's rate;

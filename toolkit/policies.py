@@ -6,9 +6,10 @@ and defaults (see ``../shared/reference/field.md`` and ``field-2026.md``). It
 turns into the array the kernel's monitor (:mod:`toolkit.kernels.policy`)
 reads: a poll period, a downtime-limit schedule (stepped on time, on Proxmox's
 counter, or on new iterations), a completion timeout with its action (abort
-or pause the guest), a progress timeout, and KubeVirt's stall detector. A Scenario names its policy by a string
-(``"nova"``, ``"kubevirt:completion_timeout_per_gib=20"``, ``"none"``), so
-that sweeps can range over policies and Datasets can store them.
+or pause the guest), a progress timeout, and KubeVirt's stall detector. A
+Scenario names its policy by a string (``"nova"``,
+``"kubevirt:completion_timeout_per_gib=20"``, ``"none"``), so that sweeps can
+range over policies and Datasets can store them.
 
 A policy that permits postcopy turns on the postcopy-ram capability, as
 libvirt does for them; Proxmox turns on auto-converge.
@@ -185,7 +186,7 @@ class KubeVirt:
     tuning_start_iteration: int = 3
     tuning_cooldown: int = 10
     name = "kubevirt"
-    EWMA_ALPHA = 0.4        # of the reported bandwidth; the kernel computes (4 x new + 6 x old) // 10
+    EWMA_ALPHA = 0.4        # of the reported bandwidth: the kernel's (4 new + 6 old) // 10
     PRECOPY_POSSIBLE_FACTOR = 1.5   # a stall aborts beyond this x max_downtime
     FORCED_DOWNTIME = 2_000_000     # the "hard" switchover's downtime-limit [ms]
 

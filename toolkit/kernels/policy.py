@@ -21,7 +21,8 @@ from .layout import (POL_ACTION, POL_COMPLETION_MS, POL_COOLDOWN_MS, POL_COUNT, 
                      POL_N_STEPS, POL_NOVA_SWITCH, POL_POLL_MS, POL_PROGRESS_MS,
                      POL_STALL_ABORT, POL_STALL_DOWNTIME, POL_STALL_MARGIN, POL_STALL_MS,
                      POL_START_ON_ITERATION, POL_STEPS, POL_SWITCHOVER_MS, POL_TRIGGER,
-                     S_DIRTY, S_DIRTY_BYTES_LAST_SYNC, S_DOWNTIME_LIMIT, S_LAST_BW, S_PAUSED_T, S_POL_BEST,
+                     S_DIRTY, S_DIRTY_BYTES_LAST_SYNC, S_DOWNTIME_LIMIT, S_LAST_BW, S_PAUSED_T,
+                     S_POL_BEST,
                      S_POL_COUNTER, S_POL_DEADLINE_MS, S_POL_EWMA, S_POL_LAST_REMAINING,
                      S_POL_LAST_SYNCS, S_POL_LAST_TRANSFERRED, S_POL_MARK, S_POL_PERIOD,
                      S_POL_POLLS, S_POL_PROGRESS_MS, S_POL_STALL_MS, S_POL_STALL_PROGRESS_MS,
@@ -109,6 +110,17 @@ def monitor_poll(pol, st):
     st[S_POL_LAST_TRANSFERRED] = st[S_TRANSFERRED]
     new_iteration = st[S_SYNCS] > st[S_POL_LAST_SYNCS]
     st[S_POL_LAST_SYNCS] = st[S_SYNCS]
+    downtime_steps(pol, st, now_ms, remaining, previous, new_iteration)
+    if pol[POL_STALL_MS] > 0:
+        return stall_detector(pol, st, now_ms, remaining, new_iteration)
+    return POSTCOPY if switch else KEEP_GOING
+
+
+@njit(cache=True, nogil=True)
+def downtime_steps(pol, st, now_ms, remaining, previous, new_iteration):
+    """The downtime-limit steps due at this poll: on time from the schedule's
+    start (Nova, oVirt), on Proxmox's counter, or on a new iteration after the
+    cooldown (VEP 291); the last two never lower the limit."""
     trigger = pol[POL_TRIGGER]
     step = st[S_POL_STEP]
     if trigger == 0 and st[S_POL_START_MS] >= 0:
@@ -129,9 +141,6 @@ def monitor_poll(pol, st):
         st[S_DOWNTIME_LIMIT] = max(st[S_DOWNTIME_LIMIT], pol[POL_STEPS + 2 * step + 1])
         st[S_POL_STEP] = step + 1
         st[S_POL_STEP_MS] = now_ms
-    if pol[POL_STALL_MS] > 0:
-        return stall_detector(pol, st, now_ms, remaining, new_iteration)
-    return POSTCOPY if switch else KEEP_GOING
 
 
 @njit(cache=True, nogil=True)
