@@ -408,7 +408,7 @@ class Advice:
         ax.set_title(f"{format_size(self.inputs['ram_size_bytes'])} guest at "
                      f"{format_rate(self.inputs['dirty_rate_bytes_per_s'])}, link "
                      f"{format_rate(link)} ({self.inputs['layer']})", fontsize=10)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, loc="best")
         return fig
 
 
@@ -484,10 +484,12 @@ def _bisect(search, name, brackets, **extra) -> list:
 def _monotonic(scan) -> tuple[bool, list]:
     """Whether converging rises and staying within the limit falls with avail, over
     the values simulated; the values [B/s] after which either turns the wrong way."""
-    scan = sorted(scan, key=lambda p: p[0])
-    wrong = [b for (_, r), (b, s) in zip(scan, scan[1:])
-             if (r.converged and not s.converged) or
-             (s.converged and s.within_limit and r.converged and not r.within_limit)]
+    wrong, converged, overshot = [], False, False
+    for avail, run in sorted(scan, key=lambda p: p[0]):
+        if (converged and not run.converged) or (overshot and run.within_limit):
+            wrong.append(avail)
+        converged |= run.converged
+        overshot |= run.converged and not run.within_limit
     return not wrong, wrong
 
 
@@ -536,7 +538,17 @@ def _edges(search) -> tuple[Edge | None, Edge | None]:
                     [(bad, good, test) for _, bad, good, test, _ in brackets])
     for (key, *_, start), (good, bad, run) in zip(brackets, found):
         edges[key] = Edge(good, bad, run or start)
-    return edges.get("smallest"), edges.get("largest")
+    smallest = edges.get("smallest")
+    if "largest" not in edges and smallest.run.within_limit:
+        # the grid's first converging value overshoots already: the safe band ends
+        # between the smallest converging value and it
+        above = min(a for a, r in search.scan if a > smallest.avail and not r.within_limit)
+        below, start = max((p for p in search.scan if smallest.avail <= p[0] < above and
+                            p[1].within_limit), key=lambda p: p[0])
+        (good, bad, run), = _bisect(search, "avail_switchover_bandwidth",
+                                    [(above, below, lambda r: r.within_limit)])
+        edges["largest"] = Edge(good, bad, run or start)
+    return smallest, edges.get("largest")
 
 
 def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=None,
