@@ -332,6 +332,9 @@ class Advice:
         if self.layer_ramp is not None:
             row(f"{i['layer']}'s own ramp", "0", self.layer_ramp.run)
         lines += rows
+        if self.estimate.verdict is Verdict.CONVERGES:
+            lines.append("QEMU's estimate converges within the limit already: avail is not "
+                         "needed (the range below is what is safe to set)")
         if self.safe:
             lo, hi = self.safe_band
             lines.append(f"safe avail-switchover-bandwidth: {_gbit(lo)} to {_gbit(hi)}; "
@@ -385,6 +388,9 @@ class Advice:
         down = np.array([r.downtime_ms for _, r in scan])
         conv = np.array([r.converged for _, r in scan])
         top = max(np.nanmax(down, initial=limit), limit) * 1.3
+        if self.estimate.verdict is Verdict.CONVERGES:
+            lines.append("QEMU's estimate converges within the limit already: avail is not "
+                         "needed (the range below is what is safe to set)")
         if self.safe:
             lo, hi = self.safe_band
             ax.axvspan(lo / scale, hi / scale, color="#009E73", alpha=0.15,
