@@ -388,9 +388,6 @@ class Advice:
         down = np.array([r.downtime_ms for _, r in scan])
         conv = np.array([r.converged for _, r in scan])
         top = max(np.nanmax(down, initial=limit), limit) * 1.3
-        if self.estimate.verdict is Verdict.CONVERGES:
-            lines.append("QEMU's estimate converges within the limit already: avail is not "
-                         "needed (the range below is what is safe to set)")
         if self.safe:
             lo, hi = self.safe_band
             ax.axvspan(lo / scale, hi / scale, color="#009E73", alpha=0.15,
