@@ -9,6 +9,7 @@ import pytest
 
 import toolkit as tk
 from toolkit.advise import LAYERS, Run, _monotonic
+from toolkit.rescue import CLASSES
 from toolkit.verdict import Verdict, describe, verdict
 
 matplotlib.use("Agg")
@@ -245,7 +246,7 @@ def test_rescue_gives_unfinished_first_passes_their_own_class():
     code = res.rescue_class
     # at 8 MiB/s the first pass (128 s) was cut at 20 s: not "lost"
     slow = code.sel(max_bandwidth=8 * 2**20)
-    assert (slow == tk.rescue.__globals__["CLASSES"].index("not_finished")).all()
+    assert (slow == CLASSES.index("not_finished")).all()
     assert (grid.passes.sel(max_bandwidth=8 * 2**20) == 0).all()
     assert "not_finished" in res.rescue_class.attrs["flag_meanings"]
     counts = tk.class_counts(res)
@@ -261,6 +262,5 @@ def test_rescue_gives_unfinished_first_passes_their_own_class():
 
 def test_rescue_plot_colours_the_new_class():
     from toolkit.plot import CLASS_COLOURS, CLASS_HATCHES
-    from toolkit.rescue import CLASSES
     assert set(CLASS_COLOURS) == set(CLASSES) == set(CLASS_HATCHES)
     assert np.unique(list(CLASS_COLOURS.values())).size == len(CLASSES)
