@@ -182,6 +182,16 @@ def test_layers_set_their_defaults_and_explicit_arguments_win():
         "max_bandwidth_bytes_per_s"] == 2**30
 
 
+def test_the_layers_monitor_is_reported_when_it_aborts():
+    # 500 MiB/s over 2 GiB on 1 Gbit/s: KubeVirt's stall detector gives up at ~40 s
+    kv = tk.advise(ram_size="2GiB", dirty_rate="500MiB/s", link_bandwidth="1Gbit/s",
+                   layer="kubevirt", seeds=1, headroom=1, alternatives=False)
+    assert kv.layer_ramp.run.aborted and not kv.layer_ramp.run.converged
+    assert any("kubevirt's monitor aborted the migration after 4" in n for n in kv.notes)
+    assert "aborted by the layer" in str(kv)
+    assert kv.to_dict()["layer_ramp"]["aborted"] is True
+
+
 class FakeMeasurement:
     """A stand-in for toolkit.measure's Measurement: to_parameters() and dirty_rate."""
 
@@ -225,7 +235,7 @@ def test_bad_input_is_refused_before_any_work(kwargs, error, match):
 def _run(converged, within):
     v = Verdict.CONVERGES if within else Verdict.OVERSHOOTS if converged else \
         Verdict.NOT_CONVERGING
-    return Run(v, converged, 1.0 if converged else float("nan"), 1.0, 1, 1, 0, 1.0)
+    return Run(v, converged, 1.0 if converged else float("nan"), 1.0, 1, 1, 0, 1.0, False)
 
 
 def test_the_monotonic_assumption_is_checked():

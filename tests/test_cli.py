@@ -188,6 +188,7 @@ def test_run_takes_any_avail_settings_and_formats(capsys, tmp_path):
     (["advise", "--ram-size", "16GiB", "--headroom", "x"], ["--headroom 'x'"]),
     (["advise", "--ram-size", "16GiB", "--headroom", "3,1"], ["headroom=(3.0, 1.0)"]),
     (["advise", "--dirty-rate", "1GiB/s"], ["--ram-size is required"]),
+    (["advise", "--ram-size", "16GiB", "--seeds", "0"], ["--seeds: seeds=0 is out of range"]),
     (["advise", "--ram-size", "16GiB", "--plot", "out.txt"], ["--plot out.txt"]),
 ])
 def test_bad_run_and_advise_input_exits_2_naming_the_option(argv, words, capsys):

@@ -122,6 +122,7 @@ class Run:
     dirty_sync_count: int
     cpu_throttle_percentage: int
     first_pass_share: float     # [0..1]
+    aborted: bool = False       # cancelled by the management layer's monitor
 
     @property
     def within_limit(self) -> bool:
@@ -146,7 +147,8 @@ def _runs(ds: xr.Dataset, limit: float) -> np.ndarray:
         out[i] = Run(Verdict(int(codes[i])), bool(ds.converged.values[i]),
                      float(ds.downtime.values[i]), float(ds.total_time.values[i]) / 1000,
                      int(ds.transferred.values[i]), int(ds.dirty_sync_count.values[i]),
-                     int(ds.cpu_throttle_percentage.values[i]), float(min(share[i], 1.0)))
+                     int(ds.cpu_throttle_percentage.values[i]), float(min(share[i], 1.0)),
+                     bool(ds.aborted.values[i]))
     return out
 
 
@@ -321,7 +323,8 @@ class Advice:
             total = f"{run.total_time_s:.1f} s" if run.converged else \
                 f">{run.total_time_s:.0f} s"
             down = f"{run.downtime_ms:.0f} ms" if run.converged else "-"
-            rows.append(f"{name:<28} {avail:>13} {run.verdict.label:>22} {total:>9} "
+            label = "aborted by the layer" if run.aborted else run.verdict.label
+            rows.append(f"{name:<28} {avail:>13} {label:>22} {total:>9} "
                         f"{down:>9} {format_size(run.transferred_bytes):>10}")
         row("QEMU's estimate", "0", self.estimate)
         for name, edge in (("smallest converging avail", self.smallest_converging),
@@ -674,6 +677,12 @@ def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=N
     if LAYERS[layer]["policy"]:
         run, _ = search.one(policy=LAYERS[layer]["policy"], avail_switchover_bandwidth=0)
         advice.layer_ramp = Alternative(f"{layer}'s ramp", LAYERS[layer]["policy"], run)
+        if run.aborted:
+            notes.append(f"{layer}'s monitor aborted the migration after "
+                         f"{run.total_time_s:.0f} s")
+        elif not run.converged:
+            notes.append(f"{layer}'s ramp did not switch over within the {base.max_time:g} s "
+                         "horizon (give max_time= for a longer one)")
     if alternatives or (alternatives is None and not advice.safe):
         advice.alternatives = _alternatives(search, base, advice.layer_ramp,
                                             float(est_ds.expected_downtime), notes)

@@ -263,9 +263,10 @@ def cmd_advise(args) -> int:
         answer = advise(**kwargs)
     except (TypeError, ValueError) as err:
         message = str(err)
-        for option, name in ADVISE_OPTIONS.items():     # name the option, not the keyword
+        for name in (*ADVISE_OPTIONS, "seeds", "headroom"):  # the option, not the keyword
             if message.startswith(name):
-                message = f"--{option.replace('_', '-')}: {message}"
+                message = f"--{name.replace('_', '-')}: {message}"
+                break
         raise UsageError(message) from None
     if args.json:
         print(json.dumps(answer.to_dict(), indent=2))
