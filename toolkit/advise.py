@@ -315,7 +315,7 @@ class Advice:
                  f", max-bandwidth {format_rate(cap) if cap else 'unlimited'}, downtime-limit "
                  f"{i['downtime_limit_ms']} ms, layer {i['layer']}",
                  f"QEMU's estimate (avail 0): {self.estimate_text}"]
-        header = f"{'':<28} {'avail':>13} {'verdict':>22} {'total':>9} {'downtime':>9} " \
+        header = f"{'':<28} {'avail':>15} {'verdict':>22} {'total':>9} {'downtime':>9} " \
                  f"{'sent':>10}"
         rows = [header, "-" * len(header)]
 
@@ -324,7 +324,7 @@ class Advice:
                 f">{run.total_time_s:.0f} s"
             down = f"{run.downtime_ms:.0f} ms" if run.converged else "-"
             label = "aborted by the layer" if run.aborted else run.verdict.label
-            rows.append(f"{name:<28} {avail:>13} {label:>22} {total:>9} "
+            rows.append(f"{name:<28} {avail:>15} {label:>22} {total:>9} "
                         f"{down:>9} {format_size(run.transferred_bytes):>10}")
         row("QEMU's estimate", "0", self.estimate)
         for name, edge in (("smallest converging avail", self.smallest_converging),
