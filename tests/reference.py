@@ -129,6 +129,7 @@ class Reference:
         self.win_bytes0 = 0
         self.threshold = 0
         self.downtime_limit = sc.downtime_limit
+        self.last_bw = None             # the last window's bandwidth, as mbps reports it [B/s]
         self.aborted = False
         self.paused_at = None
         self.monitor = Monitor(sc.policy_object, sc.ram_size, self)
@@ -147,7 +148,8 @@ class Reference:
         self.switch_pending = 0
         # auto-converge and QEMU's release
         self.rule = {"8.2": 0, "10.1": 2}.get(sc.qemu_version, 1)
-        self.periodic_sync = sc.auto_converge and \
+        self.auto_converge = sc.auto_converge or bool(getattr(policy, "auto_converge", False))
+        self.periodic_sync = self.auto_converge and \
             sc.qemu_version in ("9.2", "10.0", "10.1")
         self.throttle = 0                   # percent, 0 = off
         self.throttle_since = 0             # ps, when the throttle last changed
@@ -321,7 +323,7 @@ class Reference:
             self.guest_time_then = self.guest_time()
             self.throttle_since = self.t
             self.dirty_limit_since = self.t
-        if not self.sc.auto_converge:
+        if not self.auto_converge:
             return
         sc = self.sc
         if self.throttle == 0:
@@ -408,6 +410,7 @@ class Reference:
         transferred = self.transferred - self.win_bytes0
         spent = now - self.win_start_ms
         bandwidth = transferred / spent
+        self.last_bw = transferred * 1000 // spent
         expected = float(self.avail_per_ms) if self.avail_per_ms else bandwidth
         self.threshold = min(int(expected * self.downtime_limit), 2**63 - 1)   # saturates
         mbps = ((transferred * 8.0) / (spent / 1000.0)) / 1e6
@@ -549,6 +552,9 @@ class Monitor:
         self.schedule_start = 0
         self.double = False
         self.nova_switch = False
+        self.trigger = "time"
+        self.fast_period = 0
+        self.stall = None
         if policy.name == "nova":
             self.period = 500
             data_gb = max(gib, 2.0)
@@ -569,6 +575,36 @@ class Monitor:
                 else "abort"
             self.double = True
             self.progress_ms = policy.progress_timeout * 1000
+            if policy.downtime_tuning:      # VEP 291: linear steps, one per new iteration
+                span = policy.max_downtime - policy.initial_downtime
+                ramp = [policy.initial_downtime + span * i // policy.tuning_steps
+                        for i in range(policy.tuning_steps + 1)]
+                run.downtime_limit = ramp[0]
+                self.steps = ramp[1:]
+                self.trigger = "iteration"
+                self.after_iteration = policy.tuning_start_iteration
+                self.cooldown = policy.tuning_cooldown * 1000
+                self.last_step = None
+            if policy.stall_detection:      # VEP 248
+                run.downtime_limit = min(run.downtime_limit, policy.max_downtime)
+                self.stall = policy
+                self.ewma = None
+                self.best = None
+                self.best_at = 0
+                self.stalled_at = None
+        elif policy.name == "proxmox":
+            self.period = 1000
+            self.fast_period = 100
+            downtime = int(policy.migrate_downtime * 1000)
+            run.downtime_limit = downtime
+            self.steps = []
+            while 0 < downtime < 2_000_000:
+                downtime = min(2 * downtime, 2_000_000)
+                self.steps.append(downtime)
+            self.trigger = "counter"
+            self.counter = 0
+            self.deadline = 0
+            self.action = None
         else:                               # ovirt
             self.period = policy.monitor_interval * 1000
             downtimes = policy.downtimes()
@@ -585,6 +621,9 @@ class Monitor:
         self.last_remaining = None
         self.mark = None
         self.last_progress = 0
+        self.polls = 0
+        self.last_transferred = 0
+        self.last_syncs = 0
 
     def due(self) -> bool:
         return self.period > 0 and self.run.t >= self.next_poll * PS_PER_MS
@@ -618,7 +657,64 @@ class Monitor:
             self.run.syncs > 1 and not self.run.postcopy_requested and \
             round((previous - remaining) * 100 / previous) < 10
         self.last_remaining = remaining
-        while self.schedule_start is not None and self.steps and \
-                now >= self.schedule_start + self.steps[0][0]:
-            self.run.downtime_limit = self.steps.pop(0)[1]
+        # Proxmox: 0.1 s polls once remaining is below the average sent per poll
+        self.polls += 1
+        if self.fast_period and self.period != self.fast_period and \
+                0 < self.last_transferred // self.polls and \
+                remaining < self.last_transferred // self.polls:
+            self.period = self.fast_period
+            self.next_poll = now + self.fast_period
+        self.last_transferred = self.run.transferred
+        new_iteration = self.run.syncs > self.last_syncs
+        self.last_syncs = self.run.syncs
+        self.downtime_steps(now, remaining, previous, new_iteration)
+        if self.stall is not None:
+            return self.stall_poll(now, remaining, new_iteration)
         return "postcopy" if switch else None
+
+    def downtime_steps(self, now, remaining, previous, new_iteration):
+        """Steps on time (Nova, oVirt), on Proxmox's counter of polls whose remaining
+        grew or was zero (doubling once it passes 5), or on a new iteration after
+        iteration N and a cooldown (VEP 291); the last two never lower the limit."""
+        if self.trigger == "time":
+            while self.schedule_start is not None and self.steps and \
+                    now >= self.schedule_start + self.steps[0][0]:
+                self.run.downtime_limit = self.steps.pop(0)[1]
+        elif self.trigger == "counter":
+            if (previous is not None and previous > 0 and remaining > previous) or \
+                    remaining == 0:
+                self.counter += 1
+            if self.counter > 5 and self.steps:
+                self.counter = 0
+                self.run.downtime_limit = max(self.run.downtime_limit, self.steps.pop(0))
+        elif new_iteration and self.run.syncs > self.after_iteration and self.steps and \
+                (self.last_step is None or now - self.last_step >= self.cooldown):
+            self.run.downtime_limit = max(self.run.downtime_limit, self.steps.pop(0))
+            self.last_step = now
+
+    def stall_poll(self, now, remaining, new_iteration):
+        """KubeVirt's stall detector: EWMA (alpha 0.4) of the last window's rate;
+        a stall is 40 s without remaining at an iteration start falling 4 % below
+        its lowest; then abort beyond 1.5 x maxDowntimeMs of estimated downtime,
+        else maxDowntimeMs, and the forced switchover 60 s later."""
+        kv = self.stall
+        if self.run.last_bw is not None:
+            bw = self.run.last_bw
+            self.ewma = bw if self.ewma is None else (4 * bw + 6 * self.ewma) // 10
+        start = self.run.dirty_bytes_last_sync      # remaining when the iteration began
+        if new_iteration and (self.best is None or
+                              start * 100 < self.best * (100 - kv.stall_margin)):
+            self.best = start
+            self.best_at = now
+        if self.stalled_at is None:
+            if now - self.best_at > kv.stall_timeout * 1000:
+                self.stalled_at = now
+                if not self.ewma or self.ewma < 0 or \
+                        remaining * 1000 // self.ewma * 100 > 150 * kv.max_downtime:
+                    if self.action == "postcopy":
+                        return None if self.run.postcopy_requested else "postcopy"
+                    return "abort"
+                self.run.downtime_limit = max(self.run.downtime_limit, kv.max_downtime)
+        elif now - self.stalled_at > kv.switchover_timeout * 1000:
+            self.run.downtime_limit = 2_000_000
+        return None

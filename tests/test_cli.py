@@ -138,3 +138,106 @@ def test_sweep_on_dask_to_zarr_matches_threads(tmp_path):
     want = tk.sweep(**load_config(config)[0])
     for name in want.data_vars:
         np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
+
+
+# --- run: any list of avail settings, formats, a Dataset out; advise ---
+
+SMALL_RUN = ["--set", "ram_size=512MiB", "--set", "max_time=30"]
+
+
+def test_run_takes_any_avail_settings_and_formats(capsys, tmp_path):
+    import csv
+    import io
+    import json
+    assert main(["run", *SMALL_RUN, "--avail", "estimate,link", "--avail", "5Gbit/s",
+                 "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["setting"] for r in rows] == ["estimate", "link", "5Gbit/s"]
+    assert float(rows[2]["avail_switchover_bandwidth_bytes_per_s"]) == 625e6
+    assert rows[0]["verdict"] == "not_converging" and rows[0]["downtime_ms"] == ""
+    # --set avail_switchover_bandwidth is honoured (it used to be ignored)
+    assert main(["run", *SMALL_RUN, "--set", "avail_switchover_bandwidth=4x link",
+                 "--format", "json", "--out", str(tmp_path / "run.nc")]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert [r["setting"] for r in data["rows"]] == ["4x link"]
+    assert data["rows"][0]["verdict"] == "overshoots" and data["rows"][0]["downtime_ms"] > 300
+    ds = tk.open_dataset(tmp_path / "run.nc")
+    assert ds.avail_switchover_bandwidth.values.tolist() == ["4x link"]
+    assert bool(ds.converged.item()) and "wrote" in captured.err
+    assert not list(tmp_path.glob(".*"))            # written atomically: no leftovers
+    # the same numbers as one simulate
+    one = tk.simulate(ram_size="512MiB", workload="sequential", write_range="128MiB",
+                      dirty_rate="1GiB/s", max_time=30, avail_switchover_bandwidth="4x link")
+    assert data["rows"][0]["total_time_s"] == pytest.approx(one.total_time.item() / 1000)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--set", "dirty_rat=1GiB/s"], ["dirty_rat", "did you mean 'dirty_rate'?"]),
+    (["run", "--avail", "3x lnk"], ["--avail '3x lnk'", "cannot read '3x lnk' as a rate"]),
+    (["run", "--avail", "link", "--set", "avail_switchover_bandwidth=link"], ["both given"]),
+    (["run", "--avail", "link,link"], ["given twice"]),
+    (["run", "--out", "x.csv"], ["--out x.csv", ".nc or .zarr"]),
+    (["advise", "--ram-size", "16GiB", "--dirty-rate", "400MiB/z"],
+     ["--dirty-rate '400MiB/z'", "cannot read"]),
+    (["advise", "--ram-size", "16GiB", "--downtime-limit", "-3"],
+     ["--downtime-limit '-3'", "[0, 2000000] ms"]),
+    (["advise", "--ram-size", "1TiB0"], ["--ram-size '1TiB0'"]),
+    (["advise", "--ram-size", "16GiB", "--layer", "vmware"],
+     ["--layer 'vmware'", "qemu, libvirt, proxmox, nova, kubevirt, ovirt"]),
+    (["advise", "--ram-size", "16GiB", "--headroom", "x"], ["--headroom 'x'"]),
+    (["advise", "--ram-size", "16GiB", "--headroom", "3,1"], ["headroom=(3.0, 1.0)"]),
+    (["advise", "--dirty-rate", "1GiB/s"], ["--ram-size is required"]),
+    (["advise", "--ram-size", "16GiB", "--seeds", "0"], ["--seeds: seeds=0 is out of range"]),
+    (["advise", "--ram-size", "16GiB", "--plot", "out.txt"], ["--plot out.txt"]),
+])
+def test_bad_run_and_advise_input_exits_2_naming_the_option(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, err
+
+
+ADVISE = ["advise", "--ram-size", "512MiB", "--dirty-rate", "1GiB/s", "--link-bandwidth",
+          "10Gbit/s", "--downtime-limit", "300", "--set", "workload=sequential",
+          "--set", "write_range=128MiB", "--seeds", "1", "--headroom", "1,2"]
+
+
+def test_advise_prints_a_table_json_and_a_figure(capsys, tmp_path):
+    import json
+    assert main(ADVISE + ["--plot", str(tmp_path / "fig" / "advice.png")]) == 0
+    captured = capsys.readouterr()
+    assert "QEMU's estimate (avail 0): never converges" in captured.out
+    assert "safe avail-switchover-bandwidth:" in captured.out
+    assert (tmp_path / "fig" / "advice.png").stat().st_size > 10_000
+    assert main(ADVISE + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    direct = tk.advise(ram_size="512MiB", dirty_rate="1GiB/s", link_bandwidth="10Gbit/s",
+                       downtime_limit=300, workload="sequential", write_range="128MiB",
+                       seeds=1, headroom=(1, 2))
+    assert data == json.loads(json.dumps(direct.to_dict()))
+    assert data["safe"] and data["inputs"]["layer"] == "qemu"
+
+
+def test_advise_from_a_file_needs_the_readers(monkeypatch, capsys, tmp_path):
+    import sys
+    import types
+    path = tmp_path / "rate.json"
+    path.write_text("{}")
+    monkeypatch.setitem(sys.modules, "toolkit.measure", None)     # not installed
+    assert main(["advise", "--ram-size", "64MiB", "--from", str(path)]) == 2
+    assert "needs toolkit.measure" in capsys.readouterr().err
+
+    class Reading:
+        dirty_rate = 5 * 2**20
+
+        def to_parameters(self):
+            return {"dirty_rate": self.dirty_rate}
+    fake = types.ModuleType("toolkit.measure")
+    fake.load = lambda p: Reading() if str(p) == str(path) else None
+    monkeypatch.setitem(sys.modules, "toolkit.measure", fake)
+    monkeypatch.setattr(tk, "measure", fake, raising=False)
+    assert main(["advise", "--ram-size", "64MiB", "--link-bandwidth", "1Gbit/s", "--from",
+                 str(path), "--seeds", "1", "--headroom", "1", "--json"]) == 0
+    import json
+    assert json.loads(capsys.readouterr().out)["inputs"]["dirty_rate_bytes_per_s"] == 5 * 2**20

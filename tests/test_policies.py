@@ -141,3 +141,161 @@ def test_postcopy_by_policy():
         assert not np.isnan(ds.postcopy_start_time.item()) and int(ds.postcopy_faults) > 0
     assert nova.postcopy_start_time.item() > nova.time.values[nova.syncs.values > 1][0]
     assert 60_000 < kube.postcopy_start_time.item() <= 60_000 + 400 + 200
+
+
+# --- Proxmox VE and KubeVirt as run in 2026 (../shared/reference/field-2026.md) ---
+
+def _monitor(policy, polls, ram_size=GIB):
+    """Run the kernel monitor's polls over ``(remaining [B], state changes)`` pairs;
+    returns (action, downtime-limit [ms], time of the poll [ms]) per poll."""
+    from toolkit.kernels import layout as L
+    from toolkit.kernels.policy import monitor_poll, monitor_start
+    pol = policy.kernel_array(ram_size)
+    st = np.zeros(L.N_STATE, np.int64)
+    st[L.S_DOWNTIME_LIMIT] = 300                       # QEMU's, before the policy sets its own
+    monitor_start(pol, st)
+    out = []
+    for remaining, changes in polls:
+        st[L.S_DIRTY] = remaining // 4096
+        for key, value in changes.items():
+            st[getattr(L, key)] = value
+        now = st[L.S_POLL_NEXT] // 10**9
+        action = int(monitor_poll(pol, st))
+        out.append((action, int(st[L.S_DOWNTIME_LIMIT]), int(now)))
+    return out
+
+
+def test_proxmox_doubling_table_and_constants():
+    from toolkit.policies import Proxmox
+    # migrate_downtime 0.1 s, doubled up to 2000 s (fix #7044)
+    assert Proxmox().downtimes() == [100 * 2**i for i in range(15)] + [2_000_000]
+    assert Proxmox(migrate_downtime=1.5).downtimes()[:3] == [1500, 3000, 6000]
+    pol = Proxmox().kernel_array(8 * GIB)
+    layout = tk.kernels.layout
+    assert pol[layout.POL_POLL_MS] == 1000 and pol[layout.POL_FAST_POLL_MS] == 100
+    assert pol[layout.POL_COUNT] == 5 and pol[layout.POL_INITIAL_DOWNTIME] == 100
+    assert Proxmox.MAX_BANDWIDTH == 16 * GIB and Proxmox().auto_converge
+    with pytest.raises(ValueError, match=r"migrate_downtime=-1.0 is out of range.*\[0, 2000\]"):
+        tk.Scenario(policy="proxmox:migrate_downtime=-1")
+
+
+def test_proxmox_counter_doubles_after_six_polls_that_grew():
+    from toolkit.policies import Proxmox
+    # remaining grows at every poll: the counter passes 5 at the 6th growth (the 7th
+    # poll, the first has nothing to compare with) and starts again
+    grow = [((100 + i) * 2**20, {}) for i in range(14)]
+    limits = [d for _, d, _ in _monitor(Proxmox(), grow)]
+    assert limits[:6] == [100] * 6 and limits[6:12] == [200] * 6 and limits[12] == 400
+    assert [t for _, _, t in _monitor(Proxmox(), grow)][:3] == [1000, 2000, 3000]
+    # polls where remaining fell do not count, and do not reset the counter either
+    mixed = [((100 + (i % 2) * 10 + i) * 2**20, {}) for i in range(14)]
+    rises = sum(b[0] > a[0] for a, b in zip(mixed, mixed[1:]))
+    assert rises == 7 and [d for _, d, _ in _monitor(Proxmox(), mixed)][-1] == 200
+    # a poll that sees remaining 0 counts
+    assert _monitor(Proxmox(), [(0, {})] * 6)[-1][1] == 200
+
+
+def test_proxmox_polls_every_0_1_s_near_the_end():
+    from toolkit.policies import Proxmox
+    # average sent per poll: 10 MiB, then 10 MiB / 2 polls; remaining 1 MiB is below it
+    polls = [(900 * 2**20, {"S_TRANSFERRED": 10 * 2**20}),
+             (2**20, {"S_TRANSFERRED": 20 * 2**20}), (2**20, {}), (2**20, {})]
+    assert [t for _, _, t in _monitor(Proxmox(), polls)] == [1000, 2000, 2100, 2200]
+
+
+def test_proxmox_run_turns_on_auto_converge_and_doubles():
+    ds = tk.simulate(**NEVER, max_time=200, policy="proxmox")
+    assert int(ds.cpu_throttle_percentage) > 0           # auto-converge, from the policy
+    limits = np.unique(ds.window_downtime_limit.values)
+    assert limits[0] == 100 and set(limits) <= set(policies.Proxmox().downtimes())
+    assert len(limits) > 2 and bool(ds.converged)
+    with pytest.raises(ValueError, match="conflicts with policy='proxmox'"):
+        tk.Scenario(policy="proxmox", dirty_limit=True)
+
+
+def test_kubevirt_vep291_ramp_table_after_iteration_3_with_cooldown():
+    kv = KubeVirt(downtime_tuning=True)
+    # 150 ms, 7 linear steps to maxDowntimeMs 900
+    assert kv.tuning_table() == [150, 257, 364, 471, 578, 685, 792, 900]
+    # polls every 0.4 s; a new iteration at every poll from sync 1 on
+    polls = [(GIB, {"S_SYNCS": i + 1}) for i in range(60)]
+    out = _monitor(kv, polls)
+    limits = [d for _, d, _ in out]
+    assert limits[:3] == [150] * 3                 # iterations 1-3: no step
+    assert limits[3] == 257                        # iteration 4, at 1.6 s
+    # the next step waits the 10 s cooldown: 25 polls of 0.4 s
+    first_at = out[3][2]
+    second = next(t for _, d, t in out if d == 364)
+    assert second - first_at == 10_000
+    # iteration 5 seen at the first poll steps at once; then no new iteration, no
+    # step, even after the cooldown
+    idle = [(GIB, {"S_SYNCS": 5})] + [(GIB, {})] * 40
+    assert {d for _, d, _ in _monitor(kv, idle)} == {257}
+
+
+def test_kubevirt_stall_detector_constants_and_ewma():
+    kv = KubeVirt(stall_detection=True)
+    layout = tk.kernels.layout
+    pol = kv.kernel_array(GIB)
+    assert (pol[layout.POL_STALL_MS], pol[layout.POL_STALL_MARGIN],
+            pol[layout.POL_STALL_DOWNTIME], pol[layout.POL_STALL_ABORT],
+            pol[layout.POL_SWITCHOVER_MS], pol[layout.POL_FORCE_DOWNTIME]) == \
+        (40_000, 4, 900, 150, 60_000, 2_000_000)
+    from toolkit.kernels.policy import monitor_poll, monitor_start
+    st = np.zeros(layout.N_STATE, np.int64)
+    st[layout.S_DOWNTIME_LIMIT] = 300
+    monitor_start(pol, st)
+    assert st[layout.S_DOWNTIME_LIMIT] == 300            # min(900, QEMU's 300)
+    ewma = None
+    for bw in (100e6, 200e6, 50e6):
+        st[layout.S_LAST_BW] = bw
+        monitor_poll(pol, st)
+        ewma = bw if ewma is None else 0.4 * bw + 0.6 * ewma
+        assert st[layout.S_POL_EWMA] == pytest.approx(ewma, abs=1)
+
+
+def _stalled(kv, remaining):
+    """Polls of a migration whose iterations restart at the same remaining bytes,
+    at 100 MB/s: (action, downtime-limit, time) per poll."""
+    polls = [(remaining, {"S_SYNCS": i + 1, "S_LAST_BW": 100_000_000,
+                          "S_DIRTY_BYTES_LAST_SYNC": remaining}) for i in range(300)]
+    return _monitor(kv, polls)
+
+
+def test_kubevirt_stall_raises_then_forces_the_switchover():
+    kv = KubeVirt(stall_detection=True, progress_timeout=0)
+    # estimated downtime 100 MB / 100 MB/s = 1000 ms: within 1.5 x 900 ms
+    out = _stalled(kv, 100_000_000)
+    stall = next(t for _, d, t in out if d == 900)
+    assert 40_000 < stall <= 40_400 + 400          # 40 s after the first iteration's poll
+    force = next(t for _, d, t in out if d == 2_000_000)
+    assert 60_000 < force - stall <= 60_400
+    assert all(a == 0 for a, _, _ in out)
+    # 1 ms short of the 4 % margin is not progress; more than it is
+    fall = [(10**8 - i * 3_900_000, {"S_SYNCS": i + 1, "S_LAST_BW": 10**8,
+                                     "S_DIRTY_BYTES_LAST_SYNC": int(10**8 * 0.9605 ** i)})
+            for i in range(150)]
+    assert {d for _, d, _ in _monitor(kv, fall)} == {300}
+
+
+def test_kubevirt_stall_aborts_beyond_1_5x_max_downtime():
+    kv = KubeVirt(stall_detection=True, progress_timeout=0)
+    # 140 MB / 100 MB/s = 1400 ms > 1350 ms: a precopy-only migration aborts
+    out = _stalled(kv, 140_000_000)
+    assert [a for a, _, _ in out].count(1) == 1          # once (the migration ends there)
+    aborted_at = next(t for a, _, t in out if a == 1)
+    assert 40_000 < aborted_at <= 41_000
+    # with postcopy allowed it switches to postcopy instead
+    post = KubeVirt(stall_detection=True, progress_timeout=0, allow_post_copy=True)
+    assert 3 in [a for a, _, _ in _stalled(post, 140_000_000)]
+
+
+def test_kubevirt_2026_runs_ramp_and_give_up_on_a_stall():
+    # 500 MiB/s over 2 GiB on 1 Gbit/s: no iteration starts 4 % lower than the first
+    stall = tk.simulate(**NEVER, max_time=300,
+                        policy="kubevirt:stall_detection=true,downtime_tuning=true")
+    assert bool(stall.aborted) and 40_000 < stall.total_time.item() <= 41_000
+    ramp = tk.simulate(**NEVER, max_time=300, policy="kubevirt:downtime_tuning=true")
+    assert np.unique(ramp.window_downtime_limit.values).tolist() == \
+        KubeVirt(downtime_tuning=True).tuning_table()
+    assert not bool(ramp.converged) and not bool(ramp.aborted)

@@ -83,6 +83,22 @@ CASES = {
     "ovirt": dict(ram_size="16MiB", dirty_rate="12MiB/s", max_time=25.0,
                   policy="ovirt:downtime_delay=300,monitor_interval=1,progress_timeout=6,"
                          "max_time_per_gib=0"),
+    # Proxmox's doubling on its counter (and its auto-converge); KubeVirt's stall detector
+    # forcing, aborting, or switching to postcopy; VEP 291's ramp
+    "proxmox-doubles": dict(dirty_rate="12MiB/s", max_time=20.0, policy="proxmox"),
+    "proxmox-plain": dict(dirty_rate="8MiB/s", max_time=20.0,
+                          policy="proxmox:auto_converge=false,migrate_downtime=0.002"),
+    "kubevirt-stall-forces": dict(dirty_rate="12MiB/s", max_time=20.0, policy=(
+        "kubevirt:stall_detection=true,stall_timeout=2,switchover_timeout=3,"
+        "max_downtime=200")),
+    "kubevirt-stall-aborts": dict(dirty_rate="12MiB/s", max_time=20.0, policy=(
+        "kubevirt:stall_detection=true,stall_timeout=2,max_downtime=1,initial_downtime=1")),
+    "kubevirt-stall-postcopy": dict(dirty_rate="12MiB/s", max_time=20.0, policy=(
+        "kubevirt:stall_detection=true,stall_timeout=2,max_downtime=1,initial_downtime=1,"
+        "allow_post_copy=true")),
+    "kubevirt-tuning": dict(dirty_rate="8MiB/s", max_time=20.0, policy=(
+        "kubevirt:downtime_tuning=true,tuning_cooldown=1,initial_downtime=2,"
+        "max_downtime=200,stall_detection=true,stall_timeout=3,switchover_timeout=2")),
     # page content: zero writes, RAM backing, the destination's first copies, write orders
     "zero-writes-uniform": dict(dirty_rate="4MiB/s", zero_write_share=0.3, zero_fraction=0.5,
                                 zero_page_scan_time=2000, untouched_page_scan_time=300,
@@ -164,7 +180,7 @@ def assert_same(sc: Scenario):
 
 @pytest.mark.parametrize("check", [True, False], ids=["check", "fast"])
 @pytest.mark.parametrize("case", CASES)
-def test_kernel_equals_reference(case, check):
+def test_kernel_equals_reference(case, check):  # noqa: C901 (one check per case)
     # without check mode the kernel skips writes that change nothing: same results
     raw, ref = assert_same(Scenario(**{**SMALL, **CASES[case], "check": check}))
     assert ref.writes > 0 or CASES[case].get("dirty_rate") is None
@@ -182,8 +198,12 @@ def test_kernel_equals_reference(case, check):
         assert len(limits) > 3                       # the downtime-limit steps up
     if case in ("nova-force-complete", "kubevirt-pauses"):
         assert ref.paused_at is not None and ref.converged
-    if case in ("kubevirt-aborts", "ovirt"):
+    if case in ("kubevirt-aborts", "ovirt", "kubevirt-stall-aborts"):
         assert ref.aborted and not ref.converged
+    if case in ("proxmox-doubles", "proxmox-plain", "kubevirt-tuning"):
+        assert len(limits) > 2                       # doubled, or ramped
+    if case == "kubevirt-stall-forces":
+        assert {200, 2_000_000} <= limits and ref.converged
     if case == "dirty-limit":
         assert ref.dirty_limit_since is not None and ref.converged
     if case.startswith("phases"):
@@ -262,7 +282,10 @@ def _replay_trace() -> str:
        policy=st.sampled_from(["none", "nova:downtime_delay=3,downtime=300",
                                "nova:permit_post_copy=true",
                                "kubevirt:completion_timeout_per_gib=1",
-                               "ovirt:downtime_delay=300,monitor_interval=1"]),
+                               "ovirt:downtime_delay=300,monitor_interval=1",
+                               "proxmox",
+                               "kubevirt:stall_detection=true,downtime_tuning=true,"
+                               "stall_timeout=1,switchover_timeout=1,tuning_cooldown=1"]),
        postcopy=st.sampled_from([0, 0, 2, 4]), dirty_limit=st.booleans(),
        auto_converge=st.booleans(), max_bw=st.sampled_from([0, 4_000_000]),
        seed=st.integers(0, 2**64 - 1), check=st.booleans(),
@@ -273,7 +296,8 @@ def test_kernel_equals_reference_random_management(workload, dirty, hot, share, 
                                                    max_bw, seed, check, zero_writes, version):
     """Every feature drawn together: policies, postcopy, phases, replay, dirty-limit,
     hot sets, auto-converge, zero writes and the QEMU release."""
-    dirty_limit = dirty_limit and not auto_converge and workload in ("uniform", "hotcold")
+    dirty_limit = dirty_limit and not auto_converge and policy != "proxmox" and \
+        workload in ("uniform", "hotcold")
     params = {**SMALL, "ram_size": "1MiB", "max_time": 6.0, "workload": workload,
               "dirty_rate": dirty, "hot_fraction": hot, "hot_share": share,
               "policy": policy, "postcopy_ram": postcopy > 0 or None,

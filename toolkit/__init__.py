@@ -10,7 +10,8 @@ from .scenario import IDEAL_HOST, PARAMETERS, Scenario
 from . import hosts
 from .simulate import simulate
 from .sweep import geomspace, linspace, sweep
-from .rescue import class_counts, rescue
+from .rescue import class_counts, class_counts_by_setting, rescue
+from .advise import advise
 from .store import open_dataset, save
 from . import analytic, policies, workloads
 from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
@@ -48,6 +49,8 @@ __all__ = [
     "geomspace",
     "rescue",
     "class_counts",
+    "class_counts_by_setting",
+    "advise",
     "save",
     "open_dataset",
     "analytic",

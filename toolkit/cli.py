@@ -3,8 +3,9 @@
 ``toolkit`` alone runs the main job: the default rescue sweep (the embedded
 ``configs/rescue-default.toml``), writing a dataset and a PNG map and printing
 the class counts. ``toolkit sweep --config F --out P`` runs any TOML sweep,
-``toolkit run`` one scenario under several avail settings, ``toolkit info``
-versions, shipped datasets, or a summary of one dataset.
+``toolkit run`` one scenario under several avail settings, ``toolkit advise``
+an operator's question (a verdict, the safe avail range, bands), ``toolkit
+info`` versions, shipped datasets, or a summary of one dataset.
 
 Exit status: 0 done, 1 failed while running, 2 bad input or config,
 130 interrupted (rerun with ``--resume`` to continue a sweep).
@@ -18,9 +19,9 @@ import pathlib
 import sys
 
 from ._version import __version__
-from .scenario import PARAMETER_INDEX, Scenario
+from .scenario import Scenario, check_names, validate_parameter
 from .units import format_rate, format_size
-from .verdict import verdict
+from .verdict import Verdict, verdict_codes
 
 # `toolkit run`: QEMU's default 128 MiB/s rate limit on a 10 Gbit/s link, a guest
 # re-writing 128 MiB at 1 GiB/s. The estimate (~134 MB/s) sets a 40 MB threshold
@@ -28,8 +29,8 @@ from .verdict import verdict
 DEFAULT_SCENARIO = dict(ram_size="4GiB", workload="sequential", write_range="128MiB",
                         dirty_rate="1GiB/s", link_bandwidth="10Gbit/s", downtime_limit=300,
                         max_time=120.0)
-AVAIL_SETTINGS = (("estimate", 0.0), ("0.1x link", 0.1), ("0.5x link", 0.5),
-                  ("link", 1.0), ("4x link", 4.0))
+AVAIL_SETTINGS = ("estimate", "0.1x link", "0.5x link", "link", "4x link")
+RUN_FORMATS = ("table", "csv", "json")
 DEFAULT_OUT = pathlib.Path("out")
 DEFAULT_CHUNK_SIZE = 16      # scenarios per task and checkpoint of `toolkit sweep`
 
@@ -45,46 +46,115 @@ def _parse_set(items: list[str]) -> dict:
         key = key.strip().replace("-", "_")
         if not sep:
             raise UsageError(f"--set {item!r}: expected name=value, e.g. ram_size=8GiB")
-        if key not in PARAMETER_INDEX:
-            raise UsageError(f"--set {item!r}: unknown parameter {key!r}")
-        value = value.strip()
-        if value.lower() in ("true", "false"):
-            values[key] = value.lower() == "true"
-        else:
-            for kind in (int, float):
-                try:
-                    values[key] = kind(value)
-                    break
-                except ValueError:
-                    values[key] = value
+        try:
+            check_names([key])
+        except TypeError as err:        # the config reader's message: "did you mean ...?"
+            raise UsageError(f"--set {item!r}: {str(err).split(' Known:')[0]}") from None
+        values[key] = _value(value)
     return values
 
 
-def verdict_table(base: Scenario) -> str:
-    """Simulate ``base`` with avail-switchover-bandwidth off and at multiples of the link.
+def _value(text: str):
+    """A command-line value: a flag, a number, or the string (units parse later)."""
+    text = text.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _avail_settings(args, changes: dict) -> list:
+    """``--avail`` settings (comma-separated, repeatable), or one from ``--set``."""
+    settings = [v.strip() for item in args.avail for v in item.split(",") if v.strip()]
+    if "avail_switchover_bandwidth" in changes:
+        if settings:
+            raise UsageError("--set avail_switchover_bandwidth and --avail both given: use "
+                             "--avail (a list of settings)")
+        settings = [str(changes.pop("avail_switchover_bandwidth"))]
+    settings = [_value(v) for v in settings] or list(AVAIL_SETTINGS)
+    if len(set(map(str, settings))) < len(settings):
+        raise UsageError(f"--avail {','.join(map(str, settings))}: a setting is given twice")
+    return settings
+
+
+def run_table(base: Scenario, settings=AVAIL_SETTINGS):
+    """Simulate ``base`` under each avail-switchover-bandwidth setting.
+
+    Parameters
+    ----------
+    base : Scenario
+    settings : list
+        ``"estimate"``, ``"link"``, ``"Nx link"``, rates (``"5Gbit/s"``) or B/s.
+
+    Returns
+    -------
+    (xarray.Dataset, list of dict)
+        The sweep over the settings, and one row per setting with stable keys,
+        units in the names.
+    """
+    from .sweep import sweep
+
+    for value in settings:          # each setting checked before any work, naming it
+        try:
+            base.replace(avail_switchover_bandwidth=value)
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"--avail {value!r}: {err}") from None
+    params = {k: getattr(base, k) for k in base._given if k != "avail_switchover_bandwidth"}
+    ds = sweep(**params, avail_switchover_bandwidth=list(settings), progress=False)
+    codes = verdict_codes(ds.converged, ds.downtime, base.downtime_limit, ds.passes)
+    rows = []
+    for i, label in enumerate(ds.avail_switchover_bandwidth.values.tolist()):
+        point = ds.isel(avail_switchover_bandwidth=i)
+        converged = bool(point.converged)
+        rows.append({
+            "setting": label,
+            "avail_switchover_bandwidth_bytes_per_s":
+                float(point.avail_switchover_bandwidth_value),
+            "verdict": Verdict(int(codes[i])).name.lower(), "converged": converged,
+            "total_time_s": float(point.total_time) / 1000,
+            "downtime_ms": float(point.downtime) if converged else None,
+            "dirty_sync_count": int(point.dirty_sync_count),
+            "transferred_bytes": int(point.transferred)})
+    return ds, rows
+
+
+def verdict_table(base: Scenario, settings=AVAIL_SETTINGS) -> str:
+    """Simulate ``base`` under each avail-switchover-bandwidth setting (default: off
+    and multiples of the link).
 
     Returns
     -------
     str
         A fixed-width table, one row per setting.
     """
-    from .simulate import simulate
+    return _format_table(run_table(base, settings)[1])
 
+
+def _format_table(rows: list) -> str:
     header = (f"{'avail-switchover-bandwidth':>28} {'verdict':>22} {'total':>9} "
               f"{'downtime':>9} {'syncs':>6} {'transferred':>12}")
-    rows = [header, "-" * len(header)]
-    for label, factor in AVAIL_SETTINGS:
-        avail = int(round(factor * base.link_bandwidth))
-        ds = simulate(base.replace(avail_switchover_bandwidth=avail))
-        outcome = verdict(ds)
-        if ds.converged:
-            total, down = f"{ds.total_time / 1000:.1f} s", f"{ds.downtime.item():.0f} ms"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        avail = r["avail_switchover_bandwidth_bytes_per_s"]
+        if r["converged"]:
+            total, down = f"{r['total_time_s']:.1f} s", f"{r['downtime_ms']:.0f} ms"
         else:
-            total, down = f">{ds.total_time / 1000:.0f} s", "-"
-        name = f"{label} ({format_rate(avail)})" if avail else "0 (use the estimate)"
-        rows.append(f"{name:>28} {outcome.label:>22} {total:>9} {down:>9} "
-                    f"{int(ds.dirty_sync_count):>6} {format_size(int(ds.transferred)):>12}")
-    return "\n".join(rows)
+            total, down = f">{r['total_time_s']:.0f} s", "-"
+        label = str(r["setting"])
+        if not avail:
+            name = "0 (use the estimate)"
+        elif "link" in label:
+            name = f"{label} ({format_rate(avail)})"
+        else:
+            name = format_rate(avail)
+        lines.append(f"{name:>28} {Verdict[r['verdict'].upper()].label:>22} {total:>9} "
+                     f"{down:>9} {r['dirty_sync_count']:>6} "
+                     f"{format_size(r['transferred_bytes']):>12}")
+    return "\n".join(lines)
 
 
 def _describe(sc: Scenario) -> str:
@@ -98,12 +168,119 @@ def _describe(sc: Scenario) -> str:
 
 
 def cmd_run(args) -> int:
-    """``run``: the verdict table of one scenario (the embedded default with ``--set``)."""
+    """``run``: the verdict table of one scenario (the embedded default with ``--set``)
+    under each ``--avail`` setting, as a table, CSV or JSON; ``--out`` keeps the Dataset."""
+    import json
+
     params = dict(DEFAULT_SCENARIO)
-    params.update(_parse_set(args.set))
+    changes = _parse_set(args.set)
+    settings = _avail_settings(args, changes)
+    params.update(changes)
     sc = Scenario.from_kwargs(**params)
-    print(_describe(sc))
-    print(verdict_table(sc))
+    out = pathlib.Path(args.out) if args.out else None
+    if out is not None and out.suffix not in (".nc", ".zarr"):
+        raise UsageError(f"--out {out}: expected a path ending in .nc or .zarr")
+    ds, rows = run_table(sc, settings)
+    if args.format == "table":
+        print(_describe(sc))
+        print(_format_table(rows))
+    elif args.format == "csv":
+        import csv
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    else:
+        print(json.dumps({"scenario": {k: getattr(sc, k) for k in sorted(sc._given)},
+                          "downtime_limit_ms": sc.downtime_limit, "rows": rows}, indent=2))
+    if out is not None:
+        from .store import save
+        save(ds, out)
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+#: ``advise`` options that are scenario parameters: option -> parameter
+ADVISE_OPTIONS = {"ram_size": "ram_size", "dirty_rate": "dirty_rate",
+                  "link_bandwidth": "link_bandwidth", "downtime_limit": "downtime_limit",
+                  "max_bandwidth": "max_bandwidth", "host": "host"}
+
+
+def _advise_inputs(args) -> dict:
+    """Keyword arguments of advise from the options, each checked and named as its option."""
+    from .advise import LAYERS
+
+    kwargs = {}
+    for option, name in ADVISE_OPTIONS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        flag = "--" + option.replace("_", "-")
+        try:
+            validate_parameter(name, _value(value))
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"{flag} {value!r}: {err}") from None
+        kwargs[name] = _value(value)
+    if args.layer not in LAYERS:
+        raise UsageError(f"--layer {args.layer!r}: expected one of {', '.join(LAYERS)}")
+    kwargs["layer"] = args.layer
+    try:
+        lo, _, hi = args.headroom.partition(",")
+        kwargs["headroom"] = (float(lo), float(hi or lo))
+    except ValueError:
+        raise UsageError(f"--headroom {args.headroom!r}: expected factors LOW,HIGH of the "
+                         "dirty rate, e.g. 1,3") from None
+    kwargs["seeds"] = args.seeds
+    extra = _parse_set(args.set)
+    for name in extra:
+        if name in ADVISE_OPTIONS.values() or name in ("avail_switchover_bandwidth",
+                                                       "policy", "seed"):
+            raise UsageError(f"--set {name}: advise has its own option or chooses it itself")
+    kwargs.update(extra)
+    if args.measurement:
+        try:
+            from . import measure
+        except ImportError:
+            raise UsageError(f"--from {args.measurement}: reading measurements needs "
+                             "toolkit.measure, which this installation lacks") from None
+        kwargs["measurement"] = measure.load(args.measurement)
+    if "ram_size" not in kwargs and "measurement" not in kwargs:
+        raise UsageError("--ram-size is required (e.g. --ram-size 16GiB), unless --from "
+                         "gives it")
+    return kwargs
+
+
+def cmd_advise(args) -> int:
+    """``advise``: the answer to an operator's question, as a table or JSON, and a figure."""
+    import json
+
+    from .advise import advise
+
+    kwargs = _advise_inputs(args)
+    plot = pathlib.Path(args.plot) if args.plot else None
+    if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise UsageError(f"--plot {plot}: expected a .png, .pdf or .svg path")
+    try:
+        answer = advise(**kwargs)
+    except (TypeError, ValueError) as err:
+        message = str(err)
+        for name in (*ADVISE_OPTIONS, "seeds", "headroom"):  # the option, not the keyword
+            if message.startswith(name):
+                message = f"--{name.replace('_', '-')}: {message}"
+                break
+        raise UsageError(message) from None
+    if args.json:
+        print(json.dumps(answer.to_dict(), indent=2))
+    else:
+        print(answer)
+    if plot is not None:
+        import matplotlib
+        matplotlib.use("Agg")
+        fig = answer.plot()
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        tmp = plot.with_name(f".{plot.stem}.tmp{plot.suffix}")
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, plot)
+        print(f"wrote {plot}", file=sys.stderr)
     return 0
 
 
@@ -264,7 +441,33 @@ def build_parser() -> argparse.ArgumentParser:
                                      "settings: a verdict table")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="change a parameter, e.g. --set dirty_rate=2GiB/s (repeatable)")
+    run.add_argument("--avail", action="append", default=[], metavar="SETTINGS",
+                     help="avail-switchover-bandwidth settings, comma-separated: estimate, "
+                          "link, Nx link, a rate (5Gbit/s) or B/s (default: "
+                          f"{','.join(AVAIL_SETTINGS)})")
+    run.add_argument("--format", choices=RUN_FORMATS, default="table")
+    run.add_argument("--out", help="also write the results as a Dataset (.nc or .zarr)")
     run.set_defaults(func=cmd_run)
+    adv = sub.add_parser("advise", help="will it converge, how long, what downtime, which "
+                                        "avail-switchover-bandwidth is safe")
+    adv.add_argument("--ram-size", help="guest RAM, e.g. 16GiB")
+    adv.add_argument("--dirty-rate", help="dirty rate, e.g. 400MiB/s (calc-dirty-rate)")
+    adv.add_argument("--link-bandwidth", help="the link, e.g. 25Gbit/s")
+    adv.add_argument("--downtime-limit", help="the downtime budget [ms], e.g. 300")
+    adv.add_argument("--max-bandwidth", help="QEMU max-bandwidth (default: the layer's)")
+    adv.add_argument("--host", help="a host profile (toolkit.hosts)")
+    adv.add_argument("--layer", default="qemu",
+                     help="management layer: qemu, libvirt, proxmox, nova, kubevirt, ovirt")
+    adv.add_argument("--from", dest="measurement", metavar="FILE",
+                     help="a measurement file (calc-dirty-rate, domjobinfo, ...)")
+    adv.add_argument("--headroom", default="1,3", help="dirty-rate factors LOW,HIGH for the "
+                                                       "bands (default 1,3)")
+    adv.add_argument("--seeds", type=int, default=3, help="seeds for the bands (default 3)")
+    adv.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="another scenario parameter, e.g. --set workload=hotcold")
+    adv.add_argument("--json", action="store_true", help="JSON instead of the table")
+    adv.add_argument("--plot", metavar="FILE", help="write the figure (.png, .pdf, .svg)")
+    adv.set_defaults(func=cmd_advise)
     sw = sub.add_parser("sweep", help="run a TOML sweep; write a dataset (and a rescue map)")
     sw.add_argument("--config", help="TOML sweep config (default: the embedded "
                                      "rescue-default.toml)")
@@ -291,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("run", "sweep", "info", "-h", "--help", "--version"):
+    if not argv or argv[0] not in ("run", "advise", "sweep", "info", "-h", "--help",
+                                   "--version"):
         argv = ["sweep"] + argv          # the main job
     args = parser.parse_args(argv)
     try:

@@ -136,14 +136,16 @@ def kernel_inputs(sc: Scenario, policy=None) -> tuple[np.ndarray, np.ndarray]:
     p[L.P_PS_MAX_TIME] = _ps(sc.max_time)
     p[L.P_CHECK] = int(sc.check)
     p[L.P_QEMU_RULE] = QEMU_RULES[sc.qemu_version]
-    p[L.P_AUTO_CONVERGE] = int(sc.auto_converge)
+    if policy is None:
+        policy = sc.policy_object
+    # a policy may turn on auto-converge (Proxmox), as it may postcopy-ram
+    auto_converge = sc.auto_converge or bool(getattr(policy, "auto_converge", False))
+    p[L.P_AUTO_CONVERGE] = int(auto_converge)
     p[L.P_THROTTLE_TRIGGER] = sc.throttle_trigger_threshold
     p[L.P_THROTTLE_INITIAL] = sc.cpu_throttle_initial
     p[L.P_THROTTLE_INCREMENT] = sc.cpu_throttle_increment
     p[L.P_THROTTLE_TAILSLOW] = int(sc.cpu_throttle_tailslow)
     p[L.P_THROTTLE_MAX] = sc.max_cpu_throttle
-    if policy is None:
-        policy = sc.policy_object
     p[L.P_POSTCOPY_RAM] = int(sc.postcopy_ram or (policy is not None and policy.postcopy))
     p[L.P_POSTCOPY_START_SYNC] = sc.postcopy_start_sync
     p[L.P_ZIPF_EXPONENT_MICRO] = round(sc.zipf_exponent * 1e6)
@@ -152,7 +154,7 @@ def kernel_inputs(sc: Scenario, policy=None) -> tuple[np.ndarray, np.ndarray]:
     p[L.P_DIRTY_QUOTA_PPM] = 1_000_000 if sc.dirty_rate <= quota else \
         round(1e6 * quota / sc.dirty_rate)
     # the 5 s dirty-sync timer of auto-converge arrived in QEMU 9.2
-    p[L.P_PERIODIC_SYNC] = int(sc.auto_converge and
+    p[L.P_PERIODIC_SYNC] = int(auto_converge and
                                QEMU_VERSIONS.index(sc.qemu_version) >= QEMU_VERSIONS.index("9.2"))
     rate = sc.dirty_rate / PAGE_SIZE / PS_PER_S
     share = sc.hot_share if sc.workload == "hotcold" else 1.0

@@ -21,9 +21,10 @@ CLASS_COLOURS = {
     "overshoots": "#E69F00",         # orange
     "lost": "#000000",               # black
     "broken": "#CC79A7",             # reddish purple
+    "not_finished": "#BBBBBB",       # grey: no verdict yet
 }
 CLASS_HATCHES = {"converges_anyway": "", "rescued": "..", "overshoots": "//", "lost": "",
-                 "broken": "xx"}
+                 "broken": "xx", "not_finished": "--"}
 
 
 def value_labels(name: str, values, with_unit: bool = False) -> list[str]:

@@ -1,15 +1,18 @@
-"""Management-layer policies: what Nova, KubeVirt and oVirt do to a running migration.
+"""Management-layer policies: what Nova, KubeVirt, oVirt and Proxmox VE do to a running
+migration.
 
 Each policy is a small frozen dataclass with the real product's option names
-and defaults (see ``../shared/reference/field.md``). It turns into the array
-the kernel's monitor (:mod:`toolkit.kernels.policy`) reads: a poll period, a
-downtime-limit schedule, a completion timeout with its action (abort or pause
-the guest), and a progress timeout. A Scenario names its policy by a string
-(``"nova"``, ``"kubevirt:completion_timeout_per_gib=20"``, ``"none"``), so
-that sweeps can range over policies and Datasets can store them.
+and defaults (see ``../shared/reference/field.md`` and ``field-2026.md``). It
+turns into the array the kernel's monitor (:mod:`toolkit.kernels.policy`)
+reads: a poll period, a downtime-limit schedule (stepped on time, on Proxmox's
+counter, or on new iterations), a completion timeout with its action (abort
+or pause the guest), a progress timeout, and KubeVirt's stall detector. A
+Scenario names its policy by a string (``"nova"``,
+``"kubevirt:completion_timeout_per_gib=20"``, ``"none"``), so that sweeps can
+range over policies and Datasets can store them.
 
 A policy that permits postcopy turns on the postcopy-ram capability, as
-libvirt does for them.
+libvirt does for them; Proxmox turns on auto-converge.
 """
 from __future__ import annotations
 
@@ -24,10 +27,21 @@ from .kernels.policy import ABORT, KEEP_GOING, PAUSE, POSTCOPY
 
 
 
+TRIGGERS = {"time": 0, "counter": 1, "iteration": 2}
+
+
 def _monitor_array(poll_ms, *, completion_ms=0, action="none", double_after_pause=False,
                    progress_ms=0, lowmark=False, start_on_iteration=False,
-                   initial_downtime=-1, nova_switch=False, steps=()) -> np.ndarray:
+                   initial_downtime=-1, nova_switch=False, steps=(), trigger="time",
+                   count=0, cooldown_ms=0, fast_poll_ms=0, stall=None) -> np.ndarray:
     pol = np.zeros(L.POL_STEPS + 2 * len(steps), np.int64)
+    pol[L.POL_TRIGGER] = TRIGGERS[trigger]
+    pol[L.POL_COUNT] = count
+    pol[L.POL_COOLDOWN_MS] = cooldown_ms
+    pol[L.POL_FAST_POLL_MS] = fast_poll_ms
+    if stall is not None:
+        (pol[L.POL_STALL_MS], pol[L.POL_STALL_MARGIN], pol[L.POL_STALL_DOWNTIME],
+         pol[L.POL_STALL_ABORT], pol[L.POL_SWITCHOVER_MS], pol[L.POL_FORCE_DOWNTIME]) = stall
     pol[L.POL_POLL_MS] = poll_ms
     pol[L.POL_COMPLETION_MS] = completion_ms
     pol[L.POL_ACTION] = {"none": KEEP_GOING, "abort": ABORT, "pause": PAUSE,
@@ -132,13 +146,49 @@ class KubeVirt:
         ``allowWorkloadDisruption`` (unset: as ``allow_post_copy``): act at the
         completion timeout (postcopy if allowed, else pause the guest and double
         the timeout) instead of aborting.
+    stall_detection : bool
+        The migration stall detector (VEP 248, KubeVirt master from 2026-06):
+        downtime-limit starts at min(``max_downtime``, QEMU's); a stall (the
+        remaining bytes at an iteration start not ``stall_margin`` below their
+        lowest for ``stall_timeout``) aborts when ``remaining / EWMA`` of the
+        reported bandwidth exceeds 1.5 x ``max_downtime`` (postcopy instead when
+        allowed), else raises downtime-limit to ``max_downtime``, and after
+        ``switchover_timeout`` more forces the switchover (``FORCED_DOWNTIME``).
+        **Not modelled**: ``completionTimeoutFactor``.
+    downtime_tuning : bool
+        VEP 291's downtime ramp: from ``initial_downtime``, ``tuning_steps``
+        linear steps to ``max_downtime``, one per new iteration after
+        iteration ``tuning_start_iteration``, at least ``tuning_cooldown`` apart.
+    max_downtime : int
+        ``maxDowntimeMs`` [ms], 1 to 2,000,000.
+    stall_margin : int
+        Progress margin [%].
+    stall_timeout, switchover_timeout, tuning_cooldown : int
+        [s].
+    initial_downtime : int
+        VEP 291's first downtime-limit [ms].
+    tuning_steps, tuning_start_iteration : int
+        VEP 291's steps and the iteration after which they start.
     """
 
     completion_timeout_per_gib: int = 150
     progress_timeout: int = 150
     allow_post_copy: bool = False
     allow_workload_disruption: bool | None = None
+    stall_detection: bool = False
+    downtime_tuning: bool = False
+    max_downtime: int = 900
+    stall_margin: int = 4
+    stall_timeout: int = 40
+    switchover_timeout: int = 60
+    initial_downtime: int = 150
+    tuning_steps: int = 7
+    tuning_start_iteration: int = 3
+    tuning_cooldown: int = 10
     name = "kubevirt"
+    EWMA_ALPHA = 0.4        # of the reported bandwidth: the kernel's (4 new + 6 old) // 10
+    PRECOPY_POSSIBLE_FACTOR = 1.5   # a stall aborts beyond this x max_downtime
+    FORCED_DOWNTIME = 2_000_000     # the "hard" switchover's downtime-limit [ms]
 
     @property
     def postcopy(self) -> bool:
@@ -149,6 +199,22 @@ class KubeVirt:
     def __post_init__(self):
         _check(self, "completion_timeout_per_gib", 0, 10**6)
         _check(self, "progress_timeout", 0, 10**6)
+        _check(self, "max_downtime", 1, 2_000_000)
+        _check(self, "stall_margin", 0, 99)
+        _check(self, "stall_timeout", 1, 10**6)
+        _check(self, "switchover_timeout", 0, 10**6)
+        _check(self, "initial_downtime", 0,
+               self.max_downtime if self.downtime_tuning else 2_000_000)
+        _check(self, "tuning_steps", 1, 10_000)
+        _check(self, "tuning_start_iteration", 0, 10**6)
+        _check(self, "tuning_cooldown", 0, 10**6)
+
+    def tuning_table(self) -> list[int]:
+        """VEP 291's downtime-limits [ms]: ``initial_downtime``, then ``tuning_steps``
+        linear steps ending at ``max_downtime``."""
+        span = self.max_downtime - self.initial_downtime
+        return [self.initial_downtime + span * i // self.tuning_steps
+                for i in range(self.tuning_steps + 1)]
 
     @staticmethod
     def data_gb(ram_size: int) -> int:
@@ -162,9 +228,19 @@ class KubeVirt:
         if disrupt is None:
             disrupt = self.allow_post_copy
         action = ("postcopy" if self.allow_post_copy else "pause") if disrupt else "abort"
+        extra = {}
+        if self.downtime_tuning:
+            table = self.tuning_table()
+            extra = dict(initial_downtime=table[0], steps=[(0, d) for d in table[1:]],
+                         trigger="iteration", count=self.tuning_start_iteration,
+                         cooldown_ms=self.tuning_cooldown * 1000)
+        if self.stall_detection:
+            extra["stall"] = (self.stall_timeout * 1000, self.stall_margin, self.max_downtime,
+                              round(self.PRECOPY_POSSIBLE_FACTOR * 100),
+                              self.switchover_timeout * 1000, self.FORCED_DOWNTIME)
         return _monitor_array(
             self.POLL_MS, completion_ms=acceptable_s * 1000, action=action,
-            double_after_pause=True, progress_ms=self.progress_timeout * 1000)
+            double_after_pause=True, progress_ms=self.progress_timeout * 1000, **extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,13 +279,13 @@ class OVirt:
         _check(self, "downtime_steps", 2, 10_000)
         _check(self, "downtime_delay", 0, 10**6)
         _check(self, "max_time_per_gib", 0, 10**6)
+        _check(self, "progress_timeout", 0, 10**6)
+        _check(self, "monitor_interval", 1, 10**6)
 
     @property
     def postcopy(self) -> bool:
         """Whether the policy enables postcopy-ram: oVirt's policies here never do."""
         return False
-        _check(self, "progress_timeout", 0, 10**6)
-        _check(self, "monitor_interval", 1, 10**6)
 
     def downtimes(self) -> list[int]:
         """VDSM's ``exponential_downtime``: ``int(offset + base ** i)``, i = 0..steps-1."""
@@ -236,7 +312,65 @@ class OVirt:
             initial_downtime=d[0], steps=[(i * wait_ms, x) for i, x in enumerate(d[1:])])
 
 
-POLICIES = {"nova": Nova, "kubevirt": KubeVirt, "ovirt": OVirt}
+@dataclasses.dataclass(frozen=True)
+class Proxmox:
+    """Proxmox VE's migration loop (``src/PVE/QemuMigrate.pm``).
+
+    It polls ``query-migrate`` every second (every 0.1 s once remaining is
+    below the average bytes sent per poll) and counts the polls whose remaining
+    grew or was zero; when the counter passes 5 it doubles downtime-limit and
+    starts again, up to 2000 s (fix #7044). It turns on auto-converge, and sets
+    max-bandwidth to :attr:`MAX_BANDWIDTH` when ``migrate_speed`` is unset
+    (``toolkit.advise``'s ``proxmox`` layer does; give it with the policy
+    elsewhere). **Not modelled**: xbzrle, which Proxmox also enables (cache
+    10 % of RAM): the simulator sends every dirty page whole.
+
+    Parameters
+    ----------
+    migrate_downtime : float
+        The VM's ``migrate_downtime``, the first downtime-limit [s], 0 to 2000.
+    auto_converge : bool
+        Turn on QEMU's auto-converge (Proxmox always does).
+    """
+
+    migrate_downtime: float = 0.1
+    auto_converge: bool = True
+    name = "proxmox"
+    POLL_MS = 1000
+    FAST_POLL_MS = 100
+    COUNTER_LIMIT = 5
+    MAX_DOWNTIME = 2_000_000        # [ms]
+    MAX_BANDWIDTH = 16 * GIB        # [B/s], "QEMU default 128 MiBps == 1 Gbps" is too low
+
+    def __post_init__(self):
+        value = self.migrate_downtime
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not 0 <= value <= self.MAX_DOWNTIME / 1000:
+            raise ValueError(f"proxmox migrate_downtime={value!r} is out of range: expected "
+                             f"a number of seconds in [0, {self.MAX_DOWNTIME // 1000}]")
+
+    @property
+    def postcopy(self) -> bool:
+        """Whether the policy enables postcopy-ram: Proxmox's precopy path never does."""
+        return False
+
+    def downtimes(self) -> list[int]:
+        """downtime-limit [ms]: ``migrate_downtime``, then doubled at each step, at most
+        2000 s (one step past 0 ms stays 0: QEMU then keeps a zero limit)."""
+        d = [int(self.migrate_downtime * 1000)]
+        while 0 < d[-1] < self.MAX_DOWNTIME:
+            d.append(min(2 * d[-1], self.MAX_DOWNTIME))
+        return d
+
+    def kernel_array(self, ram_size: int) -> np.ndarray:
+        """The monitor array (``layout.POL_*``); ``ram_size`` [B] does not enter it."""
+        d = self.downtimes()
+        return _monitor_array(self.POLL_MS, initial_downtime=d[0],
+                              steps=[(0, x) for x in d[1:]], trigger="counter",
+                              count=self.COUNTER_LIMIT, fast_poll_ms=self.FAST_POLL_MS)
+
+
+POLICIES = {"nova": Nova, "kubevirt": KubeVirt, "ovirt": OVirt, "proxmox": Proxmox}
 
 
 def _check(policy, field: str, lo: int, hi: int) -> None:
@@ -284,6 +418,11 @@ def parse(text):
                 kwargs[key] = int(value)
             except ValueError:
                 raise ValueError(f"policy={text!r}: {key} expects an integer") from None
+        elif isinstance(default, float):
+            try:
+                kwargs[key] = float(value)
+            except ValueError:
+                raise ValueError(f"policy={text!r}: {key} expects a number") from None
         else:
             kwargs[key] = value
     return cls(**kwargs)

@@ -9,16 +9,20 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .verdict import downtime_limit, within_limit
+from .verdict import Verdict, downtime_limit, verdict_codes, within_limit
 
 AVAIL = "avail_switchover_bandwidth"
-CLASSES = ("converges_anyway", "rescued", "overshoots", "lost", "broken")
+CLASSES = ("converges_anyway", "rescued", "overshoots", "lost", "broken", "not_finished")
+#: Classes the baseline (QEMU's estimate) can have: it is what the others are compared with.
+BASELINE_CLASSES = ("converges_anyway", "overshoots", "lost", "not_finished")
 CLASS_HELP = {
     "converges_anyway": "converges with QEMU's estimate, and with this setting within the limit",
     "rescued": "does not converge with the estimate; converges with this setting within the limit",
     "overshoots": "converges with this setting, but the real downtime exceeds downtime-limit",
     "lost": "converges neither with the estimate nor with this setting",
     "broken": "converges with the estimate but not with this setting",
+    "not_finished": "the first pass had not ended at max_time with this setting: no verdict "
+                    "yet (a longer max_time decides)",
 }
 
 
@@ -45,6 +49,10 @@ def classify(ds: xr.Dataset) -> xr.DataArray:
                     xr.where(~base & within, 1,
                              xr.where(conv & ~within, 2,
                                       xr.where(~base & ~conv, 3, 4))))
+    if "passes" in ds:      # older datasets lack it: their unfinished runs stay "lost"
+        unfinished = verdict_codes(conv, ds.downtime, downtime_limit(ds), ds.passes) == \
+            Verdict.NOT_FINISHED
+        code = xr.where(unfinished, CLASSES.index("not_finished"), code)
     code = code.astype(np.int8).transpose(*ds.converged.dims)
     code.attrs = {"units": "1", "long_name": "rescue class",
                   "flag_values": np.arange(len(CLASSES), dtype=np.int8),
@@ -99,3 +107,22 @@ def class_counts(res: xr.Dataset) -> dict:
     """Number of points in each class, by class name."""
     codes = res["rescue_class"].values.ravel()
     return {name: int((codes == i).sum()) for i, name in enumerate(CLASSES)}
+
+
+def class_counts_by_setting(res: xr.Dataset) -> dict:
+    """Number of points in each class, per avail-switchover-bandwidth setting.
+
+    Returns
+    -------
+    dict
+        ``{setting: {class: count}}``, settings as the coordinate holds them
+        (labels such as ``"2x link"``, or B/s). The baseline (``"estimate"``, 0)
+        has only :data:`BASELINE_CLASSES`: it cannot rescue or break itself.
+    """
+    code = res["rescue_class"]
+    out = {}
+    for i, setting in enumerate(code[AVAIL].values.tolist()):
+        codes = code.isel({AVAIL: i}).values.ravel()
+        names = BASELINE_CLASSES if setting in ("estimate", 0) else CLASSES
+        out[setting] = {name: int((codes == CLASSES.index(name)).sum()) for name in names}
+    return out

@@ -154,7 +154,7 @@ PARAMETERS = (
           doc="Call migrate-start-postcopy once dirty-sync-count reaches this (needs "
           "postcopy_ram); 0 = never."),
     Param("policy", "policy", "none", "1", doc="Management layer watching the migration: "
-          "'none', 'nova', 'kubevirt' or 'ovirt', with options as "
+          "'none', 'nova', 'kubevirt', 'ovirt' or 'proxmox', with options as "
           "'nova:timeout_action=force_complete' (see toolkit.policies)."),
     # host costs: why the migration thread can be slower than the link
     Param("host", "choice", "none", "1", doc="Named host profile (toolkit.hosts) whose values "
@@ -444,6 +444,9 @@ class Scenario:
         if self.dirty_limit and self.auto_converge:
             raise ValueError("dirty_limit=True conflicts with auto_converge=True: QEMU "
                              "enables either, not both")
+        if self.dirty_limit and getattr(self.policy_object, "auto_converge", False):
+            raise ValueError(f"dirty_limit=True conflicts with policy={self.policy!r}, which "
+                             "turns on auto_converge: QEMU enables either, not both")
         if self.dirty_limit and self.workload in ("replay", "phases"):
             raise ValueError(f"dirty_limit needs a guest with one dirty_rate; workload="
                              f"{self.workload!r} has none")

@@ -112,7 +112,18 @@ S_PHASE_DONE_0 = 57     # phases: stream 0's writes in this phase so far
 S_PHASE_DONE_1 = 58     # phases: stream 1's
 S_FIRST_COPIES = 59     # normal pages the destination received for the first time
 S_UNTOUCHED = 60        # zero pages sent from never-touched RAM
-N_STATE = 61
+S_LAST_BW = 61          # bandwidth of the last closed window, as query-migrate's mbps [B/s]
+S_POL_PERIOD = 62       # the monitor's poll period now (Proxmox shortens it) [ms]
+S_POL_POLLS = 63        # polls done so far
+S_POL_LAST_TRANSFERRED = 64  # transferred at the previous poll [B]
+S_POL_COUNTER = 65      # Proxmox: polls whose remaining grew or was zero, since the last step
+S_POL_LAST_SYNCS = 66   # dirty_sync_count at the previous poll (a new iteration: it grew)
+S_POL_STEP_MS = 67      # VEP 291: when the downtime last stepped up, -1 never [ms]
+S_POL_EWMA = 68         # KubeVirt: EWMA of the reported bandwidth, -1 before a sample [B/s]
+S_POL_BEST = 69         # KubeVirt: the lowest remaining at an iteration start, -1 none [B]
+S_POL_STALL_PROGRESS_MS = 70  # KubeVirt: when that lowest value last fell by the margin [ms]
+S_POL_STALL_MS = 71     # KubeVirt: when the stall was declared, -1 not yet [ms]
+N_STATE = 72
 
 # --- trace: float64 array ``trace[window, column]``, one row per closed window ---
 W_TIME = 0              # window close, since `migrate` [ms]
@@ -140,8 +151,23 @@ POL_LOWMARK = 5         # 1: progress = below its lowest value; 0: below the pre
 POL_START_ON_ITERATION = 6  # 1: the schedule starts at the first new iteration seen
 POL_INITIAL_DOWNTIME = 7  # downtime-limit set at the start, -1 = keep [ms]
 POL_NOVA_SWITCH = 8     # 1: Nova's switch to postcopy when an iteration made < 10 % progress
-POL_N_STEPS = 9         # steps of the downtime schedule
-POL_STEPS = 10          # then (time after the schedule's start [ms], downtime-limit [ms]) pairs
+POL_TRIGGER = 9         # what moves the downtime schedule on: 0 time (the pairs' times), 1 a
+                        # counter of polls whose remaining grew or was zero passing POL_COUNT
+                        # (Proxmox), 2 a new iteration after iteration POL_COUNT, at most one
+                        # step per POL_COOLDOWN_MS (KubeVirt VEP 291)
+POL_COUNT = 10          # trigger 1: the counter's limit; trigger 2: the first iteration that steps
+POL_COOLDOWN_MS = 11    # trigger 2: the least time between two steps [ms]
+POL_FAST_POLL_MS = 12   # poll period once remaining < average transferred per poll, 0 = keep [ms]
+POL_STALL_MS = 13       # KubeVirt stall detector: no progress at iteration starts this long
+                        # declares a stall, 0 = no detector [ms]
+POL_STALL_MARGIN = 14   # progress: the lowest remaining at an iteration start fell by > this [%]
+POL_STALL_DOWNTIME = 15  # downtime-limit set at a stall (maxDowntimeMs) [ms]
+POL_STALL_ABORT = 16    # at a stall: abort (postcopy if allowed) when remaining / EWMA exceeds
+                        # this share of POL_STALL_DOWNTIME [%]
+POL_SWITCHOVER_MS = 17  # after a stall, force the switchover after this [ms]
+POL_FORCE_DOWNTIME = 18  # downtime-limit that forces it [ms]
+POL_N_STEPS = 19        # steps of the downtime schedule
+POL_STEPS = 20          # then (time after the schedule's start [ms], downtime-limit [ms]) pairs
 
 # --- workloads ---
 UNIFORM = 0

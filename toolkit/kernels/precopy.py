@@ -13,7 +13,7 @@ from ..constants import NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_MS, SECTION_WIRE, ZE
 from .bitset import lowest_bit, popcount, set_range
 from .guest import guest_fault_pages, guest_run_time, guest_write_pages
 from .policy import ABORT, PAUSE, POSTCOPY, monitor_poll, monitor_start
-from .layout import (P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
+from .layout import (S_LAST_BW, P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
                      P_DOWNTIME_LIMIT, P_N_PAGES, P_PS_DEVICE, P_PS_MAX_TIME,
                      P_PS_NORMAL, P_PS_SECTION, P_PS_SETUP, P_PS_SYNC_BASE,
                      P_PS_SYNC_PAGE, P_PS_VM_STOP, P_PS_ZERO,
@@ -518,6 +518,7 @@ def migration_update_counters(p, st, trace):
     transferred = st[S_TRANSFERRED] - st[S_WIN_BYTES0]
     time_spent = now_ms - st[S_WIN_START_MS]
     bandwidth = np.float64(transferred) / np.float64(time_spent)
+    st[S_LAST_BW] = transferred * 1000 // time_spent      # what a management layer reads [B/s]
     avail = p[P_AVAIL_BW_PER_MS]
     expected_bw_per_ms = np.float64(avail) if avail != 0 else bandwidth
     # QEMU's double product saturates here rather than wrap (avail near 2^64 B/s)

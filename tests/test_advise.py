@@ -1,0 +1,276 @@
+"""toolkit.advise: the bisection's edges re-simulated, the three-way verdict, layers,
+measurements in, bad input; and rescue's class for runs whose first pass did not end."""
+import json
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+
+import toolkit as tk
+from toolkit.advise import LAYERS, Run, _monotonic
+from toolkit.rescue import CLASSES
+from toolkit.verdict import Verdict, describe, verdict
+
+matplotlib.use("Agg")
+
+# QEMU's 128 MiB/s on a 10 Gbit/s link, a guest re-writing 128 MiB at 1 GiB/s: the
+# estimate never lets it converge; a band of avail values does, within 300 ms
+RESCUABLE = dict(ram_size="512MiB", workload="sequential", write_range="128MiB",
+                 dirty_rate="1GiB/s", link_bandwidth="10Gbit/s", downtime_limit=300)
+# the rate limit below the dirty rate: no avail helps
+HOPELESS = dict(ram_size="512MiB", dirty_rate="400MiB/s", link_bandwidth="10Gbit/s",
+                downtime_limit=300)
+
+
+@pytest.fixture(scope="module")
+def rescuable():
+    return tk.advise(**RESCUABLE)
+
+
+@pytest.fixture(scope="module")
+def hopeless():
+    return tk.advise(**HOPELESS, seeds=2, headroom_steps=2)
+
+
+def _again(advice, params, avail):
+    """The advice's scenario re-simulated at ``avail`` [B/s], outside advise."""
+    ds = tk.simulate(**params, max_time=advice.inputs["max_time_s"],
+                     avail_switchover_bandwidth=int(avail))
+    return verdict(ds), ds
+
+
+def test_bisection_edges_are_right_when_re_simulated(rescuable):
+    lo, hi = rescuable.smallest_converging, rescuable.largest_safe
+    assert lo.bound is None and hi.bound is None and rescuable.safe and rescuable.monotonic
+    # the two ends of each bracket within 1 %
+    assert lo.avail / 1.0101 <= lo.neighbour < lo.avail
+    assert hi.avail < hi.neighbour <= hi.avail * 1.0101
+    # just below the smallest value the run does not converge; at it, it does
+    assert _again(rescuable, RESCUABLE, lo.neighbour)[0] is Verdict.NOT_CONVERGING
+    v, ds = _again(rescuable, RESCUABLE, lo.avail)
+    assert v is Verdict.CONVERGES
+    assert lo.run.total_time_s == pytest.approx(ds.total_time.item() / 1000)
+    assert lo.run.downtime_ms == pytest.approx(ds.downtime.item())
+    assert lo.run.transferred_bytes == int(ds.transferred)
+    # at the largest the downtime is within the limit; just above it overshoots
+    assert _again(rescuable, RESCUABLE, hi.avail)[0] is Verdict.CONVERGES
+    assert _again(rescuable, RESCUABLE, hi.neighbour)[0] is Verdict.OVERSHOOTS
+    # QEMU's own estimate: never converges (it iterates: passes done, never under)
+    assert rescuable.estimate.verdict is Verdict.NOT_CONVERGING
+    assert lo.avail < rescuable.recommended < hi.avail
+
+
+def test_to_dict_has_stable_keys_with_units_and_is_json(rescuable):
+    d = rescuable.to_dict()
+    json.dumps(d)
+    assert set(d) == {"inputs", "estimate", "estimate_bandwidth_bytes_per_s",
+                      "smallest_converging_avail", "largest_safe_avail", "safe",
+                      "safe_band_bytes_per_s", "recommended_avail_bytes_per_s", "monotonic",
+                      "bands", "layer_ramp", "alternatives", "notes"}
+    edge = d["largest_safe_avail"]
+    assert {"avail_bytes_per_s", "neighbour_bytes_per_s", "downtime_ms", "total_time_s",
+            "transferred_bytes", "verdict"} <= set(edge)
+    assert d["estimate"]["verdict"] == "not_converging" and d["estimate"]["downtime_ms"] is None
+    band = d["bands"][1]
+    assert band["label"] == "recommended avail" and band["runs"] == 9
+    assert 0 <= band["share_within_limit"] <= band["share_converging"] <= 1
+    assert band["downtime_ms"][0] <= band["downtime_ms"][1]
+    assert d["inputs"]["headroom"] == [1.0, 2.0, 3.0]
+
+
+def test_bands_span_seeds_and_headroom(rescuable):
+    # at 3x the dirty rate the smallest safe value no longer converges: the band says so
+    band = rescuable.bands[1]
+    runs = band.runs
+    assert runs.shape == (3, 3)
+    again = tk.simulate(**{**RESCUABLE, "dirty_rate": 3 * 2**30}, seed=2,
+                        max_time=rescuable.inputs["max_time_s"],
+                        avail_switchover_bandwidth=int(band.avail))
+    assert runs[2, 2].converged == bool(again.converged)
+    assert runs[2, 2].total_time_s == pytest.approx(again.total_time.item() / 1000)
+
+
+def test_text_table_and_dataset_and_figure(rescuable, tmp_path):
+    text = str(rescuable)
+    assert "QEMU's estimate (avail 0): never converges" in text
+    assert "safe avail-switchover-bandwidth:" in text and "bandwidth.avail.switchover" in text
+    ds = rescuable.to_dataset()
+    assert ds.downtime.attrs["units"] == "ms" and \
+        ds.avail_switchover_bandwidth.attrs["units"] == "B s-1"
+    assert ds.attrs["largest_safe_avail"] == rescuable.largest_safe.avail
+    assert ds.sizes["headroom"] == 3 and ds.sizes["seed"] == 3
+    path = tk.save(ds, tmp_path / "advice.nc")
+    assert tk.open_dataset(path).band.values.tolist() == [b.label for b in rescuable.bands]
+    fig = rescuable.plot()
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "avail-switchover-bandwidth [Gbit/s]"
+    assert ax.get_ylabel() == "real downtime [ms]"
+    labels = [t.get_label() for t in ax.get_legend().texts] + \
+        [t.get_text() for t in ax.get_legend().texts]
+    assert any("downtime-limit 300 ms" in x for x in labels)
+    assert any("QEMU's estimate" in x for x in labels)
+    assert any("safe avail" in x for x in labels)
+    # the shaded band spans the safe values, in the axis unit (Gbit/s)
+    lo, hi = rescuable.safe_band
+    span = ax.patches[0].get_x(), ax.patches[0].get_x() + ax.patches[0].get_width()
+    assert span == pytest.approx((lo * 8 / 1e9, hi * 8 / 1e9))
+    # the estimate's marker sits at QEMU's estimated bandwidth, ~ the 128 MiB/s limit
+    assert rescuable.estimate_bandwidth == pytest.approx(128 * 2**20, rel=0.05)
+
+
+def test_no_safe_avail_gives_alternatives_simulated_and_ranked(hopeless):
+    assert not hopeless.safe and hopeless.alternatives
+    names = [a.name for a in hopeless.alternatives]
+    assert {"downtime-limit needed", "auto-converge", "dirty-limit", "postcopy"} == set(names)
+    key = [(a.run.verdict is not Verdict.CONVERGES, a.run.downtime_ms if a.run.converged
+            else math.inf, a.run.total_time_s) for a in hopeless.alternatives]
+    assert key == sorted(key)
+    # each is a real run: re-simulate auto-converge
+    auto = next(a for a in hopeless.alternatives if a.name == "auto-converge")
+    ds = tk.simulate(**HOPELESS, max_time=hopeless.inputs["max_time_s"], auto_converge=True)
+    assert auto.run.total_time_s == pytest.approx(ds.total_time.item() / 1000)
+    assert f"throttle reached {int(ds.cpu_throttle_percentage)}%" in auto.setting
+    # the downtime-limit needed: the estimate converges there, 1 % lower it does not
+    need = next(a for a in hopeless.alternatives if a.name == "downtime-limit needed")
+    limit = int(need.setting.split("=")[1].split()[0])
+    at = tk.simulate(**{**HOPELESS, "downtime_limit": limit},
+                     max_time=hopeless.inputs["max_time_s"])
+    below = tk.simulate(**{**HOPELESS, "downtime_limit": int(limit / 1.0101)},
+                        max_time=hopeless.inputs["max_time_s"])
+    assert bool(at.converged) and not bool(below.converged)
+    assert "alternatives, ranked by downtime then total time:" in str(hopeless)
+
+
+def test_three_way_verdict_on_constructed_cases():
+    # cut off in its first pass: 2 GiB at 16 MiB/s needs 128 s; 120 s is not enough
+    cut = tk.simulate(ram_size="2GiB", dirty_rate="10MiB/s", max_bandwidth="16MiB/s",
+                      max_time=120)
+    assert verdict(cut) is Verdict.NOT_FINISHED
+    assert describe(cut).startswith("first pass not finished: 95% of RAM sent after 120 s")
+    # it iterates: passes done, pending never under the threshold
+    iterates = tk.simulate(ram_size="256MiB", dirty_rate="200MiB/s",
+                           max_bandwidth="64MiB/s", max_time=30)
+    assert verdict(iterates) is Verdict.NOT_CONVERGING and int(iterates.passes) > 1
+    # and one that converges / overshoots
+    assert verdict(tk.simulate(ram_size="256MiB", dirty_rate="1MiB/s")) is Verdict.CONVERGES
+    over = tk.simulate(**RESCUABLE, avail_switchover_bandwidth="4x link")
+    assert verdict(over) is Verdict.OVERSHOOTS
+    # advise with that max_time says "not finished", not "never converges"; by default
+    # it gives the first pass room enough
+    short = tk.advise(ram_size="2GiB", dirty_rate="10MiB/s", max_bandwidth="16MiB/s",
+                      max_time=120, seeds=1, headroom=1, alternatives=False)
+    assert short.estimate.verdict is Verdict.NOT_FINISHED
+    assert short.estimate.first_pass_share == pytest.approx(0.95, abs=0.01)
+    assert "first pass not finished" in str(short)
+
+
+def test_layers_set_their_defaults_and_explicit_arguments_win():
+    small = dict(ram_size="64MiB", dirty_rate="10MiB/s", link_bandwidth="1Gbit/s",
+                 seeds=1, headroom=1, alternatives=False)
+    assert set(LAYERS) == {"qemu", "libvirt", "proxmox", "nova", "kubevirt", "ovirt"}
+    qemu = tk.advise(**small)
+    assert qemu.inputs["max_bandwidth_bytes_per_s"] == 128 * 2**20 and qemu.layer_ramp is None
+    assert tk.advise(**small, layer="libvirt").inputs["max_bandwidth_bytes_per_s"] == 0
+    pve = tk.advise(**small, layer="proxmox")
+    assert pve.inputs["max_bandwidth_bytes_per_s"] == 16 * 2**30
+    assert pve.layer_ramp.setting == "proxmox" and any("xbzrle" in n for n in pve.notes)
+    assert tk.advise(**small, layer="ovirt").inputs["max_bandwidth_bytes_per_s"] == 125_000_000
+    kv = tk.advise(**small, layer="kubevirt")
+    assert "stall_detection=true" in kv.layer_ramp.setting
+    assert tk.advise(**small, layer="proxmox", max_bandwidth="1GiB/s").inputs[
+        "max_bandwidth_bytes_per_s"] == 2**30
+
+
+def test_the_layers_monitor_is_reported_when_it_aborts():
+    # 500 MiB/s over 2 GiB on 1 Gbit/s: KubeVirt's stall detector gives up at ~40 s
+    kv = tk.advise(ram_size="2GiB", dirty_rate="500MiB/s", link_bandwidth="1Gbit/s",
+                   layer="kubevirt", seeds=1, headroom=1, alternatives=False)
+    assert kv.layer_ramp.run.aborted and not kv.layer_ramp.run.converged
+    assert any("kubevirt's monitor aborted the migration after 4" in n for n in kv.notes)
+    assert "aborted by the layer" in str(kv)
+    assert kv.to_dict()["layer_ramp"]["aborted"] is True
+
+
+class FakeMeasurement:
+    """A stand-in for toolkit.measure's Measurement: to_parameters() and dirty_rate."""
+
+    dirty_rate = 300 * 2**20
+
+    def to_parameters(self):
+        return {"dirty_rate": self.dirty_rate, "workload": "hotcold", "hot_fraction": 0.2}
+
+
+def test_a_measurement_gives_the_guest_and_explicit_arguments_win():
+    common = dict(ram_size="64MiB", link_bandwidth="1Gbit/s", seeds=1, headroom=1,
+                  alternatives=False)
+    a = tk.advise(**common, measurement=FakeMeasurement())
+    b = tk.advise(**common, dirty_rate=FakeMeasurement())
+    c = tk.advise(**common, dirty_rate="300MiB/s", workload="hotcold", hot_fraction=0.2)
+    assert a.inputs == b.inputs == c.inputs
+    assert a.inputs["workload"] == "hotcold"
+    assert a.estimate == c.estimate
+    d = tk.advise(**common, measurement=FakeMeasurement(), dirty_rate="10MiB/s")
+    assert d.inputs["dirty_rate_bytes_per_s"] == 10 * 2**20
+    with pytest.raises(TypeError, match="measurement: expected an object with to_parameters"):
+        tk.advise(**common, measurement={"dirty_rate": 1})
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(layer="vmware"), ValueError, r"layer='vmware' is not a known management layer: "
+                                       r"expected one of qemu, libvirt, proxmox"),
+    (dict(headroom=(3, 1)), ValueError, r"headroom=\(3, 1\) is out of range"),
+    (dict(headroom="2x"), TypeError, "headroom: expected"),
+    (dict(seeds=0), ValueError, r"seeds=0 is out of range: expected a count in \[1, 100\]"),
+    (dict(dirty_rat="1GiB/s"), TypeError, "did you mean 'dirty_rate'"),
+    (dict(avail_switchover_bandwidth="link"), TypeError, "advise chooses it"),
+    (dict(downtime_limit=-1), ValueError, r"downtime_limit=-1"),
+    (dict(dirty_rate="0.5TiB/s"), ValueError, r"headroom x3: dirty_rate"),
+])
+def test_bad_input_is_refused_before_any_work(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        tk.advise(**{"ram_size": "64MiB", **kwargs})
+
+
+def _run(converged, within):
+    v = Verdict.CONVERGES if within else Verdict.OVERSHOOTS if converged else \
+        Verdict.NOT_CONVERGING
+    return Run(v, converged, 1.0 if converged else float("nan"), 1.0, 1, 1, 0, 1.0, False)
+
+
+def test_the_monotonic_assumption_is_checked():
+    ok = [(1, _run(False, False)), (2, _run(True, True)), (4, _run(True, False))]
+    assert _monotonic(ok) == (True, [])
+    # converging again lost at 8; within the limit again at 16 after overshooting at 4
+    bad = ok + [(8, _run(False, False)), (16, _run(True, True))]
+    assert _monotonic(bad) == (False, [8, 16])
+
+
+# --- rescue: runs whose first pass did not finish are their own class ---
+
+def test_rescue_gives_unfinished_first_passes_their_own_class():
+    grid = tk.sweep(ram_size="1GiB", dirty_rate="1MiB/s", max_bandwidth=["8MiB/s", 0],
+                    link_bandwidth="1Gbit/s", max_time=20,
+                    avail_switchover_bandwidth=["estimate", "link"])
+    res = tk.rescue(grid)
+    code = res.rescue_class
+    # at 8 MiB/s the first pass (128 s) was cut at 20 s: not "lost"
+    slow = code.sel(max_bandwidth=8 * 2**20)
+    assert (slow == CLASSES.index("not_finished")).all()
+    assert (grid.passes.sel(max_bandwidth=8 * 2**20) == 0).all()
+    assert "not_finished" in res.rescue_class.attrs["flag_meanings"]
+    counts = tk.class_counts(res)
+    assert counts["not_finished"] == 2 and counts["lost"] == 0
+    by = tk.class_counts_by_setting(res)
+    assert set(by) == {"estimate", "link"}
+    # the baseline has no "rescued" (nor "broken"): it is what the others are compared to
+    assert "rescued" not in by["estimate"] and "broken" not in by["estimate"]
+    assert by["estimate"]["not_finished"] == 1 and by["link"]["not_finished"] == 1
+    assert sum(by["link"].values()) == sum(by["estimate"].values()) == 2
+    assert by["link"]["converges_anyway"] == 1
+
+
+def test_rescue_plot_colours_the_new_class():
+    from toolkit.plot import CLASS_COLOURS, CLASS_HATCHES
+    assert set(CLASS_COLOURS) == set(CLASSES) == set(CLASS_HATCHES)
+    assert np.unique(list(CLASS_COLOURS.values())).size == len(CLASSES)
