@@ -2,6 +2,7 @@
 measurements in, bad input; and rescue's class for runs whose first pass did not end."""
 import json
 import math
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -274,3 +275,22 @@ def test_rescue_plot_colours_the_new_class():
     from toolkit.plot import CLASS_COLOURS, CLASS_HATCHES
     assert set(CLASS_COLOURS) == set(CLASSES) == set(CLASS_HATCHES)
     assert np.unique(list(CLASS_COLOURS.values())).size == len(CLASSES)
+
+
+def test_a_recorded_calc_dirty_rate_goes_in_through_load_and_the_cli(capsys):
+    from toolkit import measure
+    from toolkit.cli import main
+
+    sample = Path(tk.__file__).parent / "measurements" / "qemu-10.0-tcg" / "page-sampling.json"
+    m = measure.load(sample)
+    common = dict(ram_size="64MiB", link_bandwidth="1Gbit/s", seeds=1, headroom=1,
+                  alternatives=False)
+    a = tk.advise(**common, measurement=m)
+    assert a.inputs["dirty_rate_bytes_per_s"] == pytest.approx(m.dirty_rate)
+    assert main(["advise", "--from", str(sample), "--ram-size", "64MiB", "--link-bandwidth",
+                 "1Gbit/s", "--seeds", "1", "--headroom", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["inputs"]["dirty_rate_bytes_per_s"] == pytest.approx(m.dirty_rate)
+    assert main(["advise", "--from", str(sample.with_name("measuring.json")),
+                 "--ram-size", "64MiB"]) == 2
+    assert "measuring.json" in capsys.readouterr().err
