@@ -138,3 +138,16 @@ def test_sweep_on_dask_to_zarr_matches_threads(tmp_path):
     want = tk.sweep(**load_config(config)[0])
     for name in want.data_vars:
         np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
+
+
+def test_info_of_a_dataset_is_a_summary_in_units(capsys):
+    assert main(["info", "rescue-default"]) == 0
+    out = capsys.readouterr().out
+    assert "<xarray" not in out and "B s-1" not in out and "e+0" not in out
+    assert "dirty rate                  12 values: 20 MiB/s" in out
+    assert "link bandwidth              3 values: 1 Gbit/s, 10 Gbit/s, 25 Gbit/s" in out
+    assert "max-bandwidth 128 MiB/s" in out
+    head = next(line for line in out.splitlines() if "avail-switchover-bandwidth estimate" in line)
+    assert head.split()[1:] == ["estimate", "0.5x", "link", "link", "4x", "link"]
+    rescued = next(line for line in out.splitlines() if line.strip().startswith("rescued"))
+    assert rescued.split()[1] == "0"          # the estimate itself never rescues

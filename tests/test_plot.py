@@ -41,7 +41,8 @@ def test_timeline_converged_marks_syncs_and_downtime():
     assert "exact pending at switchover [MiB]" in labels
     assert "bitmap sync" in [c.get_label() for c in top.collections]
     assert len([c for c in top.patches + top.collections]) >= 1          # the downtime span
-    assert bottom.get_ylabel() == "bandwidth [Gbit/s]" and "time since migrate [s]" in bottom.get_xlabel()
+    assert bottom.get_ylabel() == "bandwidth [Gbit/s]"
+    assert "time since migrate [s]" in bottom.get_xlabel()
     assert {"estimate (one window)", "link", "max-bandwidth"} <= \
         {line.get_label() for line in bottom.get_lines()}
     assert "downtime" in top.get_title()

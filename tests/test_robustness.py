@@ -317,7 +317,7 @@ def test_the_cli_prints_the_points_and_a_time_estimate_first(tmp_path, capsys):
                       '[grid]\ndirty_rate = ["1MiB/s", "2MiB/s", "3MiB/s"]\n')
     assert _cli("sweep", "--config", str(config), "--out", str(tmp_path / "o.nc"),
                 "--chunk-size", "2", "--workers", "1", "--no-progress") == 0
-    assert "sweep: 3 points in 2 chunks of 2 on 1 workers: about " in capsys.readouterr().err
+    assert "sweep: 3 points in 2 chunks of 2 on 1 worker: about " in capsys.readouterr().err
 
 
 def test_plan_makes_no_scenario_per_point(monkeypatch):
