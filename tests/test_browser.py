@@ -225,6 +225,8 @@ def explore_in_browser(notebook: pathlib.Path, artifacts: pathlib.Path,
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)  # the kernel uses Jupyter's inline backend, as for a user
     env["PYTHONUNBUFFERED"] = "1"
+    # the kernel imports this checkout's toolkit, not another installed copy
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
            "--Voila.ip=127.0.0.1", "--VoilaConfiguration.show_tracebacks=True", str(notebook)]
     timings: dict[str, float] = {}

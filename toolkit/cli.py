@@ -205,10 +205,10 @@ def _sweep_to(out, config, options, traces, grid, args) -> int:
     if options.get("title"):
         ds.attrs["title"] = options["title"]
     ds.attrs["config"] = config.name
-    done = f" ({resumed} from the interrupted run)" if resumed else ""
-    lines = [f"{format_count(ds.converged.size, 'scenario')} in "
-             f"{format_count(n_chunks, 'chunk')} of {chunk_size}{done}, "
-             f"{int(ds.converged.sum()):,} converged"]
+    done = f" ({resumed} of {format_count(n_chunks, 'chunk')} from the interrupted run)" \
+        if resumed else ""
+    lines = [f"{format_count(ds.converged.size, 'scenario')}, {int(ds.converged.sum()):,} "
+             f"converged{done}"]
     res = None
     if AVAIL in ds.dims:
         try:
