@@ -323,3 +323,75 @@ def test_explorer_reacts_to_each_main_slider(slider):
     result = explore_in_browser(NOTEBOOK, ARTIFACTS / slider, slider)
     print(f"\nbrowser test: {result['before']['verdicts']} -> {result['after']['verdicts']} "
           f"(slider to {result['end']}); timings {result['timings']}; artifacts in {ARTIFACTS}")
+
+
+# Verdicts shown and every figure a drawn ipympl canvas.
+_HOVER_READY_JS = """() => {
+  const v = Array.from(document.querySelectorAll('.so-explorer .so-verdict'));
+  const c = Array.from(document.querySelectorAll('.so-explorer .so-figure canvas'));
+  return v.length === 2 && v.every(e => e.innerText.trim().length > 0) && c.length >= 2 &&
+         c.every(e => e.width > 0);
+}"""
+_FOOTER_JS = """() => Array.from(document.querySelectorAll(
+    '.so-explorer .so-figure .jupyter-matplotlib-footer')).map(e => e.innerText.trim())"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ipympl") is None,
+                    reason="python package ipympl not installed")
+def test_hover_readout_appears_under_the_pointer(tmp_path):
+    """explore(hover=True) in Voila: moving the pointer over a timeline writes the
+    window's values into the canvas footer."""
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    notebook = tmp_path / "hover.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import toolkit as tk\ntk.explore(hover=True)")]
+    nbformat.write(nb, notebook)
+    artifacts = ARTIFACTS / "hover"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    log = artifacts / "voila.log"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
+           "--Voila.ip=127.0.0.1", "--VoilaConfiguration.show_tracebacks=True", str(notebook)]
+    with open(log, "wb") as log_file, tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log_file,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            _wait_until_answers(url + "voila-test-probe", proc, log)
+            with sync_playwright() as p:
+                context = p.chromium.launch_persistent_context(
+                    profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+                    viewport=VIEWPORT)
+                try:
+                    page = context.pages[0] if context.pages else context.new_page()
+                    page.goto(url, wait_until="commit", timeout=RENDER_TIMEOUT_MS)
+                    _wait_for(page, _HOVER_READY_JS, None, RENDER_TIMEOUT_MS,
+                              "the explorer's canvases")
+                    page.wait_for_load_state("load", timeout=RENDER_TIMEOUT_MS)
+                    canvas = page.locator(".so-explorer .so-figure canvas").last
+                    canvas.scroll_into_view_if_needed()
+                    box = canvas.bounding_box()
+                    footers = []
+                    for k in range(1, 8):          # sweep the pointer across the top panel
+                        page.mouse.move(box["x"] + box["width"] * (0.15 + 0.1 * k),
+                                        box["y"] + box["height"] * 0.3, steps=5)
+                        page.wait_for_timeout(300)
+                        footers = page.evaluate(_FOOTER_JS)
+                        if any(f.startswith("t ") for f in footers):
+                            break
+                    _screenshot(page, artifacts / "hover.png")
+                finally:
+                    context.close()
+        finally:
+            _stop(proc)
+    readouts = [f for f in footers if f.startswith("t ")]
+    assert readouts and all(w in readouts[0] for w in ("pending", "threshold", "estimate")), (
+        f"no read-out in the canvas footers {footers}; screenshot {artifacts / 'hover.png'}, "
+        f"voila log {log}")
+    print(f"\nhover read-out: {readouts[0]}")

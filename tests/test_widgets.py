@@ -158,6 +158,47 @@ def test_bad_combination_shows_the_error():
     assert "never converges" in app.verdicts[0].value
 
 
+def test_timeline_readout_names_the_window_under_the_pointer():
+    ds = tk.simulate(ram_size="1GiB", dirty_rate="200MiB/s", max_bandwidth="200MiB/s")
+    text = tk.plot.readout(ds)
+    i = 20
+    t = ds.time.values[i] / 1000
+    got = text(t + 0.01, 0.0)
+    assert got.startswith(f"t {tk.units.format_number(t)} s: pending "
+                          f"{tk.format_size(float(ds.pending[i]))}")
+    assert f"threshold {tk.format_size(float(ds.threshold[i]))}" in got
+    assert got.endswith(f"estimate {tk.format_rate(float(ds.bandwidth[i]))}")
+    assert "(exact, after sync 1)" in text(0.0, 0.0)
+    fig = tk.plot.timeline(ds)
+    assert fig.axes[0].format_coord(t, 1.0) == text(t, 1.0)
+
+
+def test_hover_canvases_read_out_the_pointer():
+    pytest.importorskip("ipympl")
+    app = explore(hover=True)
+    canvas = app.figures[1]
+    assert "so-figure" in canvas._dom_classes
+    ax = canvas.figure.axes[0]
+    ds = app.results[1]
+    t = float(ds.time[30]) / 1000
+    x, _ = ax.transData.transform((t, 1.0))
+    _, top = canvas.figure.bbox.size
+    canvas.handle_event({"type": "motion_notify", "x": x, "y": top / 3, "button": 0,
+                         "buttons": 0, "modifiers": [], "guiEvent": None})
+    assert canvas._message == tk.plot.readout(ds)(t, 0.0)
+    app.controls["dirty_rate"].value = 100          # redrawn on the same canvas
+    assert canvas.figure.axes[0].get_title().startswith("avail-switchover-bandwidth 0.5x")
+    assert app.results[1].attrs["dirty_rate"] == 100 * MIB
+
+
+def test_hover_without_ipympl_says_what_to_install(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "ipympl", None)
+    monkeypatch.setitem(sys.modules, "ipympl.backend_nbagg", None)
+    with pytest.raises(ValueError, match="pip install ipympl"):
+        explore(hover=True)
+
+
 @pytest.fixture(scope="module")
 def grid():
     ds = tk.sweep(ram_size="256MiB", dirty_rate=["50MiB/s", "400MiB/s", "2GiB/s"],

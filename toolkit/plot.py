@@ -453,10 +453,37 @@ def timeline(ds, axes=None, title: str | None = None):
     bottom.legend(loc="upper right", fontsize=7)
     for ax in axes:
         ax.tick_params(labelsize=TICK_SIZE)
+        ax.format_coord = readout(ds)
     if title is None:
         title = describe(ds)
     top.set_title(title, fontsize=10)
     return fig
+
+
+def readout(ds):
+    """The hover read-out of a timeline: ``f(x, y) -> str`` for ``Axes.format_coord``,
+    naming the window under the pointer (its time [s]) and its values in units.
+
+    An interactive backend (ipympl's widget, a desktop window) shows it as the
+    pointer moves, e.g. ``"t 31.2 s: pending 128 MiB (after sync 4), threshold
+    40 MiB, estimate 134 MB/s"``.
+    """
+    t = ds["time"].values / 1000
+    pending, threshold = ds["pending"].values, ds["threshold"].values
+    bandwidth, syncs = ds["bandwidth"].values, ds["syncs"].values
+
+    def text(x, y):
+        if not len(t) or not np.isfinite(x):
+            return ""
+        i = int(np.clip(np.searchsorted(t, x), 0, len(t) - 1))
+        if i and abs(t[i - 1] - x) < abs(t[i] - x):
+            i -= 1
+        fresh = i == 0 or syncs[i] > syncs[i - 1]
+        return (f"t {format_number(t[i])} s: pending {format_size(float(pending[i]))}"
+                + (f" (exact, after sync {int(syncs[i])})" if fresh else " (cheap estimate)")
+                + f", threshold {format_size(float(threshold[i]))}, estimate "
+                f"{format_rate(float(bandwidth[i]))}")
+    return text
 
 
 def convergence_map(ds, x: str | None = None, y: str | None = None, var: str = "converged",

@@ -125,14 +125,22 @@ class Explorer(widgets.VBox):
         The other scenario parameters, the same for every run.
     verdicts : tuple of two ipywidgets.HTML
         Estimate column, user-set column.
-    figures : tuple of two ipywidgets.Output
-        The timelines, as PNG images.
+    figures : tuple of two ipywidgets.Output, or of two ipympl Canvas
+        The timelines, as PNG images; with ``hover=True`` live matplotlib
+        canvases whose footer reads out the window under the pointer.
     results : tuple of two xarray.Dataset or None
         The latest runs (None after an error).
     """
 
-    def __init__(self, **defaults):
+    def __init__(self, hover: bool = False, **defaults):
         check_names({k: v for k, v in defaults.items() if k != "working_set"})
+        self.hover = bool(hover)
+        if self.hover:
+            try:
+                from ipympl.backend_nbagg import Canvas, FigureManager
+            except ImportError:
+                raise ValueError("explore(hover=True) needs ipympl, matplotlib's widget "
+                                 "backend: pip install ipympl") from None
         values = {**EXPLORE_DEFAULTS, **defaults}
         ram = validate_parameter("ram_size", values["ram_size"])
         work = values["workload"]
@@ -207,7 +215,17 @@ class Explorer(widgets.VBox):
                              _with_unit(c["sync_time_per_gib"], "ms/GiB"), c["zero_fraction"]])
         costs = widgets.Accordion(children=[host], titles=("host costs",), selected_index=None)
         self.verdicts = (widgets.HTML(), widgets.HTML())
-        self.figures = (widgets.Output(), widgets.Output())
+        if self.hover:
+            self._figs = (Figure(figsize=(6.4, 4.6), facecolor="white"),
+                          Figure(figsize=(6.4, 4.6), facecolor="white"))
+            self.figures = tuple(Canvas(f) for f in self._figs)
+            for k, canvas in enumerate(self.figures):
+                FigureManager(canvas, k)          # the toolbar that writes the read-out
+                canvas.header_visible = False
+                canvas.toolbar_visible = False
+                canvas.resizable = False
+        else:
+            self.figures = (widgets.Output(), widgets.Output())
         for w in self.verdicts:
             w.add_class("so-verdict")
         for w in self.figures:
@@ -269,23 +287,31 @@ class Explorer(widgets.VBox):
             for w, heading in zip(self.verdicts, headings):
                 w.value = _verdict_html(heading, error=str(err))
             for out in self.figures:
-                out.outputs = ()
+                if self.hover:
+                    out.figure.clear()
+                    out.draw_idle()
+                else:
+                    out.outputs = ()
             return
         for i, (ds, w, out, heading) in enumerate(zip(results, self.verdicts, self.figures,
                                                       headings)):
             w.value = _verdict_html(heading, ds)
             if self._drawn[i] == runs[i]:
                 continue        # same run as shown (the estimate, when only avail moved)
-            fig = Figure(figsize=(6.4, 4.6), facecolor="white")
+            fig = out.figure if self.hover else Figure(figsize=(6.4, 4.6), facecolor="white")
+            fig.clear()
             # fixed margins: constrained layout would double the drawing time
             fig.subplots_adjust(left=0.12, right=0.98, top=0.93, bottom=0.1, hspace=0.08)
             axes = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
             plot.timeline(ds, axes=axes, title=heading)
-            out.outputs = (_figure_output(fig, f"timeline: {describe(ds)}"),)
+            if self.hover:
+                out.draw_idle()
+            else:
+                out.outputs = (_figure_output(fig, f"timeline: {describe(ds)}"),)
         self.results, self._drawn = tuple(results), tuple(runs)
 
 
-def explore(**defaults) -> Explorer:
+def explore(hover: bool = False, **defaults) -> Explorer:
     """An app to explore one migration, with QEMU's estimate and a user-set
     avail-switchover-bandwidth side by side.
 
@@ -297,6 +323,11 @@ def explore(**defaults) -> Explorer:
 
     Parameters
     ----------
+    hover : bool
+        Draw the timelines on ipympl canvases (``pip install ipympl``): the
+        footer under each reads out the window under the pointer (time,
+        pending, threshold, estimate; :func:`toolkit.plot.readout`). Off, they
+        are PNG images, quicker to draw and shown by any front end.
     **defaults
         Initial values by scenario parameter name, numbers in base units or
         strings with units, e.g. ``explore(dirty_rate="300MiB/s",
@@ -323,7 +354,7 @@ def explore(**defaults) -> Explorer:
     TypeError, ValueError
         An unknown parameter name or a value that cannot be read.
     """
-    return Explorer(**defaults)
+    return Explorer(hover=hover, **defaults)
 
 
 class SweepExplorer(widgets.VBox):
