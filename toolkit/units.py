@@ -420,7 +420,7 @@ def format_duration(ms) -> str:
         return f"{format_number(ms)} ms"
     if abs(ms) < 600_000:
         return f"{format_number(ms / 1000)} s"
-    return f"{format_number(ms / 60_000)} min"
+    return f"{_format_number(ms / 60_000)} min"
 
 
 _RATE_BITS = (("Gbit/s", 1.25e8), ("Mbit/s", 1.25e5))
