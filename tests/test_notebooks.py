@@ -56,6 +56,16 @@ def test_notebook_runs_and_every_solution_passes_its_check(path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root,
                                                                    os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(path, as_version=4)
+    # after each solution, the same check on a wrong answer (-1 is wrong for every one)
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        if "solution" in cell.get("metadata", {}).get("tags", []):
+            n = len([c for c in cells if "solution" in c.metadata.get("tags", [])])
+            wrong = nbformat.v4.new_code_cell(f"print(repr(check_{n}(-1)))")
+            wrong.metadata["tags"] = ["wrong"]
+            cells.append(wrong)
+    nb.cells = cells
     start = time.perf_counter()
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -65,6 +75,8 @@ def test_notebook_runs_and_every_solution_passes_its_check(path, monkeypatch):
         assert _text(cell).startswith("no answer yet:"), (path.name, _text(cell))
     for cell in _tagged(nb, "solution"):
         assert "right:" in _text(cell) and "not yet" not in _text(cell), (path.name, cell.source)
+    for cell in _tagged(nb, "wrong"):           # and a check can say no
+        assert _text(cell).startswith("not yet:"), (path.name, cell.source, _text(cell))
 
 
 def test_the_check_tells_right_from_wrong():
