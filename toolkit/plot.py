@@ -715,7 +715,8 @@ def real_vs_simulated(real, sim, ax=None, title: str | None = None):
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.6), constrained_layout=True)
     mib = 2.0**20
-    for ds, who, marker in ((real, "QEMU", "o"), (sim, "simulated", "")):
+    # markers on both: a run may hold a single window, which a line alone would not show
+    for ds, who, marker in ((real, "QEMU", "o"), (sim, "simulated", "x")):
         t = ds["time"].values / 1000
         ax.plot(t, ds["pending"].values / mib, marker=marker, markersize=3,
                 label=f"pending, {who}", **{**PENDING_STYLE,

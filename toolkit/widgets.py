@@ -263,7 +263,8 @@ class Explorer(widgets.VBox):
     def _show_working_set(self, workload: str) -> None:
         target = WORKING_SET_OF.get(workload)
         self.controls["working_set"].disabled = target is None
-        self._ws_note.value = {"hot_fraction": "hot set: 90% of the writes land here",
+        share = self.fixed.get("hot_share", PARAMETER_INDEX["hot_share"].default)
+        self._ws_note.value = {"hot_fraction": f"hot set: {share:.0%} of the writes land here",
                                "write_range": "the range the write cursor sweeps"}.get(
             target, f"{workload}: writes spread over all of RAM")
 
