@@ -38,7 +38,7 @@ def assert_resume_finishes(cmd, env, config, out, done: int, total: int) -> None
     from toolkit.config import load_config
     resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"({total - done} run now, {done} resumed)" in resumed.stdout
+    assert f"({done} of {total} chunks from the interrupted run)" in resumed.stdout
     whole = tk.sweep(**load_config(config)[0])
     got = tk.open_dataset(out)
     for name in whole.data_vars:

@@ -5,7 +5,6 @@ import math
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 import pytest
 
 import toolkit as tk
@@ -272,9 +271,11 @@ def test_rescue_gives_unfinished_first_passes_their_own_class():
 
 
 def test_rescue_plot_colours_the_new_class():
-    from toolkit.plot import CLASS_COLOURS, CLASS_HATCHES
-    assert set(CLASS_COLOURS) == set(CLASSES) == set(CLASS_HATCHES)
-    assert np.unique(list(CLASS_COLOURS.values())).size == len(CLASSES)
+    from toolkit.plot import class_colour, class_hatch
+    assert "not_finished" in CLASSES
+    assert len({class_colour(c) for c in CLASSES}) == len(CLASSES)
+    assert class_hatch("not_finished") not in {class_hatch(c) for c in CLASSES
+                                               if c != "not_finished"}
 
 
 def test_a_recorded_calc_dirty_rate_goes_in_through_load_and_the_cli(capsys):

@@ -1,8 +1,9 @@
-"""End to end: in a real browser, the rescue explorer reacts to its dirty-rate slider.
+"""End to end: in a real browser, the rescue explorer reacts to each of its main sliders.
 
 Serves ``notebooks/03-rescue-explorer.ipynb`` with Voila, opens it in headless
 Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright; Playwright never
-downloads a browser here), drags the dirty-rate slider and checks that both the
+downloads a browser here), drags one slider (dirty rate, downtime-limit or
+avail-switchover-bandwidth, one page load each) and checks that both the
 verdict text and the figure images change. Screenshots and Voila's log are
 written to ``test-artifacts/browser/`` at the repository root.
 """
@@ -55,7 +56,8 @@ _STATE_JS = """() => ({
                  .map(e => e.innerText.trim()),
   figures: Array.from(document.querySelectorAll('.so-explorer .so-figure'))
                 .map(f => Array.from(f.querySelectorAll('img')).map(i => i.src)),
-  readout: (document.querySelector('.so-dirty-rate .widget-readout') || {}).innerText || null,
+  readout: Object.fromEntries(['so-dirty-rate', 'so-downtime-limit', 'so-avail'].map(c =>
+    [c, (document.querySelector('.' + c + ' .widget-readout') || {}).innerText || null])),
 })"""
 
 # True once every verdict has text and every figure shows exactly one loaded image.
@@ -179,19 +181,19 @@ def _screenshot(page, path: pathlib.Path) -> None:
     page.screenshot(path=path, full_page=True)
 
 
-def _move_slider(page, readout: str, mouse: bool = True) -> str:
-    """Move the dirty-rate handle to the far end of its track; return which end.
+def _move_slider(page, readout: str, slider: str = "so-dirty-rate", mouse: bool = True) -> str:
+    """Move the ``slider``'s handle to the far end of its track; return which end.
 
     Drags the noUiSlider handle with the mouse (with ``continuous_update=False``
     ipywidgets sends the value when the handle is released); if the readout did
     not move, focuses the handle and presses Home/End instead.
     """
-    handle = page.locator(".so-explorer .so-dirty-rate .noUi-handle").first
-    track = page.locator(".so-explorer .so-dirty-rate .noUi-base").first
+    handle = page.locator(f".so-explorer .{slider} .noUi-handle").first
+    track = page.locator(f".so-explorer .{slider} .noUi-base").first
     handle.scroll_into_view_if_needed()
     h = handle.bounding_box()
     t = track.bounding_box()
-    assert h and t, "dirty-rate slider handle or track not visible"
+    assert h and t, f"{slider} slider handle or track not visible"
     x0, y0 = h["x"] + h["width"] / 2, h["y"] + h["height"] / 2
     to_right = x0 < t["x"] + t["width"] / 2
     if mouse:
@@ -200,14 +202,15 @@ def _move_slider(page, readout: str, mouse: bool = True) -> str:
         page.mouse.down()
         page.mouse.move(x1, y0, steps=15)
         page.mouse.up()
-    if page.evaluate(_STATE_JS)["readout"] == readout:
+    if page.evaluate(_STATE_JS)["readout"][slider] == readout:
         handle.focus()
         page.keyboard.press("End" if to_right else "Home")
     return "max" if to_right else "min"
 
 
-def explore_in_browser(notebook: pathlib.Path, artifacts: pathlib.Path) -> dict:
-    """Serve ``notebook`` with Voila, move the dirty-rate slider, check the app reacts."""
+def explore_in_browser(notebook: pathlib.Path, artifacts: pathlib.Path,
+                       slider: str = "so-dirty-rate") -> dict:
+    """Serve ``notebook`` with Voila, move one slider, check the app reacts."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
@@ -222,6 +225,8 @@ def explore_in_browser(notebook: pathlib.Path, artifacts: pathlib.Path) -> dict:
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)  # the kernel uses Jupyter's inline backend, as for a user
     env["PYTHONUNBUFFERED"] = "1"
+    # the kernel imports this checkout's toolkit, not another installed copy
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
            "--Voila.ip=127.0.0.1", "--VoilaConfiguration.show_tracebacks=True", str(notebook)]
     timings: dict[str, float] = {}
@@ -256,10 +261,10 @@ def explore_in_browser(notebook: pathlib.Path, artifacts: pathlib.Path) -> dict:
                         before = page.evaluate(_STATE_JS)
                         _screenshot(page, shot_before)
 
-                        end = _move_slider(page, before["readout"])
-                        moved = page.evaluate(_STATE_JS)["readout"]
-                        assert moved != before["readout"], (
-                            f"neither dragging the dirty-rate handle to its {end} nor Home/End "
+                        end = _move_slider(page, before["readout"][slider], slider)
+                        moved = page.evaluate(_STATE_JS)["readout"][slider]
+                        assert moved != before["readout"][slider], (
+                            f"neither dragging the {slider} handle to its {end} nor Home/End "
                             f"moved it (readout stays {moved!r}); screenshot: {shot_before}")
                         _wait_for(page, _CHANGED_JS, before, UPDATE_TIMEOUT_MS,
                                   "the verdicts and figures to change")
@@ -288,8 +293,9 @@ def explore_in_browser(notebook: pathlib.Path, artifacts: pathlib.Path) -> dict:
     where = f"screenshots: before {shot_before}, after {shot_after}"
     b, a = _short(before), _short(after)
     changed = [k for k, (old, new) in enumerate(zip(b["verdicts"], a["verdicts"])) if old != new]
-    assert changed, (f"no verdict changed when the dirty-rate slider moved to its {end} "
-                     f"({b['readout']} -> {a['readout']}): {b['verdicts']}; {where}")
+    assert changed, (f"no verdict changed when the {slider} slider moved to its {end} "
+                     f"({b['readout'][slider]} -> {a['readout'][slider]}): {b['verdicts']}; "
+                     f"{where}")
     for k in changed:
         assert a["figures"][k] != b["figures"][k], (
             f"verdict {k} changed ({b['verdicts'][k]!r} -> {a['verdicts'][k]!r}) but its "
@@ -312,7 +318,80 @@ def _settled(page, quiet_s: float = 1.0, limit_s: float = 30.0) -> dict:
     return state
 
 
-def test_explorer_reacts_to_dirty_rate_slider():
-    result = explore_in_browser(NOTEBOOK, ARTIFACTS)
+@pytest.mark.parametrize("slider", ["so-dirty-rate", "so-downtime-limit", "so-avail"])
+def test_explorer_reacts_to_each_main_slider(slider):
+    result = explore_in_browser(NOTEBOOK, ARTIFACTS / slider, slider)
     print(f"\nbrowser test: {result['before']['verdicts']} -> {result['after']['verdicts']} "
           f"(slider to {result['end']}); timings {result['timings']}; artifacts in {ARTIFACTS}")
+
+
+# Verdicts shown and every figure a drawn ipympl canvas.
+_HOVER_READY_JS = """() => {
+  const v = Array.from(document.querySelectorAll('.so-explorer .so-verdict'));
+  const c = Array.from(document.querySelectorAll('.so-explorer .so-figure canvas'));
+  return v.length === 2 && v.every(e => e.innerText.trim().length > 0) && c.length >= 2 &&
+         c.every(e => e.width > 0);
+}"""
+_FOOTER_JS = """() => Array.from(document.querySelectorAll(
+    '.so-explorer .so-figure .jupyter-matplotlib-footer')).map(e => e.innerText.trim())"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ipympl") is None,
+                    reason="python package ipympl not installed")
+def test_hover_readout_appears_under_the_pointer(tmp_path):
+    """explore(hover=True) in Voila: moving the pointer over a timeline writes the
+    window's values into the canvas footer."""
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    notebook = tmp_path / "hover.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import toolkit as tk\ntk.explore(hover=True)")]
+    nbformat.write(nb, notebook)
+    artifacts = ARTIFACTS / "hover"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    log = artifacts / "voila.log"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
+           "--Voila.ip=127.0.0.1", "--VoilaConfiguration.show_tracebacks=True", str(notebook)]
+    with open(log, "wb") as log_file, tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log_file,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            _wait_until_answers(url + "voila-test-probe", proc, log)
+            with sync_playwright() as p:
+                context = p.chromium.launch_persistent_context(
+                    profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+                    viewport=VIEWPORT)
+                try:
+                    page = context.pages[0] if context.pages else context.new_page()
+                    page.goto(url, wait_until="commit", timeout=RENDER_TIMEOUT_MS)
+                    _wait_for(page, _HOVER_READY_JS, None, RENDER_TIMEOUT_MS,
+                              "the explorer's canvases")
+                    page.wait_for_load_state("load", timeout=RENDER_TIMEOUT_MS)
+                    canvas = page.locator(".so-explorer .so-figure canvas").last
+                    canvas.scroll_into_view_if_needed()
+                    box = canvas.bounding_box()
+                    footers = []
+                    for k in range(1, 8):          # sweep the pointer across the top panel
+                        page.mouse.move(box["x"] + box["width"] * (0.15 + 0.1 * k),
+                                        box["y"] + box["height"] * 0.3, steps=5)
+                        page.wait_for_timeout(300)
+                        footers = page.evaluate(_FOOTER_JS)
+                        if any(f.startswith("t ") for f in footers):
+                            break
+                    _screenshot(page, artifacts / "hover.png")
+                finally:
+                    context.close()
+        finally:
+            _stop(proc)
+    readouts = [f for f in footers if f.startswith("t ")]
+    assert readouts and all(w in readouts[0] for w in ("pending", "threshold", "estimate")), (
+        f"no read-out in the canvas footers {footers}; screenshot {artifacts / 'hover.png'}, "
+        f"voila log {log}")
+    print(f"\nhover read-out: {readouts[0]}")

@@ -241,3 +241,16 @@ def test_advise_from_a_file_needs_the_readers(monkeypatch, capsys, tmp_path):
                  str(path), "--seeds", "1", "--headroom", "1", "--json"]) == 0
     import json
     assert json.loads(capsys.readouterr().out)["inputs"]["dirty_rate_bytes_per_s"] == 5 * 2**20
+
+
+def test_info_of_a_dataset_is_a_summary_in_units(capsys):
+    assert main(["info", "rescue-default"]) == 0
+    out = capsys.readouterr().out
+    assert "<xarray" not in out and "B s-1" not in out and "e+0" not in out
+    assert "dirty rate                  12 values: 20 MiB/s" in out
+    assert "link bandwidth              3 values: 1 Gbit/s, 10 Gbit/s, 25 Gbit/s" in out
+    assert "max-bandwidth 128 MiB/s" in out
+    head = next(line for line in out.splitlines() if "avail-switchover-bandwidth estimate" in line)
+    assert head.split()[1:] == ["estimate", "0.5x", "link", "link", "4x", "link"]
+    rescued = next(line for line in out.splitlines() if line.strip().startswith("rescued"))
+    assert rescued.split()[1] == "0"          # the estimate itself never rescues

@@ -317,7 +317,7 @@ def test_the_cli_prints_the_points_and_a_time_estimate_first(tmp_path, capsys):
                       '[grid]\ndirty_rate = ["1MiB/s", "2MiB/s", "3MiB/s"]\n')
     assert _cli("sweep", "--config", str(config), "--out", str(tmp_path / "o.nc"),
                 "--chunk-size", "2", "--workers", "1", "--no-progress") == 0
-    assert "sweep: 3 points in 2 chunks of 2 on 1 workers: about " in capsys.readouterr().err
+    assert "sweep: 3 points in 2 chunks of 2 on 1 worker: about " in capsys.readouterr().err
 
 
 def test_plan_makes_no_scenario_per_point(monkeypatch):
@@ -436,11 +436,11 @@ def test_config_chunk_size_is_honoured_and_checked(tmp_path, capsys):
                       '[grid]\ndirty_rate = ["1MiB/s", "50MiB/s", "200MiB/s"]\n')
     out = tmp_path / "o.nc"
     assert _cli("sweep", "--config", str(config), "--out", str(out), "--no-progress") == 0
-    assert "3 scenarios in 2 chunks" in capsys.readouterr().out
+    assert "sweep: 3 points in 2 chunks of 2" in capsys.readouterr().err
     out.unlink()
     assert _cli("sweep", "--config", str(config), "--out", str(out), "--no-progress",
                 "--chunk-size", "1") == 0                     # the command line wins
-    assert "3 scenarios in 3 chunks" in capsys.readouterr().out
+    assert "sweep: 3 points in 3 chunks of 1" in capsys.readouterr().err
     config.write_text(config.read_text().replace("chunk_size = 2", "chunk_size = 0"))
     with pytest.raises(ConfigError, match=r"sweep\.chunk_size=0 is out of range"):
         load_config(config)

@@ -201,3 +201,19 @@ def test_format_rate_round_trip(bps):
 def test_formatters_reject_non_numbers(func, value):
     with pytest.raises(TypeError):
         func(value)
+
+
+def test_display_formatting_for_people():
+    from toolkit.units import display_unit, format_count, format_duration, format_number
+    assert display_unit("rate", [20 * 2**20, 2**31]) == ("MiB/s", 2.0**20)
+    assert display_unit("rate", [1.25e8, 1.25e9, 3.125e9]) == ("Gbit/s", 1.25e8)
+    assert display_unit("size", [2**30, 2**33]) == ("GiB", 2.0**30)
+    assert display_unit("size", [0, 512]) == ("B", 1.0)
+    with pytest.raises(ValueError, match="kind"):
+        display_unit("duration", [1])
+    assert [format_number(x) for x in (70.71, 2048, 0.5, 4.333, 0)] == \
+        ["71", "2048", "0.5", "4.33", "0"]
+    assert format_count(1, "chunk") == "1 chunk" and format_count(1234, "sync") == "1,234 syncs"
+    assert format_count(2, "batch", "batches") == "2 batches"
+    assert [format_duration(ms) for ms in (272.2, 4328.8, 300037.59126840004, 750_000)] == \
+        ["272 ms", "4.33 s", "300 s", "12.5 min"]

@@ -17,10 +17,13 @@ import errno
 import os
 import pathlib
 import sys
+import textwrap
+
+import numpy as np
 
 from ._version import __version__
-from .scenario import Scenario, check_names, validate_parameter
-from .units import format_rate, format_size
+from .scenario import PARAMETER_INDEX, Scenario, check_names, validate_parameter
+from .units import format_count, format_number, format_rate, format_size
 from .verdict import Verdict, verdict_codes
 
 # `toolkit run`: QEMU's default 128 MiB/s rate limit on a 10 Gbit/s link, a guest
@@ -348,7 +351,7 @@ def _duration(seconds: float) -> str:
 
 
 def _sweep_to(out, config, options, traces, grid, args) -> int:
-    from .rescue import AVAIL, class_counts, rescue
+    from .rescue import AVAIL, rescue
     from .store import ChunkStore, save
     from .sweep import _whole, check_sweep_memory, estimate_time, sweep
 
@@ -360,9 +363,10 @@ def _sweep_to(out, config, options, traces, grid, args) -> int:
     workers = args.workers or os.cpu_count() or 1
     check_sweep_memory(grid, workers)
     sample, total = estimate_time(grid, workers, chunk_size)
-    print(f"sweep: {grid.size:,} points in {-(-grid.size // chunk_size):,} chunks of "
-          f"{chunk_size} on {workers} workers: about {_duration(total)} (one sample run "
-          f"took {_duration(sample)})", file=sys.stderr)
+    print(f"sweep: {format_count(grid.size, 'point')} in "
+          f"{format_count(-(-grid.size // chunk_size), 'chunk')} of {chunk_size} on "
+          f"{format_count(workers, 'worker')}: about {_duration(total)} (one sample run took "
+          f"{_duration(sample)})", file=sys.stderr)
     partial = out.with_name(out.name + ".partial")
     if partial.exists() and not args.resume:
         raise UsageError(f"{partial} holds an interrupted run of a sweep: rerun with --resume "
@@ -370,15 +374,18 @@ def _sweep_to(out, config, options, traces, grid, args) -> int:
     store = ChunkStore(partial, grid.fingerprint(traces) + f"-{chunk_size}")
     resumed = len(store.done())
     if resumed:
-        print(f"resuming: {resumed} chunks already done in {partial}", file=sys.stderr)
+        print(f"resuming: {format_count(resumed, 'chunk')} already done in "
+              f"{partial}", file=sys.stderr)
     ds = sweep(grid=grid, traces=traces, workers=args.workers, chunk_size=chunk_size,
                scheduler=args.scheduler, progress=_progress(args), checkpoint=store)
     n_chunks = -(-grid.size // chunk_size)
     if options.get("title"):
         ds.attrs["title"] = options["title"]
     ds.attrs["config"] = config.name
-    lines = [f"{ds.converged.size} scenarios in {n_chunks} chunks ({n_chunks - resumed} run now, "
-             f"{resumed} resumed), {int(ds.converged.sum())} converged"]
+    done = f" ({resumed} of {format_count(n_chunks, 'chunk')} from the interrupted run)" \
+        if resumed else ""
+    lines = [f"{format_count(ds.converged.size, 'scenario')}, {int(ds.converged.sum()):,} "
+             f"converged{done}"]
     res = None
     if AVAIL in ds.dims:
         try:
@@ -388,9 +395,7 @@ def _sweep_to(out, config, options, traces, grid, args) -> int:
     if res is not None:
         ds = ds.merge(res[["rescue_class", "overshoot", "smallest_converging_avail",
                            "largest_safe_avail"]])
-        counts = class_counts(res)
-        width = max(map(len, counts))
-        lines += [f"  {name.replace('_', ' '):<{width}} {n:>7}" for name, n in counts.items()]
+        lines += rescue_table(res)
     save(ds, out)
     store.clear()
     lines.append(f"wrote {out}")
@@ -408,23 +413,91 @@ def _sweep_to(out, config, options, traces, grid, args) -> int:
     return 0
 
 
+def rescue_table(res) -> list[str]:
+    """The rescue classes counted per avail-switchover-bandwidth setting, one line each.
+
+    The estimate's own column can never be "rescued" or "broken": counts
+    mixed over every setting would hide what each one does.
+    """
+    from .rescue import AVAIL, CLASSES, class_counts
+
+    settings = [str(v) for v in res[AVAIL].values]
+    heads = ["estimate" if s in ("estimate", "0", "0.0") else s for s in settings]
+    per = [class_counts(res.isel({AVAIL: i})) for i in range(len(settings))]
+    name_w = max(len("avail-switchover-bandwidth"), *(len(c) for c in CLASSES))
+    widths = [max(len(h), 6) for h in heads]
+    lines = [f"  {'avail-switchover-bandwidth':<{name_w}} "
+             + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths))]
+    for c in CLASSES:
+        lines.append(f"  {c.replace('_', ' '):<{name_w}} "
+                     + " ".join(f"{p[c]:>{w},}" for p, w in zip(per, widths)))
+    return lines
+
+
+def _coord_text(ds, dim) -> str:
+    from .plot import value_labels
+
+    labels = value_labels(dim, ds[dim].values, with_unit=True)
+    if len(labels) > 6:
+        labels = labels[:2] + ["..."] + labels[-2:]
+    return f"{format_count(ds.sizes[dim], 'value')}: {', '.join(labels)}"
+
+
+def dataset_summary(ds, name: str) -> str:
+    """A dataset in words and units: what it holds, its swept axes, its fixed scenario,
+    its verdicts and, for a rescue dataset, the classes per avail setting."""
+    from .plot import display_name, scenario_text
+
+    lines = [f"{name}: {ds.attrs.get('title', '(no title)')}"]
+    if ds.attrs.get("source"):
+        lines.append(f"  made by {ds.attrs['source']}"
+                     + (f" from {ds.attrs['config']}" if ds.attrs.get("config") else ""))
+    swept = [d for d in ds.dims if d in PARAMETER_INDEX]
+    if swept:
+        size = 1
+        for d in swept:
+            size *= ds.sizes[d]
+        lines.append(f"  {format_count(size, 'scenario')} over {len(swept)} swept "
+                     f"parameter{'s' if len(swept) != 1 else ''}:")
+        width = max(len(display_name(d)) for d in swept)
+        lines += [f"    {display_name(d):<{width}}  {_coord_text(ds, d)}" for d in swept]
+    others = [d for d in ds.dims if d not in PARAMETER_INDEX]
+    if others:
+        lines.append("  other dimensions: " + ", ".join(f"{d} ({ds.sizes[d]})" for d in others))
+    fixed = scenario_text(ds)
+    if fixed:
+        lines.append(f"  fixed: {fixed}")
+    if "converged" in ds and "downtime" in ds and not others:
+        conv = ds.converged.values
+        down = ds.downtime.values[conv]
+        text = f"  converged: {int(conv.sum()):,} of {conv.size:,}"
+        if down.size:
+            text += (f"; downtime {format_number(down.min())} to {format_number(down.max())} ms"
+                     f" (median {format_number(float(np.median(down)))} ms)")
+        lines.append(text)
+    if "rescue_class" in ds:
+        lines.append("  rescue classes per setting:")
+        lines += ["  " + line for line in rescue_table(ds)]
+    lines += textwrap.wrap(", ".join(sorted(ds.data_vars)), 96, initial_indent="  variables: ",
+                           subsequent_indent="    ")
+    return "\n".join(lines)
+
+
 def cmd_info(args) -> int:
     """``info``: summarise a dataset file or a shipped dataset, and the installation."""
     from .store import DATASETS_DIR, open_dataset
 
     if args.dataset:
         ds = open_dataset(args.dataset)
-        print(ds)
-        if "rescue_class" in ds:
-            from .rescue import class_counts
-            print("rescue classes:", class_counts(ds))
+        print(dataset_summary(ds, args.dataset))
         return 0
     import numba
     import numpy
     import xarray
     print(f"switchover-lab {__version__} (QEMU 10.0 precopy model)")
     print(f"python {sys.version.split()[0]}, numba {numba.__version__}, "
-          f"numpy {numpy.__version__}, xarray {xarray.__version__}, {os.cpu_count()} CPUs")
+          f"numpy {numpy.__version__}, xarray {xarray.__version__}, "
+          f"{format_count(os.cpu_count() or 1, 'CPU')}")
     shipped = sorted(p.name for p in DATASETS_DIR.glob("*") if p.suffix in (".nc", ".zarr"))
     print(f"shipped datasets in {DATASETS_DIR}: {', '.join(shipped) or '(none)'}")
     return 0

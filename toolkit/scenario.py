@@ -20,7 +20,7 @@ import numpy as np
 
 from . import hosts
 from .constants import PAGE_SIZE
-from .units import _to_float, format_size, parse_duration, parse_rate, parse_size
+from .units import _to_float, format_rate, format_size, parse_duration, parse_rate, parse_size
 from .workloads import parse_phases, read_write_trace, trace_position
 
 SIZE_MAX = 2**64 - 1                # QEMU's bound for max-bandwidth and avail-switchover-bandwidth
@@ -216,10 +216,13 @@ def _bound(x: float) -> str:
 def _range_text(spec: Param) -> str:
     """'an integer in [0, 2000000] ms (QEMU 'downtime-limit')' and the like."""
     kind = "an integer" if spec.integer or spec.kind == "int" else "a number"
-    unit = "" if spec.units == "1" else f" {spec.units}"
+    # people read B/s, not CF's "B s-1"
+    unit = "" if spec.units == "1" else f" {spec.units.replace(' s-1', '/s')}"
     text = f"{kind} in {'(' if spec.lo_open else '['}{_bound(spec.lo)}, {_bound(spec.hi)}]{unit}"
     if spec.kind == "size":
         text += f" ({format_size(spec.lo)} to {format_size(spec.hi)})"
+    elif spec.kind == "rate":
+        text += f" ({format_rate(spec.lo)} to {format_rate(spec.hi)})"
     if spec.qemu:
         text += f" (QEMU '{spec.qemu}')"
     return text

@@ -54,6 +54,10 @@ __all__ = [
     "parse_duration",
     "format_size",
     "format_rate",
+    "format_count",
+    "format_number",
+    "format_duration",
+    "display_unit",
 ]
 
 _NUMBER_RE = re.compile(
@@ -386,3 +390,71 @@ def format_rate(bps) -> str:
             if n != 0 and abs(q - n) <= 1e-9 * abs(q):
                 return f"{n} {unit}"
     return _format_binary(x, "/s")
+
+
+def format_number(x) -> str:
+    """A number for people: whole from 10 up (``70.71 -> "71"``, ``2048 -> "2048"``),
+    3 significant digits below (``0.5 -> "0.5"``, ``4.333 -> "4.33"``)."""
+    x = _to_float(x)
+    if not math.isfinite(x):
+        return str(x)
+    if abs(x) >= 10:
+        return str(round(x)) if abs(x) < 1e15 else f"{x:.3g}"
+    return _format_number(x)
+
+
+def format_count(n, noun: str, plural: str | None = None) -> str:
+    """``n`` and its noun, singular for one: ``"1 chunk"``, ``"27 chunks"``,
+    ``"1,234 syncs"`` (``plural`` for irregular nouns)."""
+    n = int(n)
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def format_duration(ms) -> str:
+    """A duration given in [ms], rounded for people: ``"272 ms"``, ``"4.33 s"``,
+    ``"300 s"`` (``300037.6 -> "300 s"``), ``"12.5 min"`` from 10 min up."""
+    ms = _to_float(ms)
+    if not math.isfinite(ms):
+        return f"{ms} ms"
+    if abs(ms) < 1000:
+        return f"{format_number(ms)} ms"
+    if abs(ms) < 600_000:
+        return f"{format_number(ms / 1000)} s"
+    return f"{_format_number(ms / 60_000)} min"
+
+
+_RATE_BITS = (("Gbit/s", 1.25e8), ("Mbit/s", 1.25e5))
+_BINARY = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def display_unit(kind: str, values) -> tuple[str, float]:
+    """One unit for a set of sizes or rates, e.g. the ticks of an axis.
+
+    Rates that are all whole Gbit/s (or Mbit/s), as links are, get that unit;
+    otherwise the largest binary unit (B .. TiB, with ``/s`` for rates) that
+    keeps the smallest nonzero value at least 1.
+
+    Parameters
+    ----------
+    kind : {"size", "rate"}
+    values : iterable of float
+        In [B] or [B/s].
+
+    Returns
+    -------
+    (str, float)
+        The unit and its size in the base unit: ``values / factor`` are in ``unit``.
+    """
+    if kind not in ("size", "rate"):
+        raise ValueError(f"display_unit: kind must be 'size' or 'rate', got {kind!r}")
+    xs = [abs(_to_float(v)) for v in values]
+    xs = [x for x in xs if math.isfinite(x) and x > 0]
+    if kind == "rate" and xs:
+        for unit, factor in _RATE_BITS:
+            if all(abs(x / factor - round(x / factor)) <= 1e-9 * x / factor for x in xs):
+                return unit, factor
+    k = 0
+    low = min(xs, default=0)
+    while k < len(_BINARY) - 1 and low >= 1024 ** (k + 1):
+        k += 1
+    return _BINARY[k] + ("/s" if kind == "rate" else ""), float(1024 ** k)

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from .constants import PAGE_SIZE
+from .units import format_count
 
 
 class Verdict(enum.IntEnum):
@@ -103,7 +104,8 @@ def describe(ds) -> str:
         return (f"first pass not finished: {first_pass_share(ds):.0%} of RAM sent after "
                 f"{total:.0f} s (no verdict yet; a longer max_time decides)")
     if v is Verdict.NOT_CONVERGING:
-        return f"never converges ({int(ds['dirty_sync_count'])} syncs in {total:.0f} s)"
+        syncs = format_count(int(ds["dirty_sync_count"]), "sync")
+        return f"never converges ({syncs} in {total:.0f} s)"
     down = ds["downtime"].item()
     if v is Verdict.OVERSHOOTS:
         limit = float(downtime_limit(ds))
