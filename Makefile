@@ -48,8 +48,11 @@ bench: $(VENV)/.installed-run    ## speed figures quoted in the README
 lab: $(VENV)/.installed-lab      ## JupyterLab on the notebooks
 	$(BIN)/jupyter lab $(LAB_ROOT) notebooks/
 
+# the notebooks run at build time, once per change (myst-nb's cache in docs/_build);
+# SPHINXOPTS="-D nb_execution_mode=off" renders them without running them
+SPHINXOPTS ?=
 docs: $(VENV)/.installed-docs    ## the docs site in docs/_build/html (warnings are errors)
-	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(BIN)/python -m sphinx -W --keep-going $(SPHINXOPTS) -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis docs/_build docs/api/generated
