@@ -83,7 +83,7 @@ def _scratch(tmp_path: pathlib.Path) -> dict:
         (tmp_path / name).symlink_to(ROOT / name)
     path = os.pathsep.join([str(pathlib.Path(sys.executable).parent), os.environ["PATH"]])
     return {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "PATH": path,
-            "CI": "1", "COLUMNS": "200"}
+            "CI": "1"}
 
 
 def run_block(block: Block, cwd: pathlib.Path) -> subprocess.CompletedProcess:
@@ -115,7 +115,7 @@ def test_the_marker_parser_attaches_outputs():
     assert shown.text == "1\n" and shown.line == 7
     assert norun.marker == "norun: needs QEMU" and norun.output is None
     assert plain.marker == "" and plain.lang == ""
-    with pytest.raises(AssertionError, match="README.md:3: an output block"):
+    with pytest.raises(AssertionError, match="README.md:2: an output block"):
         readme_blocks("<!-- output -->\n```\n1\n```\n")
 
 
