@@ -47,6 +47,7 @@ nb_execution_timeout = 300
 nb_execution_raise_on_error = True      # a failing notebook fails the build
 nb_execution_show_tb = True
 nb_merge_streams = True
+nb_render_markdown_format = "gfm"      # Markdown outputs may hold tables
 
 autosummary_generate = True
 autodoc_default_options = {"members": True, "member-order": "bysource"}
