@@ -128,7 +128,7 @@ PARAMETERS = (
     Param("write_trace", "path", "", "1",
           doc="replay: a file of page writes with their times (toolkit.workloads.TRACE_FORMAT)."),
     Param("write_range", "size", "100MiB", "B", PAGE_SIZE, 2**44,
-          "sequential (and the sequential phases of phases): bytes swept by the write "
+          "sequential (and a sequential phase of phases): bytes swept by the write "
           "cursor; write_range_start + write_range at most ram_size."),
     Param("write_range_start", "size", "1MiB", "B", 0, 2**44,
           "sequential: first byte of the swept range."),
@@ -239,8 +239,7 @@ PARAMETERS = (
     Param("max_time", "duration", 300.0, "s", 0, 1e6,
           "Give up and report not converged after this much simulated time (QEMU would "
           "iterate on): a precopy pass is cut there, a downtime begun before it is not.",
-          time_unit="s",
-          lo_open=True),
+          time_unit="s", lo_open=True),
     Param("seed", "int", 0, "1", 0, SIZE_MAX, "Seed of the guest's writes (their random "
           "stream depends on it and the guest's parameters only)."),
     Param("check", "bool", False, "1",
@@ -262,7 +261,7 @@ def _power_words(x: float) -> str:
     return _bound(x)
 
 
-NBSP = "\u00a0"
+_NBSP = "\u00a0"
 
 
 def parameters_section(indent: str = "") -> str:
@@ -276,11 +275,12 @@ def parameters_section(indent: str = "") -> str:
         where = f"[{units}], in {values}." if units and values else f"[{units}]." if units \
             else f"In {values}." if values else ""
         # a unit or a range is never split across lines
-        text = f"{spec.doc} {where.replace(' ', NBSP)}".rstrip()
-        lines += [line.replace(NBSP, " ") for line in
+        text = f"{spec.doc} {where.replace(' ', _NBSP)}".rstrip()
+        lines += [line.replace(_NBSP, " ") for line in
                   textwrap.wrap(text, 92 - len(indent), initial_indent="    ",
                                 subsequent_indent="    ", break_on_hyphens=False)]
     return "".join(f"{indent}{line}\n" for line in lines)
+
 
 #: Host costs all zero: the migration thread is never slower than the link.
 IDEAL_HOST = dict(page_send_time=0, zero_page_scan_time=0, untouched_page_scan_time=0,
