@@ -55,5 +55,5 @@ docs: $(VENV)/.installed-docs    ## the docs site in docs/_build/html (warnings 
 	$(BIN)/python -m sphinx -W --keep-going $(SPHINXOPTS) -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis docs/_build docs/api/generated
+	rm -rf $(VENV) .pytest_cache .hypothesis docs/_build docs/api/generated docs/notebooks
 	find . -name __pycache__ -prune -exec rm -rf {} +

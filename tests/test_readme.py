@@ -9,6 +9,10 @@ line by line; only the durations a line reports as measured ("about 2 s", "took
 8 ms") may differ. The blocks run in a scratch directory where ``datasets/`` and
 ``tests/`` are the checkout's, so the README's relative paths hold, and
 ``python`` is this interpreter.
+
+``python -m tests.test_readme --write`` reruns the blocks that show their output and
+writes what they print into README.md (after a change of the CLI's wording, say); review
+the diff before committing it.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -98,6 +103,27 @@ def run_block(block: Block, cwd: pathlib.Path) -> subprocess.CompletedProcess:
                           stderr=subprocess.STDOUT, text=True, timeout=600)
 
 
+def write_outputs(path: pathlib.Path = README) -> list[int]:
+    """Rewrite every output block of ``path`` with what its run block prints now; the
+    line numbers of the blocks that changed."""
+    text = path.read_text(encoding="utf-8")
+    lines, changed = text.splitlines(keepends=True), []
+    shown = [b for b in readme_blocks(text) if b.marker.startswith("run") and b.output]
+    for block in reversed(shown):          # from the bottom: earlier line numbers hold
+        with tempfile.TemporaryDirectory() as tmp:
+            done = run_block(block, pathlib.Path(tmp))
+        if done.returncode != 0:
+            raise RuntimeError(f"{path.name}:{block.line} failed:\n{done.stdout[-3000:]}")
+        new = done.stdout.strip("\n") + "\n"
+        first = block.output.line        # the output's fence line (1-based): text follows
+        count = len(block.output.text.splitlines())
+        if "".join(lines[first:first + count]) != new:
+            lines[first:first + count] = new.splitlines(keepends=True)
+            changed.append(block.output.line)
+    path.write_text("".join(lines), encoding="utf-8")
+    return sorted(changed)
+
+
 def test_every_example_is_marked():
     assert RUNNABLE, "README.md has no runnable examples"
     unmarked = [b.line for b in BLOCKS if b.lang in ("python", "sh") and not b.marker]
@@ -119,6 +145,17 @@ def test_the_marker_parser_attaches_outputs():
         readme_blocks("<!-- output -->\n```\n1\n```\n")
 
 
+def test_write_outputs_rewrites_only_what_changed(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- run -->\n```python\nprint('a'); print('b')\n```\n"
+                      "<!-- output -->\n```\nold\n```\n<!-- run -->\n```sh\necho c\n```\n"
+                      "<!-- output -->\n```\nc\n```\nend\n")
+    assert write_outputs(readme) == [7]
+    assert readme.read_text().splitlines()[6:10] == ["```", "a", "b", "```"]
+    assert readme.read_text().endswith("```\nc\n```\nend\n")
+    assert write_outputs(readme) == []
+
+
 def test_measured_durations_are_the_only_slack():
     shown = _normalised("sweep: 4 points: about 2 s (one sample run took 8 ms)\n  lost  186\n")
     assert shown == _normalised("sweep: 4 points: about 9 s (one sample run took 31 ms)\n"
@@ -138,3 +175,9 @@ def test_readme_example_runs_as_written(block, tmp_path):
         assert _normalised(done.stdout) == _normalised(block.output.text), (
             f"README.md:{block.output.line} shows other output than README.md:{block.line} "
             f"prints:\n{done.stdout}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python -m tests.test_readme --write")
+    print("rewrote the outputs at README.md lines", write_outputs() or "(none changed)")
