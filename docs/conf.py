@@ -1,11 +1,15 @@
 """Sphinx configuration of the Switchover Lab docs site (``make docs``)."""
+import os
 import pathlib
 import shutil
 import sys
 
 DOCS = pathlib.Path(__file__).resolve().parent
 ROOT = DOCS.parent
-sys.path.insert(0, str(ROOT))          # document this checkout's toolkit
+# document this checkout's toolkit, here and in the kernels that run the notebooks
+sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT),
+                                                        os.environ.get("PYTHONPATH")]))
 
 import toolkit  # noqa: E402
 
