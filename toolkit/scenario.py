@@ -14,6 +14,7 @@ import hashlib
 import math
 import numbers
 import re
+import textwrap
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -55,6 +56,50 @@ class Param:
         base = self.time_unit if self.kind == "duration" else self.unit
         return f"{base} {self.per}" if self.per else base
 
+    # --- how the table reads in the docs (Scenario's docstring, the README's table)
+
+    @property
+    def display_units(self) -> str:
+        """Its units as people write them (``B/s``, ``ms/GiB``); "" for a pure number."""
+        over = [u[:-2] for u in self.units.split() if u.endswith("-1")]
+        top = [u for u in self.units.split() if not u.endswith("-1") and u != "1"]
+        return "/".join([" ".join(top) or "1", *over]) if over else " ".join(top)
+
+    @property
+    def type_words(self) -> str:
+        """Its type in numpydoc's words (``int or str``, ``{'legacy', 'none'}``)."""
+        if self.kind == "choice":
+            return "{" + ", ".join(repr(c) for c in self.choices) + "}"
+        if self.kind in ("size", "rate", "duration"):
+            return ("int" if self.integer or self.kind == "size" else "float") + " or str"
+        return {"fraction": "float", "int": "int", "bool": "bool"}.get(self.kind, "str")
+
+    @property
+    def default_words(self) -> str:
+        """Its default as one would write it (``4GiB``; ``134217728`` with ``128 MiB/s``)."""
+        value = self.default
+        if isinstance(value, str):
+            return value
+        if self.kind == "rate" and value:
+            return f"{value} ({format_rate(value)})"
+        if isinstance(value, float) and value.is_integer() and self.kind != "fraction":
+            return str(int(value))
+        return str(value)
+
+    def range_words(self) -> str:
+        """The values it takes (``[4 KiB, 16 TiB]``, ``(0, 10^6]``; sizes and rates with
+        their units, other numbers in :attr:`display_units`); "" where the type says it
+        all (a choice, a flag, text)."""
+        if self.lo is None:
+            return ""
+        if self.kind == "size":
+            lo, hi = format_size(self.lo), format_size(self.hi)
+        elif self.kind == "rate" and self.hi < SIZE_MAX:
+            lo, hi = format_rate(self.lo), format_rate(self.hi)
+        else:
+            lo, hi = _power_words(self.lo), _power_words(self.hi)
+        return f"{'(' if self.lo_open else '['}{lo}, {hi}]"
+
 
 PARAMETERS = (
     # the guest
@@ -70,19 +115,21 @@ PARAMETERS = (
           "workloads of phases, one after the other).",
           choices=WORKLOADS),
     Param("hot_fraction", "fraction", 0.1, "1", 0, 1,
-          "hotcold: share of RAM in the hot set (the lowest pages).", lo_open=True),
+          "hotcold: share of RAM in the hot set (the lowest pages); at least one page, and "
+          "fewer than all (a cold set must remain).", lo_open=True),
     Param("hot_share", "fraction", 0.9, "1", 0, 1,
           "hotcold: share of writes that hit the hot set."),
     Param("zipf_exponent", "fraction", 1.0, "1", 1e-6, 10,
-          "zipf: the exponent s of the page popularity (i + 1) ** -s, rounded to "
-          "millionths (so at least one)."),
+          "zipf: the exponent s of the page popularity (i + 1) ** -s, rounded to 6 decimal "
+          "places."),
     Param("phases", "text", "", "1",
           doc="phases: 'workload:rate:duration, ...' (e.g. 'uniform:100MiB/s:10s, "
           "hotcold:1GiB/s:2s'), cycling; the other guest parameters are shared."),
     Param("write_trace", "path", "", "1",
           doc="replay: a file of page writes with their times (toolkit.workloads.TRACE_FORMAT)."),
     Param("write_range", "size", "100MiB", "B", PAGE_SIZE, 2**44,
-          "sequential: bytes swept by the write cursor."),
+          "sequential (and a sequential phase of phases): bytes swept by the write "
+          "cursor; write_range_start + write_range at most ram_size."),
     Param("write_range_start", "size", "1MiB", "B", 0, 2**44,
           "sequential: first byte of the swept range."),
     Param("zero_fraction", "fraction", 0.0, "1", 0, 1,
@@ -104,7 +151,7 @@ PARAMETERS = (
           "(a scattered order when > 1; coprime with the range's pages, it visits all)."),
     Param("write_cursor", "int", 0, "pages", 0, 2**32,
           "sequential: offset in the range of the first write (where the guest's cursor "
-          "stands when the migration starts)."),
+          "stands when the migration starts); below the range's pages."),
     # the link and QEMU's migration parameters
     Param("link_bandwidth", "rate", "10Gbit/s", "B s-1", 1000, 1e12,
           "What the network carries; the final copy runs at this rate."),
@@ -146,7 +193,7 @@ PARAMETERS = (
           doc="QEMU capability dirty-limit: on the same trigger as auto-converge, hold "
           "each vCPU to vcpu_dirty_limit (an approximation, see docs/model.md)."),
     Param("vcpu_dirty_limit", "int", 1, "MiB s-1", 1, 2**40, qemu="vcpu-dirty-limit",
-          doc="dirty-limit: each vCPU's quota."),
+          doc="dirty-limit: each vCPU's quota (QEMU's MB/s are MiB/s)."),
     Param("vcpus", "int", 1, "1", 1, 4096, doc="Guest vCPUs (dirty-limit quotas are per vCPU)."),
     Param("postcopy_ram", "bool", False, "1", qemu="postcopy-ram",
           doc="QEMU capability postcopy-ram: RAM may go after the switch to postcopy."),
@@ -179,7 +226,7 @@ PARAMETERS = (
     Param("sync_time_fixed", "duration", 1.0, "ms", 0, 1e6,
           "Bitmap sync: fixed cost per sync."),
     Param("sync_time_per_gib", "duration", 0.5, "ms", 0, 1e6,
-          "Bitmap sync: cost per GiB of guest RAM [ms/GiB].", per="GiB-1"),
+          "Bitmap sync: cost per GiB of guest RAM.", per="GiB-1"),
     Param("sync_time_per_dirty_page", "duration", 10.0, "ns", 0, 1e9,
           "Bitmap sync: cost per page found in the dirty log.", time_unit="ns"),
     Param("setup_overhead", "duration", 5.0, "ms", 0, 1e6,
@@ -190,13 +237,50 @@ PARAMETERS = (
           "Non-RAM device state sent during downtime."),
     # the run
     Param("max_time", "duration", 300.0, "s", 0, 1e6,
-          "Give up (not converged) after this much simulated time.", time_unit="s",
-          lo_open=True),
-    Param("seed", "int", 0, "1", 0, SIZE_MAX, "Seed of the guest's writes."),
+          "Give up and report not converged after this much simulated time (QEMU would "
+          "iterate on): a precopy pass is cut there, a downtime begun before it is not.",
+          time_unit="s", lo_open=True),
+    Param("seed", "int", 0, "1", 0, SIZE_MAX, "Seed of the guest's writes (their random "
+          "stream depends on it and the guest's parameters only)."),
     Param("check", "bool", False, "1",
           doc="Track every page's version and count pages the destination lacks."),
 )
 PARAMETER_INDEX = {p.name: p for p in PARAMETERS}
+
+
+def _power_words(x: float) -> str:
+    """A bound as written in the docs: 2^40, 2^64 - 1 and 10^6 rather than their digits."""
+    if x > 0 and (abs(x) >= 10**6 or abs(x) < 10**-3) and \
+            math.isclose(x, 10.0 ** round(math.log10(x)), rel_tol=1e-12):
+        return f"10^{round(math.log10(x))}"
+    x = int(x) if float(x).is_integer() else x
+    if isinstance(x, int) and x >= 2**20:
+        for k in range(20, 65):
+            if x in (2**k, 2**k - 1):
+                return f"2^{k}" + (" - 1" if x == 2**k - 1 else "")
+    return _bound(x)
+
+
+_NBSP = "\u00a0"
+
+
+def parameters_section(indent: str = "") -> str:
+    """The numpydoc ``Parameters`` section of :class:`Scenario`, from :data:`PARAMETERS`:
+    type, default, description, and units in brackets with the range."""
+    lines = ["Parameters", "----------"]
+    for spec in PARAMETERS:
+        default = repr(spec.default) if isinstance(spec.default, str) else spec.default_words
+        lines.append(f"{spec.name} : {spec.type_words}, default {default}")
+        units, values = spec.display_units, spec.range_words()
+        where = f"[{units}], in {values}." if units and values else f"[{units}]." if units \
+            else f"In {values}." if values else ""
+        # a unit or a range is never split across lines
+        text = f"{spec.doc} {where.replace(' ', _NBSP)}".rstrip()
+        lines += [line.replace(_NBSP, " ") for line in
+                  textwrap.wrap(text, 92 - len(indent), initial_indent="    ",
+                                subsequent_indent="    ", break_on_hyphens=False)]
+    return "".join(f"{indent}{line}\n" for line in lines)
+
 
 #: Host costs all zero: the migration thread is never slower than the link.
 IDEAL_HOST = dict(page_send_time=0, zero_page_scan_time=0, untouched_page_scan_time=0,
@@ -341,7 +425,8 @@ class Scenario:
 
     Build it with keyword arguments named as in :data:`PARAMETERS`; omitted ones
     take their defaults. Numbers are in the base unit (B, B/s, ms, ns or s as
-    listed); strings may carry units ("4GiB", "10Gbit/s", "300ms").
+    listed); strings may carry units ("4GiB", "10Gbit/s", "300ms"). The
+    Parameters section below is written from :data:`PARAMETERS` at import.
 
     Raises
     ------
@@ -547,3 +632,8 @@ class Scenario:
         key = repr((self.seed,) + tuple(getattr(self, n) for n in names))
         return tuple(int.from_bytes(hashlib.blake2b(f"{key}/{s}".encode(), digest_size=8)
                                     .digest(), "little") for s in (0, 1))
+
+
+if Scenario.__doc__:          # None under python -OO
+    Scenario.__doc__ = Scenario.__doc__.replace(
+        "    Raises\n", parameters_section("    ") + "\n    Raises\n", 1)
