@@ -40,6 +40,7 @@ class Block:
     lang: str
     marker: str        # "run", "run: slow", "norun: ...", "output" or ""
     text: str
+    n_lines: int = 0   # lines between the fences
     output: "Block | None" = None
 
 
@@ -55,7 +56,7 @@ def readme_blocks(text: str) -> list[Block]:
         end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
         marker = MARKER.match(lines[i - 1].strip()) if i else None
         blocks.append(Block(i + 1, fence[1], re.sub(r"\s+", " ", marker[1]) if marker else "",
-                            "\n".join(lines[i + 1:end]) + "\n"))
+                            "\n".join(lines[i + 1:end]) + "\n", end - i - 1))
         i = end + 1
     last_run = None
     for block in blocks:
@@ -116,7 +117,7 @@ def write_outputs(path: pathlib.Path = README) -> list[int]:
             raise RuntimeError(f"{path.name}:{block.line} failed:\n{done.stdout[-3000:]}")
         new = done.stdout.strip("\n") + "\n"
         first = block.output.line        # the output's fence line (1-based): text follows
-        count = len(block.output.text.splitlines())
+        count = block.output.n_lines     # an empty block (a new example) has none
         if "".join(lines[first:first + count]) != new:
             lines[first:first + count] = new.splitlines(keepends=True)
             changed.append(block.output.line)

@@ -11,7 +11,7 @@ from . import hosts
 from .simulate import simulate
 from .sweep import geomspace, linspace, sweep
 from .rescue import class_counts, class_counts_by_setting, rescue
-from .advise import advise
+from .advise import Advice, advise
 from .store import open_dataset, save
 from . import analytic, policies, workloads
 from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
@@ -51,6 +51,7 @@ __all__ = [
     "class_counts",
     "class_counts_by_setting",
     "advise",
+    "Advice",
     "save",
     "open_dataset",
     "analytic",
