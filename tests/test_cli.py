@@ -219,30 +219,6 @@ def test_advise_prints_a_table_json_and_a_figure(capsys, tmp_path):
     assert data["safe"] and data["inputs"]["layer"] == "qemu"
 
 
-def test_advise_from_a_file_needs_the_readers(monkeypatch, capsys, tmp_path):
-    import sys
-    import types
-    path = tmp_path / "rate.json"
-    path.write_text("{}")
-    monkeypatch.setitem(sys.modules, "toolkit.measure", None)     # not installed
-    assert main(["advise", "--ram-size", "64MiB", "--from", str(path)]) == 2
-    assert "needs toolkit.measure" in capsys.readouterr().err
-
-    class Reading:
-        dirty_rate = 5 * 2**20
-
-        def to_parameters(self):
-            return {"dirty_rate": self.dirty_rate}
-    fake = types.ModuleType("toolkit.measure")
-    fake.load = lambda p: Reading() if str(p) == str(path) else None
-    monkeypatch.setitem(sys.modules, "toolkit.measure", fake)
-    monkeypatch.setattr(tk, "measure", fake, raising=False)
-    assert main(["advise", "--ram-size", "64MiB", "--link-bandwidth", "1Gbit/s", "--from",
-                 str(path), "--seeds", "1", "--headroom", "1", "--json"]) == 0
-    import json
-    assert json.loads(capsys.readouterr().out)["inputs"]["dirty_rate_bytes_per_s"] == 5 * 2**20
-
-
 def test_info_of_a_dataset_is_a_summary_in_units(capsys):
     assert main(["info", "rescue-default"]) == 0
     out = capsys.readouterr().out

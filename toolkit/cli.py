@@ -240,11 +240,7 @@ def _advise_inputs(args) -> dict:
             raise UsageError(f"--set {name}: advise has its own option or chooses it itself")
     kwargs.update(extra)
     if args.measurement:
-        try:
-            from . import measure
-        except ImportError:
-            raise UsageError(f"--from {args.measurement}: reading measurements needs "
-                             "toolkit.measure, which this installation lacks") from None
+        from . import measure
         kwargs["measurement"] = measure.load(args.measurement)
     if "ram_size" not in kwargs and "measurement" not in kwargs:
         raise UsageError("--ram-size is required (e.g. --ram-size 16GiB), unless --from "
