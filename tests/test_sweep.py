@@ -4,7 +4,7 @@ import pytest
 import xarray as xr
 
 import toolkit as tk
-from toolkit.rescue import CLASSES
+from toolkit._rescue import CLASSES
 
 GRID = dict(ram_size="256MiB", workload="hotcold", max_time=8.0,
             dirty_rate=["20MiB/s", "300MiB/s", "1GiB/s"], downtime_limit=[30, 300],
@@ -119,7 +119,7 @@ def test_dask_local_cluster_gives_identical_results(serial):
 
 def test_a_planned_grid_is_swept_as_planned():
     params = dict(ram_size="64MiB", dirty_rate=["10MiB/s", "1GiB/s"], max_time=2.0)
-    from toolkit.sweep import plan
+    from toolkit._sweep import plan
     grid = plan(**params)
     ds = tk.sweep(grid=grid, workers=1)
     assert ds.converged.equals(tk.sweep(**params, workers=1).converged)

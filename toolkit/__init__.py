@@ -8,14 +8,14 @@ from ._version import __version__
 
 from .scenario import IDEAL_HOST, PARAMETERS, Scenario
 from . import hosts
-from .simulate import simulate
-from .sweep import geomspace, linspace, sweep
-from .rescue import class_counts, class_counts_by_setting, rescue
-from .advise import Advice, advise
+from ._simulate import simulate
+from ._sweep import geomspace, linspace, sweep
+from ._rescue import class_counts, class_counts_by_setting, rescue
+from ._advise import Advice, advise
 from .store import open_dataset, save
 from . import analytic, policies, workloads
 from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
-from .warmup import warmup
+from ._warmup import warmup
 
 #: Attributes imported on first use, so that ``import toolkit`` loads neither
 #: matplotlib.pyplot nor ipywidgets (seconds, in every worker process).

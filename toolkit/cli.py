@@ -99,7 +99,7 @@ def run_table(base: Scenario, settings=AVAIL_SETTINGS):
         The sweep over the settings, and one row per setting with stable keys,
         units in the names.
     """
-    from .sweep import sweep
+    from ._sweep import sweep
 
     for value in settings:          # each setting checked before any work, naming it
         try:
@@ -210,7 +210,7 @@ ADVISE_OPTIONS = {"ram_size": "ram_size", "dirty_rate": "dirty_rate",
 
 def _advise_inputs(args) -> dict:
     """Keyword arguments of advise from the options, each checked and named as its option."""
-    from .advise import LAYERS
+    from ._advise import LAYERS
 
     kwargs = {}
     for option, name in ADVISE_OPTIONS.items():
@@ -256,7 +256,7 @@ def cmd_advise(args) -> int:
     """``advise``: the answer to an operator's question, as a table or JSON, and a figure."""
     import json
 
-    from .advise import advise
+    from ._advise import advise
 
     kwargs = _advise_inputs(args)
     plot = pathlib.Path(args.plot) if args.plot else None
@@ -294,7 +294,7 @@ def _progress(args) -> bool:
 def cmd_sweep(args) -> int:
     """``sweep``: run a config's grid (resumable) and write its Dataset."""
     from .config import DEFAULT_CONFIG, load_config
-    from .sweep import plan
+    from ._sweep import plan
 
     config = pathlib.Path(args.config) if args.config else DEFAULT_CONFIG
     params, options = load_config(config)
@@ -351,9 +351,9 @@ def _duration(seconds: float) -> str:
 
 
 def _sweep_to(out, config, options, traces, grid, args) -> int:
-    from .rescue import AVAIL, rescue
+    from ._rescue import AVAIL, rescue
     from .store import ChunkStore, save
-    from .sweep import _whole, check_sweep_memory, estimate_time, sweep
+    from ._sweep import _whole, check_sweep_memory, estimate_time, sweep
 
     for name in ("workers", "chunk_size"):      # before the checkpoint directory exists
         if getattr(args, name) is not None:
@@ -419,7 +419,7 @@ def rescue_table(res) -> list[str]:
     The estimate's own column can never be "rescued" or "broken": counts
     mixed over every setting would hide what each one does.
     """
-    from .rescue import AVAIL, CLASSES, class_counts
+    from ._rescue import AVAIL, CLASSES, class_counts
 
     settings = [str(v) for v in res[AVAIL].values]
     heads = ["estimate" if s in ("estimate", "0", "0.0") else s for s in settings]

@@ -18,7 +18,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from .rescue import CLASSES
+from ._rescue import CLASSES
 from .scenario import PARAMETER_INDEX
 from .units import (display_unit, format_number, format_rate, format_size, parse_duration,
                     parse_rate, parse_size)

@@ -21,7 +21,7 @@ def warmup(verbose: bool = True) -> float:
     float
         Seconds spent compiling or loading. [s]
     """
-    from .simulate import run_kernel
+    from ._simulate import run_kernel
     from .scenario import Scenario
 
     start = time.perf_counter()

@@ -28,7 +28,7 @@ from .constants import GIB
 from .kernels import layout as L
 from ._version import __version__
 from .scenario import Scenario, validate_parameter, avail_link_factor, check_names, resolve_avail
-from .simulate import check_memory, run_kernel, run_memory
+from ._simulate import check_memory, run_kernel, run_memory
 from .store import ChunkStore
 from .units import format_size, parse_duration, parse_rate, parse_size
 
@@ -297,7 +297,7 @@ def estimate_time(grid: Grid, workers: int, chunk_size: int) -> tuple[float, flo
     total : float
         ``sample`` times the points, shared by the workers that have chunks. [s]
     """
-    from .warmup import warmup
+    from ._warmup import warmup
     warmup(verbose=False)
     start = time.perf_counter()
     run_kernel(grid.scenario(grid.size // 2))
@@ -310,7 +310,7 @@ def run_chunk(scenarios: list, traces: bool, cancel: threading.Event | None = No
     """Run scenarios one after the other; the unit of work of threads and Dask tasks.
 
     ``cancel`` (threads): once set, the run in progress stops with
-    KeyboardInterrupt (:func:`~toolkit.simulate.run_kernel`).
+    KeyboardInterrupt (:func:`~toolkit._simulate.run_kernel`).
 
     Returns
     -------
