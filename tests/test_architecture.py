@@ -96,3 +96,31 @@ def test_import_toolkit_loads_neither_pyplot_nor_ipywidgets():
     assert "matplotlib.pyplot" not in loaded and "ipywidgets" not in loaded
     import toolkit as tk
     assert tk.plot.__name__ == "toolkit.plot" and callable(tk.explore)
+
+
+def test_no_public_function_shadows_a_submodule():
+    # tk.rescue once was both the function and (after "import toolkit.rescue")
+    # the module, depending on import order: the modules behind functions are private
+    import importlib
+    import inspect
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(toolkit.__path__)}
+    lazy = {name for name, (_, attr) in toolkit._LAZY.items() if attr is not None}
+    public = [n for n in dir(toolkit) if not n.startswith("_")]
+    shadowing = sorted(n for n in public if n in submodules and
+                       (n in lazy or not inspect.ismodule(getattr(toolkit, n))))
+    assert not shadowing, f"toolkit.X is not the module toolkit/X.py: {shadowing}"
+    for name in submodules & set(public) - lazy:      # e.g. plot, hosts: the module itself
+        assert getattr(toolkit, name) is importlib.import_module(f"toolkit.{name}")
+
+
+def test_the_constants_of_private_modules_have_a_public_home():
+    from toolkit import _advise, _rescue, _sweep
+
+    assert toolkit.rescue is _rescue.rescue and toolkit.sweep is _sweep.sweep
+    assert toolkit.RESCUE_CLASSES is _rescue.CLASSES
+    assert toolkit.RESCUE_CLASS_HELP is _rescue.CLASS_HELP
+    assert toolkit.SWEEP_MAX_POINTS == _sweep.MAX_POINTS and toolkit.plan is _sweep.plan
+    assert toolkit.ADVISE_LAYERS is _advise.LAYERS
+    assert set(toolkit.RESCUE_CLASS_HELP) == set(toolkit.RESCUE_CLASSES)

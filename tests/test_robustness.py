@@ -92,7 +92,7 @@ def test_numpy_bools_are_bools_and_a_missing_trace_names_the_path(tmp_path):
 def test_an_interrupted_sweep_does_not_run_its_queued_chunks(monkeypatch):
     """Ctrl-C lands in the main thread while it takes a result: the chunks still
     queued must not start (each chunk here takes tens of ms)."""
-    module = sys.modules["toolkit._sweep"]           # tk.sweep is the function
+    module = sys.modules["toolkit._sweep"]
     real, calls = module.run_chunk, []
 
     def counted(scenarios, traces, cancel=None):
@@ -615,7 +615,7 @@ SLICED = {
 @pytest.mark.parametrize("case", SLICED)
 def test_slices_of_1_ms_give_the_result_of_one_whole_run(monkeypatch, case):
     from toolkit import encode, policies
-    sim = sys.modules["toolkit._simulate"]            # tk.simulate is the function
+    sim = sys.modules["toolkit._simulate"]
     from toolkit.kernels.precopy import migration_thread
     sc = Scenario(**{"ram_size": "4MiB", "link_bandwidth": "50Mbit/s", "max_bandwidth": 0,
                      "max_time": 4.0, "downtime_limit": 20, **SLICED[case]})

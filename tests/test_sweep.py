@@ -4,7 +4,7 @@ import pytest
 import xarray as xr
 
 import toolkit as tk
-from toolkit._rescue import CLASSES
+from toolkit import RESCUE_CLASSES as CLASSES
 
 GRID = dict(ram_size="256MiB", workload="hotcold", max_time=8.0,
             dirty_rate=["20MiB/s", "300MiB/s", "1GiB/s"], downtime_limit=[30, 300],

@@ -19,6 +19,9 @@ downtime budget, how long, what downtime, and which avail-switchover-bandwidth i
 The avail analysis runs with downtime-limit at the operator's budget and the
 layer's settings (rate limit, auto-converge), without the layer's ramp: the
 ramp is simulated on its own, as what the layer does when avail is not set.
+
+The module is private (``tk.advise`` is the function); :data:`LAYERS` is public
+as ``toolkit.ADVISE_LAYERS``.
 """
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 :func:`rescue` reads a sweep with an ``avail_switchover_bandwidth`` dimension
 that includes ``"estimate"`` (0: QEMU's own estimate) and classifies every
 point and setting, and finds the range of safe values per point.
+
+The module is private (``tk.rescue`` is the function); :data:`CLASSES` and
+:data:`CLASS_HELP` are public as ``toolkit.RESCUE_CLASSES`` and
+``toolkit.RESCUE_CLASS_HELP``.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import xarray as xr
 from .verdict import Verdict, downtime_limit, verdict_codes, within_limit
 
 AVAIL = "avail_switchover_bandwidth"
+#: The classes in code order (``rescue_class`` indexes this tuple).
 CLASSES = ("converges_anyway", "rescued", "overshoots", "lost", "broken", "not_finished")
 #: Classes the baseline (QEMU's estimate) can have: it is what the others are compared with.
 BASELINE_CLASSES = ("converges_anyway", "overshoots", "lost", "not_finished")

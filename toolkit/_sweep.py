@@ -7,6 +7,9 @@ any work (see :func:`plan`), runs the points in chunks (threads over the
 grid's coordinates as it starts, and unstacks the flat results into a Dataset
 built by :func:`toolkit.schema.build_dataset`. A point's result depends only on
 its parameters and seed, never on the chunking or the number of workers.
+
+The module is private (``tk.sweep`` is the function); :func:`plan` and
+:data:`MAX_POINTS` are public as ``toolkit.plan`` and ``toolkit.SWEEP_MAX_POINTS``.
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Compile (or load from numba's cache) every kernel before first use."""
+"""Compile (or load from numba's cache) every kernel before first use.
+
+The module is private: ``tk.warmup`` is the function.
+"""
 from __future__ import annotations
 
 import time
