@@ -82,10 +82,27 @@ def test_rescue_classes(serial):
     xr.testing.assert_equal(safe.drop_attrs(), want.drop_attrs())
 
 
+def test_merge_rescue_adds_the_rescue_analysis_to_the_sweep(serial):
+    merged = tk.merge_rescue(serial)
+    res = tk.rescue(serial)
+    assert merged.attrs == serial.attrs and set(serial.data_vars) < set(merged.data_vars)
+    for name in ("rescue_class", "overshoot", "smallest_converging_avail", "largest_safe_avail"):
+        xr.testing.assert_equal(merged[name], res[name])
+        assert repr(merged[name].attrs) == repr(res[name].attrs)    # flag_values: an array
+    xr.testing.assert_identical(merged[list(serial.data_vars)], serial)   # coords' units kept
+    assert tk.class_counts(merged) == tk.class_counts(res)
+
+
 def test_rescue_needs_the_estimate():
+    from toolkit._rescue import is_rescue_sweep
+
     ds = tk.sweep(ram_size="64MiB", avail_switchover_bandwidth=["link", "2x link"], max_time=2.0)
-    with pytest.raises(ValueError, match="estimate"):
-        tk.rescue(ds)
+    assert not is_rescue_sweep(ds) and not is_rescue_sweep(ds.isel(avail_switchover_bandwidth=0))
+    for analysis in (tk.rescue, tk.merge_rescue):
+        with pytest.raises(ValueError, match="estimate"):
+            analysis(ds)
+    with pytest.raises(ValueError, match="needs a sweep over avail_switchover_bandwidth"):
+        tk.merge_rescue(ds.isel(avail_switchover_bandwidth=0))
 
 
 @pytest.mark.parametrize("params, match", [

@@ -20,9 +20,9 @@ from .scenario import IDEAL_HOST, PARAMETERS, Scenario
 from . import hosts
 from ._simulate import simulate
 from ._sweep import geomspace, linspace, plan, sweep
-from ._rescue import class_counts, class_counts_by_setting, rescue
+from ._rescue import class_counts, class_counts_by_setting, merge_rescue, rescue
 from ._advise import Advice, advise
-from .store import open_dataset, save
+from .store import open_dataset, save, save_figure
 from . import analytic, policies, workloads
 from .units import format_rate, format_size, parse_duration, parse_rate, parse_size
 from ._warmup import warmup
@@ -71,6 +71,7 @@ __all__ = [
     "linspace",
     "geomspace",
     "rescue",
+    "merge_rescue",
     "RESCUE_CLASSES",
     "RESCUE_CLASS_HELP",
     "class_counts",
@@ -79,6 +80,7 @@ __all__ = [
     "Advice",
     "ADVISE_LAYERS",
     "save",
+    "save_figure",
     "open_dataset",
     "analytic",
     "plot",

@@ -351,8 +351,8 @@ def _duration(seconds: float) -> str:
 
 
 def _sweep_to(out, config, options, traces, grid, args) -> int:
-    from ._rescue import AVAIL, rescue
-    from .store import ChunkStore, save
+    from ._rescue import is_rescue_sweep, merge_rescue
+    from .store import ChunkStore, save, save_figure
     from ._sweep import _whole, check_sweep_memory, estimate_time, sweep
 
     for name in ("workers", "chunk_size"):      # before the checkpoint directory exists
@@ -386,35 +386,25 @@ def _sweep_to(out, config, options, traces, grid, args) -> int:
         if resumed else ""
     lines = [f"{format_count(ds.converged.size, 'scenario')}, {int(ds.converged.sum()):,} "
              f"converged{done}"]
-    res = None
-    if AVAIL in ds.dims:
-        try:
-            res = rescue(ds)
-        except ValueError:
-            res = None
-    if res is not None:
-        ds = ds.merge(res[["rescue_class", "overshoot", "smallest_converging_avail",
-                           "largest_safe_avail"]])
-        lines += rescue_table(res)
+    rescued = is_rescue_sweep(ds)
+    if rescued:
+        ds = merge_rescue(ds)
+        lines += rescue_table(ds)
     save(ds, out)
     store.clear()
     lines.append(f"wrote {out}")
-    if res is not None and not args.no_map and len(ds.rescue_class.dims) >= 3:
+    if rescued and not args.no_map and len(ds.rescue_class.dims) >= 3:
         import matplotlib
         matplotlib.use("Agg")
         from .plot import rescue_map
-        png = out.with_suffix(".png")
-        fig = rescue_map(ds)
-        tmp = png.with_name(f".{png.name}.tmp.png")
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, png)
-        lines.append(f"wrote {png}")
+        lines.append(f"wrote {save_figure(rescue_map(ds), out.with_suffix('.png'))}")
     print("\n".join(lines))
     return 0
 
 
 def rescue_table(res) -> list[str]:
-    """The rescue classes counted per avail-switchover-bandwidth setting, one line each.
+    """The rescue classes counted per avail-switchover-bandwidth setting, one line each
+    (``res``: :func:`toolkit.rescue`'s output or a sweep merged with it).
 
     The estimate's own column can never be "rescued" or "broken": counts
     mixed over every setting would hide what each one does.
