@@ -142,3 +142,31 @@ def test_a_planned_grid_is_swept_as_planned():
     assert ds.converged.equals(tk.sweep(**params, workers=1).converged)
     with pytest.raises(TypeError, match="either grid= or parameters"):
         tk.sweep(grid=grid, ram_size="1GiB")
+
+
+def test_a_sweep_checks_its_memory_once(monkeypatch, tmp_path):
+    import sys
+
+    from toolkit._sweep import check_sweep_memory, plan
+    from toolkit.cli import main
+
+    module = sys.modules["toolkit._sweep"]
+    calls = []
+    real = module.check_memory
+    monkeypatch.setattr(module, "check_memory", lambda *a: calls.append(a[1]) or real(*a))
+    params = dict(ram_size="64MiB", dirty_rate=["10MiB/s", "1GiB/s"], max_time=2.0)
+    tk.sweep(**params, workers=1)
+    assert len(calls) == 1
+    grid = plan(**params)
+    check_sweep_memory(grid, 2)
+    tk.sweep(grid=grid, workers=2)
+    tk.sweep(grid=grid, workers=1)
+    assert len(calls) == 2
+    tk.sweep(grid=grid, workers=3)            # more runs at once than were checked
+    assert len(calls) == 3 and calls[-1].startswith("the sweep (3 workers")
+    config = tmp_path / "c.toml"
+    config.write_text('[fixed]\nram_size = "4MiB"\nmax_time = "2s"\n'
+                      '[grid]\ndirty_rate = ["1MiB/s", "2MiB/s"]\n')
+    assert main(["sweep", "--config", str(config), "--out", str(tmp_path / "o.nc"),
+                 "--workers", "2", "--no-progress", "--no-map"]) == 0
+    assert len(calls) == 4 and calls[-1].startswith("the sweep (2 workers")

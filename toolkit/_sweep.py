@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -130,6 +130,9 @@ class Grid:
     dims: dict                     # name -> coordinate values, in dimension order
     fixed: dict                    # name -> value as given
     values: dict                   # name -> swept values as given, in dimension order
+    # the most workers check_sweep_memory has let this grid run on: a caller that
+    # checked before its own work (the CLI, before its sample run) is not checked again
+    memory_checked: int = field(default=0, compare=False, repr=False)
 
     @property
     def shape(self) -> tuple:
@@ -278,7 +281,8 @@ def plan(**params) -> Grid:
 def check_sweep_memory(grid: Grid, workers: int) -> None:
     """Refuse a sweep whose runs would not fit in memory: ``workers`` runs of its
     largest corner point at once (run memory grows with each size and flag), and
-    the table of results (``N_STATE`` int64 per point)."""
+    the table of results (``N_STATE`` int64 per point). Once passed, :func:`sweep`
+    does not check ``grid`` again for as many workers or fewer."""
     runs = [(run_memory(sc), sc) for sc in map(lambda p: Scenario(**grid.fixed, **p),
                                                grid.corners())]
     per_run, sc = max(runs, key=lambda r: r[0])
@@ -288,6 +292,7 @@ def check_sweep_memory(grid: Grid, workers: int) -> None:
                  f"{per_run / GIB:.2f} GiB: ram_size={format_size(sc.ram_size)}, "
                  f"check={sc.check}; results of {grid.size:,} points: {table / GIB:.2f} GiB)",
                  "fewer workers, a smaller ram_size, check=False or fewer points")
+    grid.memory_checked = max(grid.memory_checked, workers)
 
 
 def estimate_time(grid: Grid, workers: int, chunk_size: int) -> tuple[float, float]:
@@ -430,7 +435,9 @@ def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int |
     checkpoint : toolkit.store.ChunkStore or path, optional
         Finished chunks are written here and skipped when the sweep runs again.
     grid : Grid, optional
-        A :func:`plan` already made (then no ``params``): it is not planned again.
+        A :func:`plan` already made (then no ``params``): it is not planned again,
+        nor its memory checked again if :func:`check_sweep_memory` passed it for
+        at least ``workers``.
     **params
         Scenario parameters; a list (or range, tuple, 1-D array) is swept, in the
         order given. ``avail_switchover_bandwidth`` also takes ``"estimate"``,
@@ -463,8 +470,9 @@ def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int |
     elif params:
         raise TypeError(f"sweep: give either grid= or parameters, not both (got {sorted(params)})")
     n = grid.size
-    if isinstance(scheduler, str):
-        check_sweep_memory(grid, workers)     # a Client's workers have their own memory
+    # a Client's workers have their own memory
+    if isinstance(scheduler, str) and grid.memory_checked < workers:
+        check_sweep_memory(grid, workers)
     chunk_size = max(1, min(64, -(-n // (8 * workers)))) if chunk_size is None else \
         _whole(chunk_size, "chunk_size")
     if isinstance(checkpoint, (str, os.PathLike)):
