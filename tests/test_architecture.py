@@ -105,14 +105,19 @@ def test_no_public_function_shadows_a_submodule():
     import inspect
     import pkgutil
 
-    submodules = {m.name for m in pkgutil.iter_modules(toolkit.__path__)}
+    packages = ["toolkit"] + [m.name for m in pkgutil.walk_packages(toolkit.__path__, "toolkit.")
+                              if m.ispkg]
     lazy = {name for name, (_, attr) in toolkit._LAZY.items() if attr is not None}
-    public = [n for n in dir(toolkit) if not n.startswith("_")]
-    shadowing = sorted(n for n in public if n in submodules and
-                       (n in lazy or not inspect.ismodule(getattr(toolkit, n))))
-    assert not shadowing, f"toolkit.X is not the module toolkit/X.py: {shadowing}"
-    for name in submodules & set(public) - lazy:      # e.g. plot, hosts: the module itself
-        assert getattr(toolkit, name) is importlib.import_module(f"toolkit.{name}")
+    for name in packages:
+        package = importlib.import_module(name)
+        submodules = {m.name for m in pkgutil.iter_modules(package.__path__)}
+        public = {n for n in dir(package) if not n.startswith("_")} & submodules
+        own_lazy = lazy if package is toolkit else set()
+        shadowing = sorted(n for n in public
+                           if n in own_lazy or not inspect.ismodule(getattr(package, n)))
+        assert not shadowing, f"{name}.X is not the module {name}.X: {shadowing}"
+        for sub in public - own_lazy:                 # e.g. toolkit.plot: the module itself
+            assert getattr(package, sub) is importlib.import_module(f"{name}.{sub}")
 
 
 def test_the_constants_of_private_modules_have_a_public_home():
