@@ -34,7 +34,7 @@ from toolkit import Scenario, warmup  # noqa: E402
 from toolkit.kernels import layout as L  # noqa: E402
 from toolkit.kernels.bitset import set_bit  # noqa: E402
 from toolkit.kernels.rng import below, splitmix64  # noqa: E402
-from toolkit.simulate import run_kernel  # noqa: E402
+from toolkit._simulate import run_kernel  # noqa: E402
 
 BIG = dict(ram_size="16GiB", workload="uniform", dirty_rate="1GiB/s",
            link_bandwidth="10Gbit/s", max_bandwidth=0, max_time=40.0)

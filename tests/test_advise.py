@@ -8,8 +8,8 @@ import matplotlib
 import pytest
 
 import toolkit as tk
-from toolkit.advise import LAYERS, Run, _monotonic
-from toolkit.rescue import CLASSES
+from toolkit._advise import LAYERS, Run, _monotonic
+from toolkit._rescue import CLASSES
 from toolkit.verdict import Verdict, describe, verdict
 
 matplotlib.use("Agg")

@@ -96,3 +96,36 @@ def test_import_toolkit_loads_neither_pyplot_nor_ipywidgets():
     assert "matplotlib.pyplot" not in loaded and "ipywidgets" not in loaded
     import toolkit as tk
     assert tk.plot.__name__ == "toolkit.plot" and callable(tk.explore)
+
+
+def test_no_public_function_shadows_a_submodule():
+    # tk.rescue once was both the function and (after "import toolkit.rescue")
+    # the module, depending on import order: the modules behind functions are private
+    import importlib
+    import inspect
+    import pkgutil
+
+    packages = ["toolkit"] + [m.name for m in pkgutil.walk_packages(toolkit.__path__, "toolkit.")
+                              if m.ispkg]
+    lazy = {name for name, (_, attr) in toolkit._LAZY.items() if attr is not None}
+    for name in packages:
+        package = importlib.import_module(name)
+        submodules = {m.name for m in pkgutil.iter_modules(package.__path__)}
+        public = {n for n in dir(package) if not n.startswith("_")} & submodules
+        own_lazy = lazy if package is toolkit else set()
+        shadowing = sorted(n for n in public
+                           if n in own_lazy or not inspect.ismodule(getattr(package, n)))
+        assert not shadowing, f"{name}.X is not the module {name}.X: {shadowing}"
+        for sub in public - own_lazy:                 # e.g. toolkit.plot: the module itself
+            assert getattr(package, sub) is importlib.import_module(f"{name}.{sub}")
+
+
+def test_the_constants_of_private_modules_have_a_public_home():
+    from toolkit import _advise, _rescue, _sweep
+
+    assert toolkit.rescue is _rescue.rescue and toolkit.sweep is _sweep.sweep
+    assert toolkit.RESCUE_CLASSES is _rescue.CLASSES
+    assert toolkit.RESCUE_CLASS_HELP is _rescue.CLASS_HELP
+    assert toolkit.SWEEP_MAX_POINTS == _sweep.MAX_POINTS and toolkit.plan is _sweep.plan
+    assert toolkit.ADVISE_LAYERS is _advise.LAYERS
+    assert set(toolkit.RESCUE_CLASS_HELP) == set(toolkit.RESCUE_CLASSES)

@@ -169,7 +169,7 @@ def test_seed_changes_writes_but_not_migration_parameters():
 def test_a_1_tib_guest_fits_in_tens_of_mib():
     import tracemalloc
 
-    from toolkit.simulate import run_kernel
+    from toolkit._simulate import run_kernel
     tracemalloc.start()
     raw = run_kernel(Scenario(ram_size="1TiB", dirty_rate="1GiB/s", max_bandwidth=0,
                               max_time=1.0))

@@ -12,7 +12,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 
 import toolkit as tk  # noqa: E402
 from toolkit import plot  # noqa: E402
-from toolkit.rescue import CLASSES  # noqa: E402
+from toolkit import RESCUE_CLASSES as CLASSES  # noqa: E402
 
 
 @pytest.fixture(scope="module")

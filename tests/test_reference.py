@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from toolkit import Scenario
 from toolkit.kernels import layout as L
-from toolkit.simulate import run_kernel
+from toolkit._simulate import run_kernel
 
 from .reference import Reference
 

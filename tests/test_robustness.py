@@ -12,7 +12,7 @@ import pytest
 import toolkit as tk
 from toolkit import Scenario
 from toolkit.kernels import layout as L
-from toolkit.simulate import run_kernel
+from toolkit._simulate import run_kernel
 
 from .reference import Reference
 from .sweeps import assert_resume_finishes, start_sweep, sweep_command, wait_for_chunks
@@ -92,7 +92,7 @@ def test_numpy_bools_are_bools_and_a_missing_trace_names_the_path(tmp_path):
 def test_an_interrupted_sweep_does_not_run_its_queued_chunks(monkeypatch):
     """Ctrl-C lands in the main thread while it takes a result: the chunks still
     queued must not start (each chunk here takes tens of ms)."""
-    module = sys.modules["toolkit.sweep"]           # tk.sweep is the function
+    module = sys.modules["toolkit._sweep"]
     real, calls = module.run_chunk, []
 
     def counted(scenarios, traces, cancel=None):
@@ -134,7 +134,7 @@ def test_cli_os_errors_are_one_line_messages_naming_the_path(tmp_path, capsys):
 
 
 def test_a_changed_write_trace_is_another_sweep(tmp_path):
-    from toolkit.sweep import plan
+    from toolkit._sweep import plan
     path = tmp_path / "t.txt"
     tk.workloads.write_write_trace(path, [0, 10], [1, 2])
     grid = dict(ram_size="1MiB", workload="replay", write_trace=str(path), dirty_rate=[1, 2])
@@ -259,11 +259,11 @@ GIB = 2**30
 @pytest.fixture
 def eight_gib(monkeypatch):
     """A machine with 8 GiB available, whatever this one has."""
-    monkeypatch.setattr(sys.modules["toolkit.simulate"], "available_memory", lambda: 8 * GIB)
+    monkeypatch.setattr(sys.modules["toolkit._simulate"], "available_memory", lambda: 8 * GIB)
 
 
 def test_a_16_tib_guest_with_check_is_refused_before_the_kernel(eight_gib, monkeypatch):
-    module = sys.modules["toolkit.simulate"]
+    module = sys.modules["toolkit._simulate"]
     monkeypatch.setattr(module, "run_kernel", lambda sc: pytest.fail("the kernel ran"))
     with pytest.raises(ValueError, match=r"ram_size=16 TiB with check=True needs about 33\.0 "
                                          r"GiB of memory, more than the 8\.0 GiB available"):
@@ -271,7 +271,7 @@ def test_a_16_tib_guest_with_check_is_refused_before_the_kernel(eight_gib, monke
 
 
 def test_the_memory_estimate_is_what_run_kernel_allocates(monkeypatch):
-    module = sys.modules["toolkit.simulate"]
+    module = sys.modules["toolkit._simulate"]
     seen = {}
 
     def slice_(p, streams, st, rng, dirty_log, bitmap, content, src, dst, *rest):
@@ -293,7 +293,7 @@ def test_the_memory_estimate_is_what_run_kernel_allocates(monkeypatch):
 
 
 def test_a_sweep_that_would_not_fit_is_refused_before_any_chunk(eight_gib, monkeypatch):
-    module = sys.modules["toolkit.sweep"]
+    module = sys.modules["toolkit._sweep"]
     monkeypatch.setattr(module, "run_chunk", lambda *a: pytest.fail("a chunk ran"))
     with pytest.raises(ValueError, match=r"the sweep \(2 workers at once on runs of up to "
                                          r"8\.2\d GiB: ram_size=4 TiB, check=True; .*more than "
@@ -321,7 +321,7 @@ def test_the_cli_prints_the_points_and_a_time_estimate_first(tmp_path, capsys):
 
 
 def test_plan_makes_no_scenario_per_point(monkeypatch):
-    module = sys.modules["toolkit.sweep"]
+    module = sys.modules["toolkit._sweep"]
     made = []
 
     class Counted(Scenario):
@@ -340,7 +340,7 @@ def test_plan_makes_no_scenario_per_point(monkeypatch):
 
 
 def test_a_grid_above_max_points_is_refused_with_its_size():
-    from toolkit.sweep import MAX_POINTS
+    from toolkit._sweep import MAX_POINTS
     with pytest.raises(ValueError, match=r"100,000,000 points \(10000 dirty_rate x 10000 "
                                          r"downtime_limit\), more than MAX_POINTS = 10,000,000"):
         tk.sweep(dirty_rate=list(range(10_000)), downtime_limit=list(range(10_000)))
@@ -366,7 +366,7 @@ def test_a_grid_above_max_points_is_refused_with_its_size():
 ])
 def test_plan_refuses_a_grid_exactly_when_one_of_its_points_is_bad(grid):
     import itertools
-    from toolkit.sweep import plan
+    from toolkit._sweep import plan
     swept = {k: v for k, v in grid.items() if isinstance(v, list)}
     fixed = {k: v for k, v in grid.items() if k not in swept}
     bad = []
@@ -392,7 +392,7 @@ def _old_fingerprint(grid, traces):
     fixed = {k: v for k, v in grid.items() if k not in swept}
     scenarios = [Scenario(**fixed, **dict(zip(swept, c)))
                  for c in itertools.product(*swept.values())]
-    key = (importlib.import_module("toolkit.sweep").__version__, traces,
+    key = (importlib.import_module("toolkit._sweep").__version__, traces,
            [sc.to_dict() for sc in scenarios])
     files = sorted({sc.write_trace for sc in scenarios if sc.workload == "replay"})
     if files:
@@ -401,8 +401,8 @@ def _old_fingerprint(grid, traces):
 
 
 def test_fingerprints_of_existing_grids_are_unchanged(tmp_path, monkeypatch):
-    from toolkit.sweep import plan
-    monkeypatch.setattr(importlib.import_module("toolkit.sweep"), "__version__", "pinned")
+    from toolkit._sweep import plan
+    monkeypatch.setattr(importlib.import_module("toolkit._sweep"), "__version__", "pinned")
     test_sweep_grid = dict(
         ram_size="256MiB", workload="hotcold", max_time=8.0,
         dirty_rate=["20MiB/s", "300MiB/s", "1GiB/s"], downtime_limit=[30, 300],
@@ -466,7 +466,7 @@ def test_two_spellings_of_one_avail_point_are_refused(values, first, second):
     with pytest.raises(ValueError, match=rf"avail_switchover_bandwidth: swept values {first} "
                                          rf"and {second} are the same point"):
         tk.sweep(ram_size="16MiB", avail_switchover_bandwidth=values)
-    from toolkit.sweep import plan
+    from toolkit._sweep import plan
     assert plan(avail_switchover_bandwidth=["estimate", "0.5x link", "link", "4x link",
                                             "1Gbit/s"]).shape == (5,)
 
@@ -615,7 +615,7 @@ SLICED = {
 @pytest.mark.parametrize("case", SLICED)
 def test_slices_of_1_ms_give_the_result_of_one_whole_run(monkeypatch, case):
     from toolkit import encode, policies
-    sim = sys.modules["toolkit.simulate"]            # tk.simulate is the function
+    sim = sys.modules["toolkit._simulate"]
     from toolkit.kernels.precopy import migration_thread
     sc = Scenario(**{"ram_size": "4MiB", "link_bandwidth": "50Mbit/s", "max_bandwidth": 0,
                      "max_time": 4.0, "downtime_limit": 20, **SLICED[case]})
@@ -643,7 +643,7 @@ def test_slices_of_1_ms_give_the_result_of_one_whole_run(monkeypatch, case):
 
 
 def test_the_trace_buffer_grows_with_the_run_not_with_max_time(monkeypatch):
-    sim = sys.modules["toolkit.simulate"]
+    sim = sys.modules["toolkit._simulate"]
     sizes = []
     real = sim.migration_thread_slice
 

@@ -59,7 +59,7 @@ def test_cross_parameter_checks():
 
 def test_errors_come_before_any_work(monkeypatch):
     import sys
-    sim = sys.modules["toolkit.simulate"]
+    sim = sys.modules["toolkit._simulate"]
 
     def boom(*args):
         raise AssertionError("kernel ran")

@@ -162,3 +162,41 @@ def test_chunk_store_concurrent_writers(tmp_path):
     assert cs.done() == set(range(40))
     assert all(cs.read(i)["value"][0] == i for i in range(40))
     assert not [p.name for p in directory.iterdir() if p.name.startswith(".")]  # no temps
+
+
+def _figure():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 1))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    return fig
+
+
+def test_save_figure_writes_atomically(tmp_path):
+    fig = _figure()
+    path = tk.save_figure(fig, tmp_path / "maps" / "m.png")
+    assert path == tmp_path / "maps" / "m.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert tk.save_figure(fig, tmp_path / "m.svg").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(FileExistsError, match="m.png exists"):
+        tk.save_figure(fig, path, overwrite=False)
+    with pytest.raises(ValueError, match=r"m\.txt: expected a path ending in one of .*\.png"):
+        tk.save_figure(fig, tmp_path / "m.txt")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["m.png", "m.svg", "maps"]
+
+
+def test_a_figure_that_fails_to_render_leaves_the_old_file(tmp_path, monkeypatch):
+    fig = _figure()
+    path = tk.save_figure(fig, tmp_path / "m.png")
+    before = path.read_bytes()
+
+    def broken(target, **kwargs):
+        pathlib.Path(target).write_bytes(b"\x89PNG half")
+        raise RuntimeError("renderer died")
+
+    monkeypatch.setattr(fig, "savefig", broken)
+    with pytest.raises(RuntimeError, match="renderer died"):
+        tk.save_figure(fig, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.png"]

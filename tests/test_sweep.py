@@ -4,7 +4,7 @@ import pytest
 import xarray as xr
 
 import toolkit as tk
-from toolkit.rescue import CLASSES
+from toolkit import RESCUE_CLASSES as CLASSES
 
 GRID = dict(ram_size="256MiB", workload="hotcold", max_time=8.0,
             dirty_rate=["20MiB/s", "300MiB/s", "1GiB/s"], downtime_limit=[30, 300],
@@ -82,10 +82,27 @@ def test_rescue_classes(serial):
     xr.testing.assert_equal(safe.drop_attrs(), want.drop_attrs())
 
 
+def test_merge_rescue_adds_the_rescue_analysis_to_the_sweep(serial):
+    merged = tk.merge_rescue(serial)
+    res = tk.rescue(serial)
+    assert merged.attrs == serial.attrs and set(serial.data_vars) < set(merged.data_vars)
+    for name in ("rescue_class", "overshoot", "smallest_converging_avail", "largest_safe_avail"):
+        xr.testing.assert_equal(merged[name], res[name])
+        assert repr(merged[name].attrs) == repr(res[name].attrs)    # flag_values: an array
+    xr.testing.assert_identical(merged[list(serial.data_vars)], serial)   # coords' units kept
+    assert tk.class_counts(merged) == tk.class_counts(res)
+
+
 def test_rescue_needs_the_estimate():
+    from toolkit._rescue import is_rescue_sweep
+
     ds = tk.sweep(ram_size="64MiB", avail_switchover_bandwidth=["link", "2x link"], max_time=2.0)
-    with pytest.raises(ValueError, match="estimate"):
-        tk.rescue(ds)
+    assert not is_rescue_sweep(ds) and not is_rescue_sweep(ds.isel(avail_switchover_bandwidth=0))
+    for analysis in (tk.rescue, tk.merge_rescue):
+        with pytest.raises(ValueError, match="estimate"):
+            analysis(ds)
+    with pytest.raises(ValueError, match="needs a sweep over avail_switchover_bandwidth"):
+        tk.merge_rescue(ds.isel(avail_switchover_bandwidth=0))
 
 
 @pytest.mark.parametrize("params, match", [
@@ -119,9 +136,37 @@ def test_dask_local_cluster_gives_identical_results(serial):
 
 def test_a_planned_grid_is_swept_as_planned():
     params = dict(ram_size="64MiB", dirty_rate=["10MiB/s", "1GiB/s"], max_time=2.0)
-    from toolkit.sweep import plan
+    from toolkit._sweep import plan
     grid = plan(**params)
     ds = tk.sweep(grid=grid, workers=1)
     assert ds.converged.equals(tk.sweep(**params, workers=1).converged)
     with pytest.raises(TypeError, match="either grid= or parameters"):
         tk.sweep(grid=grid, ram_size="1GiB")
+
+
+def test_a_sweep_checks_its_memory_once(monkeypatch, tmp_path):
+    import sys
+
+    from toolkit._sweep import check_sweep_memory, plan
+    from toolkit.cli import main
+
+    module = sys.modules["toolkit._sweep"]
+    calls = []
+    real = module.check_memory
+    monkeypatch.setattr(module, "check_memory", lambda *a: calls.append(a[1]) or real(*a))
+    params = dict(ram_size="64MiB", dirty_rate=["10MiB/s", "1GiB/s"], max_time=2.0)
+    tk.sweep(**params, workers=1)
+    assert len(calls) == 1
+    grid = plan(**params)
+    check_sweep_memory(grid, 2)
+    tk.sweep(grid=grid, workers=2)
+    tk.sweep(grid=grid, workers=1)
+    assert len(calls) == 2
+    tk.sweep(grid=grid, workers=3)            # more runs at once than were checked
+    assert len(calls) == 3 and calls[-1].startswith("the sweep (3 workers")
+    config = tmp_path / "c.toml"
+    config.write_text('[fixed]\nram_size = "4MiB"\nmax_time = "2s"\n'
+                      '[grid]\ndirty_rate = ["1MiB/s", "2MiB/s"]\n')
+    assert main(["sweep", "--config", str(config), "--out", str(tmp_path / "o.nc"),
+                 "--workers", "2", "--no-progress", "--no-map"]) == 0
+    assert len(calls) == 4 and calls[-1].startswith("the sweep (2 workers")

@@ -99,7 +99,7 @@ def run_table(base: Scenario, settings=AVAIL_SETTINGS):
         The sweep over the settings, and one row per setting with stable keys,
         units in the names.
     """
-    from .sweep import sweep
+    from ._sweep import sweep
 
     for value in settings:          # each setting checked before any work, naming it
         try:
@@ -210,7 +210,7 @@ ADVISE_OPTIONS = {"ram_size": "ram_size", "dirty_rate": "dirty_rate",
 
 def _advise_inputs(args) -> dict:
     """Keyword arguments of advise from the options, each checked and named as its option."""
-    from .advise import LAYERS
+    from ._advise import LAYERS
 
     kwargs = {}
     for option, name in ADVISE_OPTIONS.items():
@@ -252,7 +252,7 @@ def cmd_advise(args) -> int:
     """``advise``: the answer to an operator's question, as a table or JSON, and a figure."""
     import json
 
-    from .advise import advise
+    from ._advise import advise
 
     kwargs = _advise_inputs(args)
     plot = pathlib.Path(args.plot) if args.plot else None
@@ -290,7 +290,7 @@ def _progress(args) -> bool:
 def cmd_sweep(args) -> int:
     """``sweep``: run a config's grid (resumable) and write its Dataset."""
     from .config import DEFAULT_CONFIG, load_config
-    from .sweep import plan
+    from ._sweep import plan
 
     config = pathlib.Path(args.config) if args.config else DEFAULT_CONFIG
     params, options = load_config(config)
@@ -347,9 +347,9 @@ def _duration(seconds: float) -> str:
 
 
 def _sweep_to(out, config, options, traces, grid, args) -> int:
-    from .rescue import AVAIL, rescue
-    from .store import ChunkStore, save
-    from .sweep import _whole, check_sweep_memory, estimate_time, sweep
+    from ._rescue import is_rescue_sweep, merge_rescue
+    from .store import ChunkStore, save, save_figure
+    from ._sweep import _whole, check_sweep_memory, estimate_time, sweep
 
     for name in ("workers", "chunk_size"):      # before the checkpoint directory exists
         if getattr(args, name) is not None:
@@ -382,40 +382,30 @@ def _sweep_to(out, config, options, traces, grid, args) -> int:
         if resumed else ""
     lines = [f"{format_count(ds.converged.size, 'scenario')}, {int(ds.converged.sum()):,} "
              f"converged{done}"]
-    res = None
-    if AVAIL in ds.dims:
-        try:
-            res = rescue(ds)
-        except ValueError:
-            res = None
-    if res is not None:
-        ds = ds.merge(res[["rescue_class", "overshoot", "smallest_converging_avail",
-                           "largest_safe_avail"]])
-        lines += rescue_table(res)
+    rescued = is_rescue_sweep(ds)
+    if rescued:
+        ds = merge_rescue(ds)
+        lines += rescue_table(ds)
     save(ds, out)
     store.clear()
     lines.append(f"wrote {out}")
-    if res is not None and not args.no_map and len(ds.rescue_class.dims) >= 3:
+    if rescued and not args.no_map and len(ds.rescue_class.dims) >= 3:
         import matplotlib
         matplotlib.use("Agg")
         from .plot import rescue_map
-        png = out.with_suffix(".png")
-        fig = rescue_map(ds)
-        tmp = png.with_name(f".{png.name}.tmp.png")
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, png)
-        lines.append(f"wrote {png}")
+        lines.append(f"wrote {save_figure(rescue_map(ds), out.with_suffix('.png'))}")
     print("\n".join(lines))
     return 0
 
 
 def rescue_table(res) -> list[str]:
-    """The rescue classes counted per avail-switchover-bandwidth setting, one line each.
+    """The rescue classes counted per avail-switchover-bandwidth setting, one line each
+    (``res``: :func:`toolkit.rescue`'s output or a sweep merged with it).
 
     The estimate's own column can never be "rescued" or "broken": counts
     mixed over every setting would hide what each one does.
     """
-    from .rescue import AVAIL, CLASSES, class_counts
+    from ._rescue import AVAIL, CLASSES, class_counts
 
     settings = [str(v) for v in res[AVAIL].values]
     heads = ["estimate" if s in ("estimate", "0", "0.0") else s for s in settings]

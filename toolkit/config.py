@@ -13,7 +13,7 @@ import pathlib
 import tomllib
 
 from .scenario import check_names
-from .sweep import MAX_POINTS, _whole, geomspace, linspace, plan
+from ._sweep import MAX_POINTS, _whole, geomspace, linspace, plan
 
 TOP_KEYS = {"title", "sweep", "fixed", "grid"}
 SWEEP_KEYS = {"traces": bool, "chunk_size": int}

@@ -4,7 +4,7 @@ The only module that writes kernel slots (``layout.P_*``, the monitor's
 ``layout.POL_*`` through :mod:`toolkit.policies`): units become picoseconds,
 pages and bytes, workloads become write streams, and the per-page arrays get
 their sizes. :func:`encode` gives everything a run needs but its state;
-:mod:`toolkit.simulate` allocates, runs and reads back.
+:mod:`toolkit._simulate` allocates, runs and reads back.
 """
 from __future__ import annotations
 

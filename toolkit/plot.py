@@ -18,7 +18,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from .rescue import CLASSES
+from ._rescue import CLASSES
 from .scenario import PARAMETER_INDEX
 from .units import (display_unit, format_number, format_rate, format_size, parse_duration,
                     parse_rate, parse_size)
@@ -33,7 +33,7 @@ CLASS_COLOURS = {
 }
 CLASS_HATCHES = {"converges_anyway": "", "rescued": "..", "overshoots": "//", "lost": "",
                  "broken": "xx"}
-# for classes added to toolkit.rescue.CLASSES later: the rest of Okabe-Ito, other hatches
+# for classes added to toolkit.RESCUE_CLASSES later: the rest of Okabe-Ito, other hatches
 _SPARE_COLOURS = ("#F0E442", "#D55E00", "#0072B2", "#7F7F7F")
 _SPARE_HATCHES = ("\\\\", "++", "oo", "--")
 #: QEMU's own spelling of the parameters a user sets with migrate-set-parameters
@@ -45,7 +45,7 @@ NAN_COLOUR = "#D9D9D9"             # cells without a value (e.g. no downtime: ne
 
 
 def class_colour(name: str) -> str:
-    """The colour of a rescue class (one of :data:`toolkit.rescue.CLASSES`)."""
+    """The colour of a rescue class (one of :data:`toolkit.RESCUE_CLASSES`)."""
     if name in CLASS_COLOURS:
         return CLASS_COLOURS[name]
     extra = [c for c in CLASSES if c not in CLASS_COLOURS]

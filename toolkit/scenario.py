@@ -500,7 +500,7 @@ class Scenario:
             object.__setattr__(self, f.name, validate_parameter(f.name, value))
         object.__setattr__(self, "ram_size", self.ram_size // PAGE_SIZE * PAGE_SIZE)
         object.__setattr__(self, "zipf_exponent", round(self.zipf_exponent, 6))
-        # toolkit.sweep.plan checks the rules below at a grid's corners only: keep each
+        # toolkit.plan checks the rules below at a grid's corners only: keep each
         # monotonic in every number it reads
         if self.workload in ("sequential", "phases") and \
                 self.write_range_start + self.write_range > self.ram_size:

@@ -2,6 +2,7 @@
 
 :func:`save` writes a Dataset to NetCDF (``.nc``) or Zarr (``.zarr``) through a
 temporary sibling that is renamed into place only once complete;
+:func:`save_figure` does the same for a matplotlib figure;
 :func:`open_dataset` reads one back, by path or by the name of a dataset
 shipped in ``datasets/``; :class:`ChunkStore` keeps the finished chunks of a
 sweep so an interrupted run resumes without losing or repeating results.
@@ -245,6 +246,45 @@ def _safe_attrs(attrs: dict) -> dict:
             value = np.uint64(value) if 0 <= value < 2**64 else str(value)
         safe[key] = value
     return safe
+
+
+def save_figure(fig, path, *, dpi: int = 110, overwrite: bool = True) -> pathlib.Path:
+    """Write a matplotlib figure, atomically, in the format its suffix names.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure, e.g. :func:`toolkit.plot.rescue_map`'s; it is not closed.
+    path : str or os.PathLike
+        Target ending in a format matplotlib writes (``.png``, ``.svg``, ``.pdf``, ...).
+    dpi : int
+        Resolution of raster formats [dots per inch].
+    overwrite : bool
+        Replace an existing target; if False, raise ``FileExistsError``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    final = pathlib.Path(path).expanduser()
+    formats = fig.canvas.get_supported_filetypes()
+    kind = final.suffix[1:].lower()
+    if kind not in formats:
+        raise ValueError(f"save_figure: {final}: expected a path ending in one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    if not overwrite and _exists(final):
+        raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(final)
+    tmp = _sibling(final, "tmp")
+    try:
+        fig.savefig(tmp, format=kind, dpi=dpi)
+        _publish_file(tmp, final, overwrite)
+    finally:
+        _remove(tmp)
+    _fsync_dir(final.parent)
+    return final
 
 
 # ---------------------------------------------------------------- atomic moves

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from . import plot
 from .constants import GIB, MIB
 from .scenario import PARAMETER_INDEX, WORKLOADS, validate_parameter, check_names, resolve_avail
-from .simulate import simulate
+from ._simulate import simulate
 from .units import format_count, format_rate, format_size, parse_rate, parse_size
 from .verdict import Verdict, describe, verdict
 

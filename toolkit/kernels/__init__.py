@@ -12,7 +12,7 @@ bitset
     One bit per 4 KiB guest page in ``uint64`` words.
 layout
     Slot numbers of the parameter, state and trace arrays shared by the kernels
-    and :mod:`toolkit.simulate`.
+    and :mod:`toolkit._simulate`.
 guest
     Guest writes into the dirty log (the workloads).
 precopy

@@ -104,7 +104,7 @@ from ..hosts import HOST_PARAMETERS
 from ..constants import NORMAL_PAGE_WIRE, PAGE_SIZE, ZERO_PAGE_WIRE
 from ..scenario import PARAMETER_INDEX, Scenario
 from ..schema import scalar_results
-from ..simulate import run_kernel
+from .._simulate import run_kernel
 from .readers import read_replies, read_samples, read_trace
 from .records import DEFAULT_OUT, record_dirs, record_scenario
 
@@ -1083,5 +1083,5 @@ def predicted_scenario(run, calibration: Calibration,
 def predict(run, calibration: Calibration, scenario: Callable | None = None):
     """The simulator's prediction of a run (Dataset of ``simulate``) from
     :func:`predicted_scenario`."""
-    from ..simulate import simulate
+    from .._simulate import simulate
     return simulate(predicted_scenario(run, calibration, scenario))

@@ -22,7 +22,7 @@ import xarray as xr
 
 from .. import baselines
 from .._version import __version__
-from ..simulate import simulate
+from .._simulate import simulate
 from .calibrate import UNITS, calibrate, load_records, predicted_scenario
 from .records import DEFAULT_OUT
 

@@ -7,6 +7,9 @@ any work (see :func:`plan`), runs the points in chunks (threads over the
 grid's coordinates as it starts, and unstacks the flat results into a Dataset
 built by :func:`toolkit.schema.build_dataset`. A point's result depends only on
 its parameters and seed, never on the chunking or the number of workers.
+
+The module is private (``tk.sweep`` is the function); :func:`plan` and
+:data:`MAX_POINTS` are public as ``toolkit.plan`` and ``toolkit.SWEEP_MAX_POINTS``.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,7 +31,7 @@ from .constants import GIB
 from .kernels import layout as L
 from ._version import __version__
 from .scenario import Scenario, validate_parameter, avail_link_factor, check_names, resolve_avail
-from .simulate import check_memory, run_kernel, run_memory
+from ._simulate import check_memory, run_kernel, run_memory
 from .store import ChunkStore
 from .units import format_size, parse_duration, parse_rate, parse_size
 
@@ -127,6 +130,9 @@ class Grid:
     dims: dict                     # name -> coordinate values, in dimension order
     fixed: dict                    # name -> value as given
     values: dict                   # name -> swept values as given, in dimension order
+    # the most workers check_sweep_memory has let this grid run on: a caller that
+    # checked before its own work (the CLI, before its sample run) is not checked again
+    memory_checked: int = field(default=0, compare=False, repr=False)
 
     @property
     def shape(self) -> tuple:
@@ -275,7 +281,8 @@ def plan(**params) -> Grid:
 def check_sweep_memory(grid: Grid, workers: int) -> None:
     """Refuse a sweep whose runs would not fit in memory: ``workers`` runs of its
     largest corner point at once (run memory grows with each size and flag), and
-    the table of results (``N_STATE`` int64 per point)."""
+    the table of results (``N_STATE`` int64 per point). Once passed, :func:`sweep`
+    does not check ``grid`` again for as many workers or fewer."""
     runs = [(run_memory(sc), sc) for sc in map(lambda p: Scenario(**grid.fixed, **p),
                                                grid.corners())]
     per_run, sc = max(runs, key=lambda r: r[0])
@@ -285,6 +292,7 @@ def check_sweep_memory(grid: Grid, workers: int) -> None:
                  f"{per_run / GIB:.2f} GiB: ram_size={format_size(sc.ram_size)}, "
                  f"check={sc.check}; results of {grid.size:,} points: {table / GIB:.2f} GiB)",
                  "fewer workers, a smaller ram_size, check=False or fewer points")
+    grid.memory_checked = max(grid.memory_checked, workers)
 
 
 def estimate_time(grid: Grid, workers: int, chunk_size: int) -> tuple[float, float]:
@@ -297,7 +305,7 @@ def estimate_time(grid: Grid, workers: int, chunk_size: int) -> tuple[float, flo
     total : float
         ``sample`` times the points, shared by the workers that have chunks. [s]
     """
-    from .warmup import warmup
+    from ._warmup import warmup
     warmup(verbose=False)
     start = time.perf_counter()
     run_kernel(grid.scenario(grid.size // 2))
@@ -310,7 +318,7 @@ def run_chunk(scenarios: list, traces: bool, cancel: threading.Event | None = No
     """Run scenarios one after the other; the unit of work of threads and Dask tasks.
 
     ``cancel`` (threads): once set, the run in progress stops with
-    KeyboardInterrupt (:func:`~toolkit.simulate.run_kernel`).
+    KeyboardInterrupt (:func:`~toolkit._simulate.run_kernel`).
 
     Returns
     -------
@@ -427,7 +435,9 @@ def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int |
     checkpoint : toolkit.store.ChunkStore or path, optional
         Finished chunks are written here and skipped when the sweep runs again.
     grid : Grid, optional
-        A :func:`plan` already made (then no ``params``): it is not planned again.
+        A :func:`plan` already made (then no ``params``): it is not planned again,
+        nor its memory checked again if :func:`check_sweep_memory` passed it for
+        at least ``workers``.
     **params
         Scenario parameters; a list (or range, tuple, 1-D array) is swept, in the
         order given. ``avail_switchover_bandwidth`` also takes ``"estimate"``,
@@ -460,8 +470,9 @@ def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int |
     elif params:
         raise TypeError(f"sweep: give either grid= or parameters, not both (got {sorted(params)})")
     n = grid.size
-    if isinstance(scheduler, str):
-        check_sweep_memory(grid, workers)     # a Client's workers have their own memory
+    # a Client's workers have their own memory
+    if isinstance(scheduler, str) and grid.memory_checked < workers:
+        check_sweep_memory(grid, workers)
     chunk_size = max(1, min(64, -(-n // (8 * workers)))) if chunk_size is None else \
         _whole(chunk_size, "chunk_size")
     if isinstance(checkpoint, (str, os.PathLike)):

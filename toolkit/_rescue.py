@@ -3,6 +3,10 @@
 :func:`rescue` reads a sweep with an ``avail_switchover_bandwidth`` dimension
 that includes ``"estimate"`` (0: QEMU's own estimate) and classifies every
 point and setting, and finds the range of safe values per point.
+
+The module is private (``tk.rescue`` is the function); :data:`CLASSES` and
+:data:`CLASS_HELP` are public as ``toolkit.RESCUE_CLASSES`` and
+``toolkit.RESCUE_CLASS_HELP``.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import xarray as xr
 from .verdict import Verdict, downtime_limit, verdict_codes, within_limit
 
 AVAIL = "avail_switchover_bandwidth"
+#: The classes in code order (``rescue_class`` indexes this tuple).
 CLASSES = ("converges_anyway", "rescued", "overshoots", "lost", "broken", "not_finished")
 #: Classes the baseline (QEMU's estimate) can have: it is what the others are compared with.
 BASELINE_CLASSES = ("converges_anyway", "overshoots", "lost", "not_finished")
@@ -33,15 +38,32 @@ def avail_values(ds: xr.Dataset) -> xr.DataArray:
     return ds[AVAIL].astype(float)
 
 
+#: The per-point variables of :func:`rescue` that :func:`merge_rescue` adds to a sweep.
+MERGED = ("rescue_class", "overshoot", "smallest_converging_avail", "largest_safe_avail")
+
+
+def _not_a_rescue_sweep(ds: xr.Dataset) -> str:
+    """Why :func:`rescue` cannot classify ``ds``, or "" if it can."""
+    if AVAIL not in ds.dims:
+        return f"rescue needs a sweep over {AVAIL}, e.g. {AVAIL}=['estimate', 'link', '2x link']"
+    values = avail_values(ds)
+    if not bool((values == 0).all([d for d in values.dims if d != AVAIL]).any()):
+        return f"rescue needs 'estimate' (0) among the {AVAIL} values, to compare with"
+    return ""
+
+
+def is_rescue_sweep(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` sweeps avail-switchover-bandwidth, QEMU's estimate (0) included."""
+    return not _not_a_rescue_sweep(ds)
+
+
 def classify(ds: xr.Dataset) -> xr.DataArray:
     """Class of every point and avail setting, as codes into :data:`CLASSES`."""
-    if AVAIL not in ds.dims:
-        raise ValueError(f"rescue needs a sweep over {AVAIL}, e.g. "
-                         f"{AVAIL}=['estimate', 'link', '2x link']")
+    why = _not_a_rescue_sweep(ds)
+    if why:
+        raise ValueError(why)
     values = avail_values(ds)
     is_estimate = (values == 0).all([d for d in values.dims if d != AVAIL])
-    if not bool(is_estimate.any()):
-        raise ValueError(f"rescue needs 'estimate' (0) among the {AVAIL} values, to compare with")
     base = ds.converged.isel({AVAIL: int(np.argmax(is_estimate.values))})
     conv = ds.converged
     within = within_limit(conv, ds.downtime, downtime_limit(ds))
@@ -101,6 +123,31 @@ def rescue(ds: xr.Dataset) -> xr.Dataset:
     }, attrs=dict(ds.attrs))
     out.attrs["title"] = "Rescue analysis of avail-switchover-bandwidth"
     return out
+
+
+def merge_rescue(ds: xr.Dataset) -> xr.Dataset:
+    """A sweep with its rescue analysis added, as ``python -m toolkit sweep`` saves it.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A :func:`toolkit.sweep` result over ``avail_switchover_bandwidth``,
+        ``"estimate"`` (or 0) included.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` (its attributes kept) plus :func:`rescue`'s ``rescue_class``,
+        ``overshoot`` [ms], ``smallest_converging_avail`` [B/s] and
+        ``largest_safe_avail`` [B/s]; :func:`class_counts` and
+        :func:`toolkit.plot.rescue_map` read it as they read :func:`rescue`'s output.
+
+    Raises
+    ------
+    ValueError
+        ``ds`` does not sweep avail-switchover-bandwidth with the estimate.
+    """
+    return ds.merge(rescue(ds)[list(MERGED)])
 
 
 def class_counts(res: xr.Dataset) -> dict:

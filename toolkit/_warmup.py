@@ -1,4 +1,7 @@
-"""Compile (or load from numba's cache) every kernel before first use."""
+"""Compile (or load from numba's cache) every kernel before first use.
+
+The module is private: ``tk.warmup`` is the function.
+"""
 from __future__ import annotations
 
 import time
@@ -21,7 +24,7 @@ def warmup(verbose: bool = True) -> float:
     float
         Seconds spent compiling or loading. [s]
     """
-    from .simulate import run_kernel
+    from ._simulate import run_kernel
     from .scenario import Scenario
 
     start = time.perf_counter()

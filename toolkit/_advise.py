@@ -19,6 +19,9 @@ downtime budget, how long, what downtime, and which avail-switchover-bandwidth i
 The avail analysis runs with downtime-limit at the operator's budget and the
 layer's settings (rate limit, auto-converge), without the layer's ramp: the
 ramp is simulated on its own, as what the layer does when avail is not set.
+
+The module is private (``tk.advise`` is the function); :data:`LAYERS` is public
+as ``toolkit.ADVISE_LAYERS``.
 """
 from __future__ import annotations
 
@@ -430,7 +433,7 @@ class _Searcher:
         self.scan: list[tuple[float, Run]] = []
 
     def at(self, name: str, values: list, **extra) -> list[Run]:
-        from .sweep import sweep
+        from ._sweep import sweep
         params = {**{k: getattr(self.base, k) for k in self.base._given}, **extra}
         params[name] = [int(v) for v in values]
         self.simulated += len(values)
@@ -441,7 +444,7 @@ class _Searcher:
         return runs
 
     def one(self, **changes) -> tuple[Run, xr.Dataset]:
-        from .simulate import simulate
+        from ._simulate import simulate
         self.simulated += 1
         ds = simulate(self.base.replace(**changes))
         return _runs(ds, self.budget)[()], ds
@@ -666,7 +669,7 @@ def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=N
         lo, hi = advice.safe_band
         advice.recommended = float(int(math.sqrt(lo * hi)))
         settings += [("recommended avail", advice.recommended), ("largest safe avail", hi)]
-    from .sweep import sweep
+    from ._sweep import sweep
     fixed = {k: getattr(base, k) for k in base._given if k not in ("dirty_rate", "seed")}
     band_ds = sweep(workers=workers, progress=False, **fixed,
                     avail_switchover_bandwidth=[int(a) for _, a in settings],

@@ -5,6 +5,7 @@ Allocate → run → read back: :mod:`toolkit.encode` turns a validated
 allocates the bitsets, runs the migration thread (:mod:`toolkit.kernels.precopy`)
 slice by slice, and hands the raw numbers to :func:`toolkit.schema.build_dataset`.
 It also refuses, before any work, a run whose arrays would not fit in memory.
+The module is private: ``tk.simulate`` is the function.
 """
 from __future__ import annotations
 
