@@ -1,173 +1,351 @@
-"""Slot numbers of the integer arrays passed between the API layer and the kernels.
+"""The kernel's arrays, declared once: one field table per array.
 
-Numba has no cheap mutable record that caches well, so a run's parameters and
-state travel as ``int64`` arrays; these names keep the slots readable. They are
-compile-time constants, not mutable globals.
+A run's parameters, state, trace and management policy travel as plain ``int64``
+(the trace ``float64``) arrays. Each array has one table below listing its fields
+in slot order: name, units, long_name, description, and for the state and trace
+the Dataset variable a field becomes (:mod:`toolkit.schema` reads it from here).
+A field may hold one value per write stream (``length=N_STREAMS``: the per-stream
+state, read as ``st[S_LOG + s]``) or, last in its table, a tail of any length.
+
+The slot names the kernels use (``P_N_PAGES``, ``S_T``, ``W_TIME``, ``POL_POLL_MS``,
+and ``N_PARAMS``, ``N_STATE``, ``N_TRACE``) are generated from the tables when this
+module is imported: plain module-level ints, which numba freezes as compile-time
+constants. (Measured on numba 0.68: structured records cost the same as these
+slots, a structref holding the arrays is 2-3x slower, a jitclass cannot be cached.)
 """
+from __future__ import annotations
 
-# --- parameters: int64 array ``p`` (filled by toolkit.encode.kernel_inputs) ---
-P_N_PAGES = 0           # guest pages [pages]
-P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential, 3 zipf, 4 replay, 5 phases
-P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM; 0 otherwise [pages]
-P_SEQ_START = 3         # sequential: first page of the written range [pages]
-P_SEQ_PAGES = 4         # sequential: pages in the written range [pages]
-P_ZERO_WORD0 = 5        # first bitmap word the zero bits of ``content`` cover (n_words: none)
-P_RATE_LIMIT_MAX = 6    # max_bandwidth // 10, 0 = unlimited [B per 100 ms window]
-P_DOWNTIME_LIMIT = 7    # downtime-limit [ms]
-P_AVAIL_BW_PER_MS = 8   # avail_switchover_bandwidth // 1000, 0 = use the estimate [B/ms]
-P_PS_NORMAL = 9         # one normal page the destination already holds (a re-send) [ps]
-P_PS_ZERO = 10          # one zero page of allocated RAM (a full buffer_is_zero scan) [ps]
-P_PS_SECTION = 11       # wire time of one iterate call's section header/footer/EOS [ps]
-P_PS_SYNC_BASE = 12     # bitmap sync: fixed + per-GiB part [ps]
-P_PS_SYNC_PAGE = 13     # bitmap sync: per page found in the dirty log [ps]
-P_PS_SETUP = 14         # setup overhead before the first sync [ps]
-P_PS_VM_STOP = 15       # vm_stop_force_state: pause vCPUs, drain and flush block [ps]
-P_PS_DEVICE = 16        # wire time of the device state at switchover [ps]
-P_DEVICE_BYTES = 17     # device state size [B]
-P_PS_MAX_TIME = 18      # give up (not converged) after this [ps]
-P_CHECK = 19            # 1: track page versions (no-data-lost check)
-P_QEMU_RULE = 20        # switchover rule: 0 = 8.2, 1 = 9.0-10.0, 2 = 10.1 and later
-P_AUTO_CONVERGE = 21    # 1: capability auto-converge
-P_THROTTLE_TRIGGER = 22  # throttle-trigger-threshold [%]
-P_THROTTLE_INITIAL = 23  # cpu-throttle-initial [%]
-P_THROTTLE_INCREMENT = 24  # cpu-throttle-increment [%]
-P_THROTTLE_TAILSLOW = 25  # 1: cpu-throttle-tailslow
-P_THROTTLE_MAX = 26     # max-cpu-throttle [%]
-P_PERIODIC_SYNC = 27    # 1: auto-converge's 5 s dirty-sync timer (QEMU 9.2 and later)
-P_POSTCOPY_RAM = 28     # 1: capability postcopy-ram
-P_POSTCOPY_START_SYNC = 29  # migrate-start-postcopy once dirty-sync-count reaches this, 0 = never
-P_ZIPF_EXPONENT_MICRO = 30  # zipf: the exponent in millionths
-P_DIRTY_LIMIT = 31      # 1: capability dirty-limit
-P_DIRTY_QUOTA_PPM = 32  # dirty-limit: the guest's run fraction under its quota [ppm]
-P_PS_FIRST_COPY = 33    # one normal page the destination receives for the first time [ps]
-P_PS_ZERO_UNTOUCHED = 34  # one zero page of never-touched RAM (the shared zero page) [ps]
-P_ZERO_WRITE_PPM = 35   # share of the guest's writes that write zeros [ppm]
-P_PREALLOC = 36         # 1: -mem-prealloc: all RAM allocated on both sides from the start
-P_SEQ_STRIDE = 37       # sequential: pages the write cursor advances per write
-P_SEQ_CURSOR = 38       # sequential: offset in the range of the first write [pages]
-P_WRITTEN_OFF = 39      # where the written bits start in ``content``, -1 = none [words]
-P_DST_OFF = 40          # where the destination's bits start in ``content``, -1 = none: first
-                        # copies cost no more than re-sends, nothing to track [words]
-N_PARAMS = 41
+from typing import NamedTuple
 
-# --- state: int64 array ``st`` (kernel-owned, read back as results) ---
-S_T = 0                 # simulated time since `migrate` [ps]
-S_WRITES = 1            # guest page writes applied so far
-S_DIRTY = 2             # migration_dirty_pages [pages]
-S_TRANSFERRED = 3       # migration_transferred_bytes() [B]
-S_NORMAL = 4            # normal pages sent
-S_ZERO = 5              # zero pages sent
-S_CURSOR = 6            # last_page: the page search resumes here
-S_SYNCS = 7             # dirty_sync_count
-S_LAST_SYNC_MS = 8      # time_last_bitmap_sync, -1 before the first sync [ms]
-S_PERIOD_PAGES = 9      # num_dirty_pages_period [pages]
-S_DIRTY_RATE = 10       # dirty_pages_rate [pages/s]
-S_DIRTY_BYTES_LAST_SYNC = 11  # [B]
-S_RATE_START = 12       # rate_limit_start [B]
-S_WIN_START_MS = 13     # iteration_start_time [ms]
-S_WIN_BYTES0 = 14       # iteration_initial_bytes [B]
-S_THRESHOLD = 15        # threshold_size [B]
-S_EXPECTED_DOWNTIME = 16  # expected_downtime [ms]
-S_N_WINDOWS = 17        # windows written to the trace
-S_VM_RUNNING = 18       # 1 while the guest runs (and writes)
-S_SETUP_T = 19          # end of setup [ps]
-S_DOWNTIME_START = 20   # vm stop [ps], -1 if never
-S_DOWNTIME_BYTES = 21   # bytes sent while the VM was stopped [B]
-S_CONVERGED = 22        # 1 if switched over before max_time
-S_LOST_PAGES = 23       # check mode: pages whose destination version differs, else -1
-S_SWITCH_PENDING = 24   # pending at the switchover decision [B]
-S_LOG_0 = 25            # stream 0: distinct pages of its range in the log, -1 while not counted
-S_LOG_1 = 26            # stream 1: the same
-S_SYNC_WRITES_0 = 27    # stream 0: its writes applied when the log was last cleared
-S_SYNC_WRITES_1 = 28    # stream 1: the same
-S_WRITES_1 = 29         # stream 1: its writes applied so far (S_WRITES counts both)
-S_WRAPS = 30            # times the page search went round past the end of RAM
-S_UNFLUSHED = 31        # normal pages queued in the QEMUFile since its last flush (0..31)
-S_THROTTLE = 32         # cpu throttle percentage, 0 = not throttling [%]
-S_HIGH_CNT = 33         # dirty_rate_high_cnt of migration_trigger_throttle
-S_XFER_PREV = 34        # bytes_xfer_prev: transferred at the last rate-period close [B]
-S_GUEST_BASE = 35       # guest run time at the last throttle change [ps]
-S_THROTTLE_T0 = 36      # time of the last throttle change [ps]
-S_TICK_NEXT = 37        # next tick of the 5 s dirty-sync timer [ps]
-S_TICK_PREV = 38        # dirty_sync_count seen by the timer's previous tick
-S_DOWNTIME_LIMIT = 39   # downtime-limit now (a policy may change it) [ms]
-S_POLL_NEXT = 40        # next poll of the management policy's monitor [ps]
-S_POL_DEADLINE_MS = 41  # the policy's completion deadline now, 0 = none [ms]
-S_POL_PROGRESS_MS = 42  # when remaining last made progress [ms]
-S_POL_MARK = 43         # remaining at the last poll, or its lowest value (lowmark) [B]
-S_POL_LAST_REMAINING = 44  # remaining at the previous poll, -1 before the first [B]
-S_POL_START_MS = 45     # when the downtime schedule started, -1 not yet [ms]
-S_POL_STEP = 46         # next step of the downtime schedule
-S_PAUSED_T = 47         # when the policy paused the guest, -1 never [ps]
-S_ABORTED = 48          # 1 if the policy aborted the migration
-S_GUEST_OFFSET = 49     # time the guest was stopped before running again (postcopy) [ps]
-S_POSTCOPY_REQUESTED = 50  # 1 once migrate-start-postcopy was issued
-S_POSTCOPY_T = 51       # when the destination started running (postcopy), -1 never [ps]
-S_FAULTS = 52           # postcopy: pages the destination faulted on [pages]
-S_DOWNTIME_END = 53     # end of the downtime [ps]
-S_DIRTY_LIMIT_T = 54    # when dirty-limit started limiting the guest, -1 never [ps]
-S_PHASE_IDX = 55        # phases: the phase now
-S_PHASE_START = 56      # phases: when it began, on the guest's running clock [ps]
-S_PHASE_DONE_0 = 57     # phases: stream 0's writes in this phase so far
-S_PHASE_DONE_1 = 58     # phases: stream 1's
-S_FIRST_COPIES = 59     # normal pages the destination received for the first time
-S_UNTOUCHED = 60        # zero pages sent from never-touched RAM
-S_LAST_BW = 61          # bandwidth of the last closed window, as query-migrate's mbps [B/s]
-S_POL_PERIOD = 62       # the monitor's poll period now (Proxmox shortens it) [ms]
-S_POL_POLLS = 63        # polls done so far
-S_POL_LAST_TRANSFERRED = 64  # transferred at the previous poll [B]
-S_POL_COUNTER = 65      # Proxmox: polls whose remaining grew or was zero, since the last step
-S_POL_LAST_SYNCS = 66   # dirty_sync_count at the previous poll (a new iteration: it grew)
-S_POL_STEP_MS = 67      # VEP 291: when the downtime last stepped up, -1 never [ms]
-S_POL_EWMA = 68         # KubeVirt: EWMA of the reported bandwidth, -1 before a sample [B/s]
-S_POL_BEST = 69         # KubeVirt: the lowest remaining at an iteration start, -1 none [B]
-S_POL_STALL_PROGRESS_MS = 70  # KubeVirt: when that lowest value last fell by the margin [ms]
-S_POL_STALL_MS = 71     # KubeVirt: when the stall was declared, -1 not yet [ms]
-N_STATE = 72
+N_STREAMS = 2                   # the guest's write streams (see kernels.guest)
 
-# --- trace: float64 array ``trace[window, column]``, one row per closed window ---
-W_TIME = 0              # window close, since `migrate` [ms]
-W_TIME_SPENT = 1        # window length [ms]
-W_BYTES = 2             # bytes queued in the window [B]
-W_BANDWIDTH = 3         # bytes / time_spent [B/ms]
-W_THRESHOLD = 4         # threshold_size [B]
-W_PENDING = 5           # migration_dirty_pages * 4096 at window close [B]
-W_TRANSFERRED = 6       # cumulative bytes [B]
-W_SYNCS = 7             # dirty_sync_count
-W_EXPECTED_DOWNTIME = 8 # [ms]
-W_MBPS = 9              # this window, decimal Mbit/s
-W_DIRTY_RATE = 10       # dirty_pages_rate [pages/s]
-W_THROTTLE = 11         # cpu throttle percentage [%]
-W_DOWNTIME_LIMIT = 12   # downtime-limit [ms]
-N_TRACE = 13
 
-# --- management policy: int64 array ``pol`` (toolkit.policies), read by kernels.policy ---
-POL_POLL_MS = 0         # poll period of the monitor, 0 = no policy [ms]
-POL_COMPLETION_MS = 1   # completion timeout, 0 = none [ms]
-POL_ACTION = 2          # at the completion timeout: 0 none, 1 abort, 2 pause the guest, 3 postcopy
-POL_DOUBLE = 3          # 1: after pausing, the timeout doubles (then aborts)
-POL_PROGRESS_MS = 4     # abort when remaining made no progress for this long, 0 = never [ms]
-POL_LOWMARK = 5         # 1: progress = below its lowest value; 0: below the previous poll
-POL_START_ON_ITERATION = 6  # 1: the schedule starts at the first new iteration seen
-POL_INITIAL_DOWNTIME = 7  # downtime-limit set at the start, -1 = keep [ms]
-POL_NOVA_SWITCH = 8     # 1: Nova's switch to postcopy when an iteration made < 10 % progress
-POL_TRIGGER = 9         # what moves the downtime schedule on: 0 time (the pairs' times), 1 a
-                        # counter of polls whose remaining grew or was zero passing POL_COUNT
-                        # (Proxmox), 2 a new iteration after iteration POL_COUNT, at most one
-                        # step per POL_COOLDOWN_MS (KubeVirt VEP 291)
-POL_COUNT = 10          # trigger 1: the counter's limit; trigger 2: the first iteration that steps
-POL_COOLDOWN_MS = 11    # trigger 2: the least time between two steps [ms]
-POL_FAST_POLL_MS = 12   # poll period once remaining < average transferred per poll, 0 = keep [ms]
-POL_STALL_MS = 13       # KubeVirt stall detector: no progress at iteration starts this long
-                        # declares a stall, 0 = no detector [ms]
-POL_STALL_MARGIN = 14   # progress: the lowest remaining at an iteration start fell by > this [%]
-POL_STALL_DOWNTIME = 15  # downtime-limit set at a stall (maxDowntimeMs) [ms]
-POL_STALL_ABORT = 16    # at a stall: abort (postcopy if allowed) when remaining / EWMA exceeds
-                        # this share of POL_STALL_DOWNTIME [%]
-POL_SWITCHOVER_MS = 17  # after a stall, force the switchover after this [ms]
-POL_FORCE_DOWNTIME = 18  # downtime-limit that forces it [ms]
-POL_N_STEPS = 19        # steps of the downtime schedule
-POL_STEPS = 20          # then (time after the schedule's start [ms], downtime-limit [ms]) pairs
+class Field(NamedTuple):
+    """One field of a kernel array.
+
+    Attributes
+    ----------
+    name : str
+        Slot name without the array's prefix (``"T"`` is ``S_T``).
+    units : str
+        UDUNITS-style units of the stored value (``"1"`` for counts and flags).
+    long_name, description : str
+        What it is; for a field with a ``result``, the Dataset variable's attributes.
+    length : int
+        Slots it takes: 1, ``N_STREAMS`` (one per write stream), or 0 for a tail of
+        any length (last in its table).
+    dtype : str
+        The value's type as read back: ``"bool"`` for a 0/1 flag, else the array's.
+    result : str or None
+        The Dataset variable it becomes (:func:`toolkit.schema.build_dataset`).
+    """
+
+    name: str
+    units: str
+    long_name: str
+    description: str = ""
+    length: int = 1
+    dtype: str = ""
+    result: str | None = None
+
+
+class Table(NamedTuple):
+    """The field table of one kernel array: slot prefix, array dtype, fields in order."""
+
+    prefix: str
+    dtype: str
+    fields: tuple
+
+    def slots(self) -> dict:
+        """Slot number of each field by its name (a field of length 2 takes two)."""
+        out, slot = {}, 0
+        for f in self.fields:
+            out[f.name] = slot
+            slot += f.length
+        return out
+
+    @property
+    def size(self) -> int:
+        """Slots of the fixed part (where a tail starts)."""
+        return sum(f.length for f in self.fields)
+
+    def field(self, name: str) -> Field:
+        """The field called ``name``."""
+        return next(f for f in self.fields if f.name == name)
+
+    def results(self) -> dict:
+        """Fields that become Dataset variables, by variable name."""
+        return {f.result: f for f in self.fields if f.result}
+
+
+F = Field
+PS, MS, B, ONE, PCT, PAGES = "ps", "ms", "B", "1", "%", "1"
+
+# --- parameters: filled by toolkit.encode.kernel_inputs ---
+PARAMS = Table("P_", "int64", (
+    F("N_PAGES", PAGES, "guest pages", "[pages]"),
+    F("WORKLOAD", ONE, "workload",
+      "0 uniform, 1 hotcold, 2 sequential, 3 zipf, 4 replay, 5 phases"),
+    F("HOT_PAGES", PAGES, "hot set", "hotcold: pages in the hot set, at the bottom of RAM; "
+      "0 otherwise [pages]"),
+    F("SEQ_START", PAGES, "write range start", "sequential: first page of the written range"),
+    F("SEQ_PAGES", PAGES, "write range", "sequential: pages in the written range"),
+    F("ZERO_WORD0", ONE, "first zero word",
+      "first bitmap word the zero bits of ``content`` cover (n_words: none)"),
+    F("RATE_LIMIT_MAX", B, "window byte budget",
+      "max_bandwidth // 10, 0 = unlimited [B per 100 ms window]"),
+    F("DOWNTIME_LIMIT", MS, "downtime-limit"),
+    F("AVAIL_BW_PER_MS", "B ms-1", "avail-switchover-bandwidth",
+      "avail_switchover_bandwidth // 1000, 0 = use the estimate"),
+    F("PS_NORMAL", PS, "re-send time", "one normal page the destination already holds"),
+    F("PS_ZERO", PS, "zero page time",
+      "one zero page of allocated RAM (a full buffer_is_zero scan)"),
+    F("PS_SECTION", PS, "section time",
+      "wire time of one iterate call's section header/footer/EOS"),
+    F("PS_SYNC_BASE", PS, "sync time", "bitmap sync: fixed + per-GiB part"),
+    F("PS_SYNC_PAGE", PS, "sync time per page", "bitmap sync: per page found in the dirty log"),
+    F("PS_SETUP", PS, "setup time", "setup overhead before the first sync"),
+    F("PS_VM_STOP", PS, "vm stop time",
+      "vm_stop_force_state: pause vCPUs, drain and flush block"),
+    F("PS_DEVICE", PS, "device state time", "wire time of the device state at switchover"),
+    F("DEVICE_BYTES", B, "device state size"),
+    F("PS_MAX_TIME", PS, "max_time", "give up (not converged) after this"),
+    F("CHECK", ONE, "check mode", "1: track page versions (no-data-lost check)", dtype="bool"),
+    F("QEMU_RULE", ONE, "switchover rule", "0 = 8.2, 1 = 9.0-10.0, 2 = 10.1 and later"),
+    F("AUTO_CONVERGE", ONE, "auto-converge", "1: capability auto-converge", dtype="bool"),
+    F("THROTTLE_TRIGGER", PCT, "throttle-trigger-threshold"),
+    F("THROTTLE_INITIAL", PCT, "cpu-throttle-initial"),
+    F("THROTTLE_INCREMENT", PCT, "cpu-throttle-increment"),
+    F("THROTTLE_TAILSLOW", ONE, "cpu-throttle-tailslow", dtype="bool"),
+    F("THROTTLE_MAX", PCT, "max-cpu-throttle"),
+    F("PERIODIC_SYNC", ONE, "periodic dirty sync",
+      "1: auto-converge's 5 s dirty-sync timer (QEMU 9.2 and later)", dtype="bool"),
+    F("POSTCOPY_RAM", ONE, "postcopy-ram", "1: capability postcopy-ram", dtype="bool"),
+    F("POSTCOPY_START_SYNC", ONE, "postcopy start",
+      "migrate-start-postcopy once dirty-sync-count reaches this, 0 = never"),
+    F("ZIPF_EXPONENT_MICRO", ONE, "zipf exponent", "zipf: the exponent in millionths"),
+    F("DIRTY_LIMIT", ONE, "dirty-limit", "1: capability dirty-limit", dtype="bool"),
+    F("DIRTY_QUOTA_PPM", ONE, "dirty-limit run fraction",
+      "dirty-limit: the guest's run fraction under its quota [ppm]"),
+    F("PS_FIRST_COPY", PS, "first copy time",
+      "one normal page the destination receives for the first time"),
+    F("PS_ZERO_UNTOUCHED", PS, "untouched zero page time",
+      "one zero page of never-touched RAM (the shared zero page)"),
+    F("ZERO_WRITE_PPM", ONE, "zero write share",
+      "share of the guest's writes that write zeros [ppm]"),
+    F("PREALLOC", ONE, "mem-prealloc",
+      "1: all RAM allocated on both sides from the start", dtype="bool"),
+    F("SEQ_STRIDE", PAGES, "write stride", "sequential: pages the cursor advances per write"),
+    F("SEQ_CURSOR", PAGES, "write cursor", "sequential: offset in the range of the first write"),
+    F("WRITTEN_OFF", ONE, "written bits offset",
+      "where the written bits start in ``content``, -1 = none [words]"),
+    F("DST_OFF", ONE, "destination bits offset",
+      "where the destination's bits start in ``content``, -1 = none: first copies cost "
+      "no more than re-sends, nothing to track [words]"),
+))
+
+# --- state: kernel-owned, zero on entry, read back as results ---
+STATE = Table("S_", "int64", (
+    F("T", PS, "total time", "query-migrate total-time: migrate command to completion "
+      "(to max_time if not converged)", result="total_time"),
+    F("WRITES", ONE, "guest page writes", "page writes the guest issued [pages]",
+      result="guest_writes"),
+    F("DIRTY", PAGES, "migration_dirty_pages", "pages dirty in the migration bitmap [pages]"),
+    F("TRANSFERRED", B, "bytes transferred", "query-migrate ram.transferred plus device state",
+      result="transferred"),
+    F("NORMAL", ONE, "normal pages sent", "query-migrate ram.normal [pages]",
+      result="normal_pages"),
+    F("ZERO", ONE, "zero pages sent", "query-migrate ram.duplicate [pages]",
+      result="zero_pages"),
+    F("CURSOR", ONE, "page the search resumes at",
+      "ram.c last_page at the end: in the first pass, how far it got [pages]",
+      result="last_page"),
+    F("SYNCS", ONE, "dirty bitmap syncs", "query-migrate dirty-sync-count",
+      result="dirty_sync_count"),
+    F("LAST_SYNC_MS", MS, "time_last_bitmap_sync", "-1 before the first sync"),
+    F("PERIOD_PAGES", PAGES, "num_dirty_pages_period", "[pages]"),
+    F("DIRTY_RATE", "s-1", "dirty pages rate",
+      "query-migrate ram.dirty-pages-rate: newly dirty pages per second",
+      result="dirty_pages_rate"),
+    F("DIRTY_BYTES_LAST_SYNC", B, "pending at the last sync",
+      "dirty pages x 4096 right after the last bitmap sync "
+      "(mig_stats dirty_bytes_last_sync: the last exact pending)",
+      result="dirty_bytes_last_sync"),
+    F("RATE_START", B, "rate_limit_start"),
+    F("WIN_START_MS", MS, "iteration_start_time"),
+    F("WIN_BYTES0", B, "iteration_initial_bytes"),
+    F("THRESHOLD", B, "threshold at switchover",
+      "threshold_size when the switchover was decided (the last one if not converged)",
+      result="switchover_threshold"),
+    F("EXPECTED_DOWNTIME", MS, "expected downtime",
+      "query-migrate expected-downtime at the last closed window", dtype="float64",
+      result="expected_downtime"),
+    F("N_WINDOWS", ONE, "windows", "windows written to the trace"),
+    F("VM_RUNNING", ONE, "vm running", "1 while the guest runs (and writes)", dtype="bool"),
+    F("SETUP_T", PS, "setup time", "query-migrate setup-time", result="setup_time"),
+    F("DOWNTIME_START", PS, "vm stop", "-1 if never"),
+    F("DOWNTIME_BYTES", B, "bytes sent during downtime",
+      "query-migrate ram.downtime-bytes plus device state", result="downtime_bytes"),
+    F("CONVERGED", ONE, "switched over before max_time",
+      "1 if QEMU's switchover test passed before max_time, else 0", dtype="bool",
+      result="converged"),
+    F("LOST_PAGES", ONE, "pages lost",
+      "check mode: pages whose destination copy is not the source's last "
+      "version [pages]; -1 when not checked", result="lost_pages"),
+    F("SWITCH_PENDING", B, "pending at switchover",
+      "pending at the switchover decision (see schema's switchover_pending)"),
+    # per stream: distinct pages of its range in the log, -1 while not counted
+    F("LOG", PAGES, "logged pages", "stream s: distinct pages of its range in the dirty log, "
+      "-1 while not counted", length=N_STREAMS),
+    F("SYNC_WRITES", ONE, "writes at the last sync",
+      "stream s: its writes applied when the log was last cleared", length=N_STREAMS),
+    F("STREAM_WRITES", ONE, "stream writes",
+      "stream s: its writes applied so far (WRITES counts all)", length=N_STREAMS),
+    F("WRAPS", ONE, "passes over RAM completed",
+      "times the page search went round past the end of RAM: 0 while in the first "
+      "pass (see toolkit.verdict)", result="passes"),
+    F("UNFLUSHED", PAGES, "unflushed pages",
+      "normal pages queued in the QEMUFile since its last flush (0..31)"),
+    F("THROTTLE", PCT, "CPU throttle at the end",
+      "query-migrate cpu-throttle-percentage (auto-converge); 0 when not throttling",
+      result="cpu_throttle_percentage"),
+    F("HIGH_CNT", ONE, "dirty_rate_high_cnt", "of migration_trigger_throttle"),
+    F("XFER_PREV", B, "bytes_xfer_prev", "transferred at the last rate-period close"),
+    F("GUEST_BASE", PS, "guest run time base", "guest run time at the last throttle change"),
+    F("THROTTLE_T0", PS, "throttle change", "time of the last throttle change"),
+    F("TICK_NEXT", PS, "next dirty-sync tick", "next tick of the 5 s dirty-sync timer"),
+    F("TICK_PREV", ONE, "syncs at the previous tick",
+      "dirty_sync_count seen by the timer's previous tick"),
+    F("DOWNTIME_LIMIT", MS, "downtime-limit at the end",
+      "the downtime-limit in force at the end (a policy may raise it)",
+      result="final_downtime_limit"),
+    F("POLL_NEXT", PS, "next poll", "next poll of the management policy's monitor"),
+    F("POL_DEADLINE_MS", MS, "policy deadline",
+      "the policy's completion deadline now, 0 = none"),
+    F("POL_PROGRESS_MS", MS, "policy progress", "when remaining last made progress"),
+    F("POL_MARK", B, "policy mark", "remaining at the last poll, or its lowest value (lowmark)"),
+    F("POL_LAST_REMAINING", B, "remaining at the previous poll", "-1 before the first"),
+    F("POL_START_MS", MS, "schedule start", "when the downtime schedule started, -1 not yet"),
+    F("POL_STEP", ONE, "schedule step", "next step of the downtime schedule"),
+    F("PAUSED_T", PS, "guest paused at",
+      "when the management policy paused the guest; NaN if it never did",
+      result="pause_time"),
+    F("ABORTED", ONE, "aborted by the policy",
+      "1 if the management policy cancelled the migration (migrate_cancel)", dtype="bool",
+      result="aborted"),
+    F("GUEST_OFFSET", PS, "guest stopped time",
+      "time the guest was stopped before running again (postcopy)"),
+    F("POSTCOPY_REQUESTED", ONE, "postcopy requested",
+      "1 once migrate-start-postcopy was issued", dtype="bool"),
+    F("POSTCOPY_T", PS, "postcopy started at",
+      "when the destination started running in postcopy (the downtime ended); NaN if the "
+      "migration never switched to postcopy", result="postcopy_start_time"),
+    F("FAULTS", ONE, "postcopy page faults",
+      "pages the destination's guest touched before they arrived [pages]",
+      result="postcopy_faults"),
+    F("DOWNTIME_END", PS, "end of the downtime"),
+    F("DIRTY_LIMIT_T", PS, "dirty-limit started at",
+      "when dirty-limit began holding the vCPUs to their quota; NaN if it never did",
+      result="dirty_limit_start_time"),
+    F("PHASE_IDX", ONE, "phase", "phases: the phase now"),
+    F("PHASE_START", PS, "phase start", "phases: when it began, on the guest's running clock"),
+    F("PHASE_DONE", ONE, "phase writes", "phases: stream s's writes in this phase so far",
+      length=N_STREAMS),
+    F("FIRST_COPIES", ONE, "first copies on the destination",
+      "normal pages the destination did not hold yet (counted only when a "
+      "first copy costs more than a re-send) [pages]", result="first_copy_pages"),
+    F("UNTOUCHED", ONE, "zero pages of never-touched RAM",
+      "zero pages sent from RAM never allocated (the cheaper scan) [pages]",
+      result="untouched_zero_pages"),
+    F("LAST_BW", "B s-1", "last bandwidth",
+      "bandwidth of the last closed window, as query-migrate's mbps"),
+    F("POL_PERIOD", MS, "poll period", "the monitor's poll period now (Proxmox shortens it)"),
+    F("POL_POLLS", ONE, "polls", "polls done so far"),
+    F("POL_LAST_TRANSFERRED", B, "transferred at the previous poll"),
+    F("POL_COUNTER", ONE, "Proxmox counter",
+      "Proxmox: polls whose remaining grew or was zero, since the last step"),
+    F("POL_LAST_SYNCS", ONE, "syncs at the previous poll",
+      "dirty_sync_count at the previous poll (a new iteration: it grew)"),
+    F("POL_STEP_MS", MS, "last step", "VEP 291: when the downtime last stepped up, -1 never"),
+    F("POL_EWMA", "B s-1", "bandwidth EWMA",
+      "KubeVirt: EWMA of the reported bandwidth, -1 before a sample"),
+    F("POL_BEST", B, "lowest remaining",
+      "KubeVirt: the lowest remaining at an iteration start, -1 none"),
+    F("POL_STALL_PROGRESS_MS", MS, "stall progress",
+      "KubeVirt: when that lowest value last fell by the margin"),
+    F("POL_STALL_MS", MS, "stall declared", "KubeVirt: when the stall was declared, -1 not yet"),
+))
+
+# --- trace: ``trace[window, column]``, one row per closed window ---
+TRACE = Table("W_", "float64", (
+    F("TIME", MS, "time since migrate (window close)", result="time"),
+    F("TIME_SPENT", MS, "window length", result="time_spent"),
+    F("BYTES", B, "bytes queued in the window", result="window_bytes"),
+    F("BANDWIDTH", "B ms-1", "estimated bandwidth (one window, migration_update_counters)",
+      "bytes / time_spent", result="bandwidth"),
+    F("THRESHOLD", B, "switchover threshold (threshold_size)", result="threshold"),
+    F("PENDING", B, "pending dirty bytes at window close",
+      "migration_dirty_pages * 4096", result="pending"),
+    F("TRANSFERRED", B, "bytes transferred since migrate", result="cumulative_transferred"),
+    F("SYNCS", ONE, "dirty-sync-count at window close", result="syncs"),
+    F("EXPECTED_DOWNTIME", MS, "expected downtime", result="window_expected_downtime"),
+    F("MBPS", "Mbit s-1", "throughput of the window (query-migrate mbps)", "decimal Mbit/s",
+      result="window_mbps"),
+    F("DIRTY_RATE", "s-1", "dirty pages rate", result="window_dirty_pages_rate"),
+    F("THROTTLE", PCT, "CPU throttle at window close (auto-converge)",
+      result="window_cpu_throttle_percentage"),
+    F("DOWNTIME_LIMIT", MS, "downtime-limit at window close", result="window_downtime_limit"),
+))
+
+# --- management policy: built by toolkit.policies, read by kernels.policy ---
+POLICY = Table("POL_", "int64", (
+    F("POLL_MS", MS, "poll period", "poll period of the monitor, 0 = no policy"),
+    F("COMPLETION_MS", MS, "completion timeout", "0 = none"),
+    F("ACTION", ONE, "timeout action",
+      "at the completion timeout: 0 none, 1 abort, 2 pause the guest, 3 postcopy"),
+    F("DOUBLE", ONE, "double after pause",
+      "1: after pausing, the timeout doubles (then aborts)", dtype="bool"),
+    F("PROGRESS_MS", MS, "progress timeout",
+      "abort when remaining made no progress for this long, 0 = never"),
+    F("LOWMARK", ONE, "lowmark",
+      "1: progress = below its lowest value; 0: below the previous poll", dtype="bool"),
+    F("START_ON_ITERATION", ONE, "start on iteration",
+      "1: the schedule starts at the first new iteration seen", dtype="bool"),
+    F("INITIAL_DOWNTIME", MS, "initial downtime-limit", "set at the start, -1 = keep"),
+    F("NOVA_SWITCH", ONE, "Nova postcopy switch",
+      "1: switch to postcopy when an iteration made < 10 % progress", dtype="bool"),
+    F("TRIGGER", ONE, "schedule trigger",
+      "what moves the downtime schedule on: 0 time (the pairs' times), 1 a counter of polls "
+      "whose remaining grew or was zero passing POL_COUNT (Proxmox), 2 a new iteration after "
+      "iteration POL_COUNT, at most one step per POL_COOLDOWN_MS (KubeVirt VEP 291)"),
+    F("COUNT", ONE, "trigger count",
+      "trigger 1: the counter's limit; trigger 2: the first iteration that steps"),
+    F("COOLDOWN_MS", MS, "cooldown", "trigger 2: the least time between two steps"),
+    F("FAST_POLL_MS", MS, "fast poll period",
+      "poll period once remaining < average transferred per poll, 0 = keep"),
+    F("STALL_MS", MS, "stall timeout",
+      "KubeVirt stall detector: no progress at iteration starts this long declares a "
+      "stall, 0 = no detector"),
+    F("STALL_MARGIN", PCT, "stall margin",
+      "progress: the lowest remaining at an iteration start fell by more than this"),
+    F("STALL_DOWNTIME", MS, "stall downtime-limit", "set at a stall (maxDowntimeMs)"),
+    F("STALL_ABORT", PCT, "stall abort share",
+      "at a stall: abort (postcopy if allowed) when remaining / EWMA exceeds this share "
+      "of POL_STALL_DOWNTIME"),
+    F("SWITCHOVER_MS", MS, "switchover timeout", "after a stall, force the switchover after this"),
+    F("FORCE_DOWNTIME", MS, "forcing downtime-limit", "downtime-limit that forces it"),
+    F("N_STEPS", ONE, "schedule steps", "steps of the downtime schedule"),
+    F("STEPS", MS, "downtime schedule",
+      "(time after the schedule's start [ms], downtime-limit [ms]) pairs", length=0),
+))
+
+TABLES = {"params": PARAMS, "state": STATE, "trace": TRACE, "policy": POLICY}
+
+# the slot names, generated: P_N_PAGES = 0, ..., and N_PARAMS, N_STATE, N_TRACE
+for _table in TABLES.values():
+    globals().update({_table.prefix + name: slot for name, slot in _table.slots().items()})
+N_PARAMS, N_STATE, N_TRACE = PARAMS.size, STATE.size, TRACE.size
+del _table
 
 # --- workloads ---
 UNIFORM = 0
