@@ -239,24 +239,6 @@ def classify_pages(flags, wi, mask, dirty_log, content):
 
 
 @njit(cache=True, nogil=True)
-def take_pages(p, wi, mask, bitmap, dirty_log, content, src_version,
-               dst_version):
-    """Clear the pages ``mask`` of bitmap word ``wi`` and, in check mode, give the
-    destination their versions.
-
-    Returns
-    -------
-    first, resend, zero_allocated, zero_untouched : int
-        Pages of each kind (:func:`classify_pages`).
-    """
-    kinds = classify_pages(content_flags(p), wi, mask, dirty_log, content)
-    bitmap[wi] &= ~mask
-    if p[L.P_CHECK] != 0:
-        copy_versions(wi, mask, src_version, dst_version)
-    return kinds
-
-
-@njit(cache=True, nogil=True)
 def copy_versions(wi, mask, src_version, dst_version):
     """Check mode: the destination gets the current versions of pages ``mask`` of word ``wi``."""
     while mask:
@@ -288,15 +270,6 @@ def account_pages(p, st, n_first, n_resend, n_zero_allocated, n_zero_untouched):
 
 
 @njit(cache=True, nogil=True)
-def ram_save_pages(p, st, wi, mask, bitmap, dirty_log, content, src_version,
-                   dst_version):
-    """Send the dirty pages ``mask`` of bitmap word ``wi`` (the cursor is the caller's)."""
-    first, resend, zero_allocated, zero_untouched = take_pages(
-        p, wi, mask, bitmap, dirty_log, content, src_version, dst_version)
-    account_pages(p, st, first, resend, zero_allocated, zero_untouched)
-
-
-@njit(cache=True, nogil=True)
 def set_cursor(p, st, wi, mask):
     """The page search resumes after the highest page of ``mask`` in word ``wi``;
     count a pass when it goes round past the end of RAM."""
@@ -315,16 +288,158 @@ def _send_section(st, p):
 
 
 @njit(cache=True, nogil=True)
+def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_version,
+                     dst_version, careful, one_word, limit, t_wait, batch_until, t_cut):
+    """Send batches of dirty pages from the cursor: the one page-send path
+    (``ram_find_and_save_block`` → ``ram_save_target_page``, page after page).
+
+    A batch is the next (up to) 64 dirty pages in address order (QEMU looks at the
+    clock every 64 pages), not past the end of RAM; the guest's writes due go before
+    each while something looks at them (:func:`writes_looked_at`). Batches follow
+    one another until the time is ``t_wait`` [ps] (the 50 ms cap of an iterate call),
+    nothing is dirty, the next batch might cross the byte budget ``limit`` [B] (0 =
+    none), or the time is ``batch_until`` [ps] (after it a batch might end past
+    ``max_time``).
+
+    Parameters
+    ----------
+    careful : bool
+        One batch, the rate limit and ``t_cut`` [ps] checked before each page and
+        each page counted at once (near the byte budget or ``max_time``). Otherwise a
+        batch is taken word by word and counted once: nothing looks at the counts
+        inside it.
+    one_word : bool
+        Only the dirty pages of the first dirty word (postcopy, between faults; the
+        guest's writes are the caller's).
+
+    The batches loop here, not in the caller, and the common case of
+    :func:`classify_pages` is inline: a call that passes arrays costs NRT reference
+    counting, more than a batch's work (a call per batch made the kernel 3x slower).
+
+    Returns
+    -------
+    bool
+        True if ``t_wait`` ended it (the caller's iterate call ends too).
+    """
+    n_pages = p[L.P_N_PAGES]
+    n_words = (n_pages + 63) >> 6
+    flags = content_flags(p)
+    zw0, zero_writes, prealloc, track, written_off, _ = flags
+    simple = not zero_writes and not track and written_off < 0
+    check = p[L.P_CHECK] != 0
+    maybe_eager = not one_word and writes_looked_at(p, st, n_words)
+    while True:
+        if maybe_eager and writes_looked_at(p, st, n_words):
+            guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
+        wi, mask = find_dirty_block(bitmap, n_pages, st[L.S_CURSOR], True)
+        left = 64
+        if careful:
+            # page by page, in a loop of its own: a branch on ``careful`` in the one
+            # below costs it ~20 %
+            ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content, src_version,
+                                   dst_version, t_cut)
+            return st[L.S_T] >= t_wait
+        n_sent = 0
+        n_first = 0
+        n_zero = 0
+        n_untouched = 0
+        while True:
+            n = popcount(mask)
+            if n > left:
+                mask = lowest_bits(mask, left)
+                n = left
+            # take_pages inline: helpers that take arrays cost NRT reference counting
+            if wi < zw0 and not track:
+                pass
+            elif simple:           # the common case inline: classify_pages costs ~15 %
+                z = popcount(mask & content[wi - zw0] & ~dirty_log[wi])
+                n_zero += z
+                n_untouched += 0 if prealloc else z
+            else:
+                first, _, zero_allocated, zero_untouched = classify_pages(
+                    flags, wi, mask, dirty_log, content)
+                n_first += first
+                n_zero += zero_allocated + zero_untouched
+                n_untouched += zero_untouched
+            bitmap[wi] &= ~mask
+            if check:
+                copy_versions(wi, mask, src_version, dst_version)
+            n_sent += n
+            left -= n
+            last_wi, last_mask = wi, mask
+            if one_word:
+                break
+            # every dirty page of this word past the cursor went (or the batch
+            # is full): go on with the next dirty word, not past the end of RAM
+            wi += 1
+            while left > 0 and wi < n_words and bitmap[wi] == 0:
+                wi += 1
+            if left == 0 or wi >= n_words:
+                break
+            mask = bitmap[wi]
+        account_pages(p, st, n_first, n_sent - n_zero - n_first, n_zero - n_untouched,
+                      n_untouched)
+        set_cursor(p, st, last_wi, last_mask)
+        if st[L.S_T] >= t_wait:
+            return True
+        if one_word or st[L.S_DIRTY] == 0 or st[L.S_T] >= batch_until or \
+                not batch_fits(limit, st[L.S_TRANSFERRED] - st[L.S_RATE_START]):
+            return False
+
+
+@njit(cache=True, nogil=True)
+def ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content, src_version,
+                           dst_version, t_cut):
+    """A batch from the dirty pages ``mask`` of word ``wi`` on, page by page: each
+    page is counted at once, and the rate limit and ``t_cut`` [ps] are checked
+    before each (:func:`ram_save_batches` near the byte budget or ``max_time``)."""
+    left = 64
+    while left > 0 and not migration_rate_exceeded(p, st) and st[L.S_T] < t_cut:
+        bit = mask & (~mask + np.uint64(1))
+        first, zero, untouched = take_pages(p, wi, bit, bitmap, dirty_log, content,
+                                            src_version, dst_version)
+        account_pages(p, st, first, 1 - zero - first, zero - untouched, untouched)
+        set_cursor(p, st, wi, bit)
+        left -= 1
+        mask &= ~bit
+        if mask == 0:
+            if st[L.S_CURSOR] == 0:            # a batch stops at the end of RAM
+                break
+            wi, mask = find_dirty_block(bitmap, p[L.P_N_PAGES], st[L.S_CURSOR], False)
+            if wi < 0:
+                break
+
+
+@njit(cache=True, nogil=True)
+def take_pages(p, wi, mask, bitmap, dirty_log, content, src_version, dst_version):
+    """Take the dirty pages ``mask`` of bitmap word ``wi`` out of the bitmap (in check
+    mode the destination gets their versions).
+
+    Returns
+    -------
+    first, zero, untouched : int
+        First copies, zero pages, and of them zero pages of never-touched RAM
+        (:func:`classify_pages`).
+    """
+    first, _, zero_allocated, untouched = classify_pages(content_flags(p), wi, mask,
+                                                         dirty_log, content)
+    bitmap[wi] &= ~mask
+    if p[L.P_CHECK] != 0:
+        copy_versions(wi, mask, src_version, dst_version)
+    return first, zero_allocated + untouched, untouched
+
+
+@njit(cache=True, nogil=True)
 def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
                      src_version, dst_version):
     """One iterate call: send dirty pages from the cursor until the window's byte
     budget is exceeded, 50 ms have passed, or nothing is dirty.
 
-    Pages go in batches of up to 64 (QEMU checks the clock every 64 pages):
-    the next dirty pages in address order from the cursor, not past the end of
-    RAM. Guest writes due are applied before each batch and the 50 ms cap
-    (``MAX_WAIT``) is checked after it; the rate limit is checked before every
-    page, as in QEMU.
+    Pages go in batches of up to 64 (:func:`ram_save_batches`). Guest writes due
+    are applied before each batch and the 50 ms cap (``MAX_WAIT``) is checked
+    after it; the rate limit is checked before every page, as in QEMU: page by
+    page only while a batch might cross the window's byte budget or ``max_time``
+    (:func:`batch_fits`), as it cannot otherwise.
 
     Guest writes are applied before each batch only while something looks at
     them there (:func:`writes_looked_at`). Otherwise the dirty log is read only
@@ -337,38 +452,21 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
     """
     t_cut = max(st[L.S_T], p[L.P_PS_MAX_TIME])
     _send_section(st, p)
-    t0 = st[L.S_T]
-    n_pages = p[L.P_N_PAGES]
-    n_words = (n_pages + 63) >> 6
-    # a batch may start until its 64 pages, at the longest, end before max_time
+    # (now - start) // 1 ms > MAX_WAIT
+    t_wait = st[L.S_T] + (MAX_WAIT + 1) * PS_PER_MS
+    limit = p[L.P_RATE_LIMIT_MAX]
+    # a batch may go without looking until its 64 pages, at the longest, end before max_time
     page_ps = max(p[L.P_PS_FIRST_COPY], p[L.P_PS_ZERO], p[L.P_PS_ZERO_UNTOUCHED])
     batch_until = t_cut - 64 * min(page_ps, t_cut // 64 + 1)
-    while not migration_rate_exceeded(p, st) and st[L.S_DIRTY] > 0 and st[L.S_T] < t_cut:
-        if batch_fits(p[L.P_RATE_LIMIT_MAX], st[L.S_TRANSFERRED] - st[L.S_RATE_START]) and \
-                st[L.S_T] < batch_until:
-            if ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
-                                src_version, dst_version, t0, batch_until):
-                break
-        else:  # near the budget or max_time: both are checked before each page
-            if writes_looked_at(p, st, n_words):
-                guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-            wi, mask = find_dirty_block(bitmap, n_pages, st[L.S_CURSOR], True)
-            left = 64
-            while left > 0 and not migration_rate_exceeded(p, st) and st[L.S_T] < t_cut:
-                bit = mask & (~mask + np.uint64(1))
-                ram_save_pages(p, st, wi, bit, bitmap, dirty_log, content,
-                               src_version, dst_version)
-                set_cursor(p, st, wi, bit)
-                left -= 1
-                mask &= ~bit
-                if mask == 0:
-                    if st[L.S_CURSOR] == 0:               # a batch stops at the end of RAM
-                        break
-                    wi, mask = find_dirty_block(bitmap, n_pages, st[L.S_CURSOR], False)
-                    if wi < 0:
-                        break
-            if (st[L.S_T] - t0) // PS_PER_MS > MAX_WAIT:
-                break
+    while st[L.S_DIRTY] > 0:
+        # a whole batch fits: the rate limit is not exceeded, max_time not reached
+        whole = batch_fits(limit, st[L.S_TRANSFERRED] - st[L.S_RATE_START]) and \
+            st[L.S_T] < batch_until
+        if not whole and (migration_rate_exceeded(p, st) or st[L.S_T] >= t_cut):
+            break
+        if ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_version,
+                            dst_version, not whole, False, limit, t_wait, batch_until, t_cut):
+            break
     st[L.S_UNFLUSHED] = 0                # qemu_fflush after RAM_SAVE_FLAG_EOS
     st[L.S_T] = min(st[L.S_T], t_cut)
 
@@ -388,83 +486,6 @@ def writes_looked_at(p, st, n_words):
     (if any) still wait in the bitmap since setup."""
     return p[L.P_CHECK] != 0 or p[L.P_ZERO_WRITE_PPM] != 0 or \
         (st[L.S_WRAPS] == 0 and p[L.P_ZERO_WORD0] < n_words)
-
-
-@njit(cache=True, nogil=True)
-def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
-                     src_version, dst_version, t0, batch_until):
-    """Send batches of the next (up to) 64 dirty pages from the cursor, each
-    stopping at the end of RAM, until the 50 ms cap is passed, nothing is dirty,
-    the next batch might cross the byte budget, or the time is ``batch_until``
-    [ps] (after it a batch might end past ``max_time``); the guest's writes due go
-    before each batch while something looks at them (:func:`writes_looked_at`).
-
-    :func:`ram_save_pages` word by word, with the counts kept in local
-    variables and stored once per batch: nothing looks at them inside a batch.
-    The pages are taken here rather than by :func:`take_pages`, and the batches
-    loop here rather than in the caller: a call that passes arrays costs NRT
-    reference counting, more than the work itself.
-
-    Returns
-    -------
-    bool
-        True if the 50 ms cap (``MAX_WAIT``) ended the iterate call.
-    """
-    n_pages = p[L.P_N_PAGES]
-    n_words = (n_pages + 63) >> 6
-    flags = content_flags(p)
-    zw0, zero_writes, prealloc, track, written_off, _ = flags
-    simple = not zero_writes and not track and written_off < 0
-    check = p[L.P_CHECK] != 0
-    maybe_eager = writes_looked_at(p, st, n_words)
-    while True:
-        if maybe_eager and writes_looked_at(p, st, n_words):
-            guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-        wi, mask = find_dirty_block(bitmap, n_pages, st[L.S_CURSOR], True)
-        left = 64
-        n_sent = 0
-        n_first = 0
-        n_zero = 0
-        n_untouched = 0
-        while True:
-            n = popcount(mask)
-            if n > left:
-                mask = lowest_bits(mask, left)
-                n = left
-            if wi < zw0 and not track:
-                pass
-            elif simple:           # the common case inline: classify_pages costs ~15 %
-                z = popcount(mask & content[wi - zw0] & ~dirty_log[wi])
-                n_zero += z
-                n_untouched += 0 if prealloc else z
-            else:
-                first, resend, zero_allocated, zero_untouched = classify_pages(
-                    flags, wi, mask, dirty_log, content)
-                n_first += first
-                n_zero += zero_allocated + zero_untouched
-                n_untouched += zero_untouched
-            bitmap[wi] &= ~mask
-            if check:
-                copy_versions(wi, mask, src_version, dst_version)
-            n_sent += n
-            left -= n
-            last_wi, last_mask = wi, mask
-            # every dirty page of this word past the cursor went (or the batch
-            # is full): go on with the next dirty word
-            wi += 1
-            while left > 0 and wi < n_words and bitmap[wi] == 0:
-                wi += 1
-            if left == 0 or wi >= n_words:
-                break
-            mask = bitmap[wi]
-        account_pages(p, st, n_first, n_sent - n_zero - n_first, n_zero - n_untouched,
-                      n_untouched)
-        set_cursor(p, st, last_wi, last_mask)
-        if (st[L.S_T] - t0) // PS_PER_MS > MAX_WAIT:
-            return True
-        if st[L.S_DIRTY] == 0 or st[L.S_T] >= batch_until or \
-                not batch_fits(p[L.P_RATE_LIMIT_MAX], st[L.S_TRANSFERRED] - st[L.S_RATE_START]):
-            return False
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -534,6 +555,31 @@ def migration_rate_limit(p, st, trace):
 
 
 @njit(cache=True, nogil=True)
+def migration_stop_vm(p, streams, st, rng, dirty_log, bitmap, content, src_version):
+    """Stop the guest for the switchover, as completion and postcopy both begin: the
+    writes due, ``vm_stop_force_state`` (the downtime starts), the final bitmap sync
+    and the RAM section's header. Returns the guest's running time at the stop [ps]."""
+    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
+    guest_stopped = guest_run_time(p, st)
+    st[L.S_DOWNTIME_START] = st[L.S_T]
+    st[L.S_VM_RUNNING] = 0
+    st[L.S_T] += p[L.P_PS_VM_STOP]
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
+    _send_section(st, p)
+    return guest_stopped
+
+
+@njit(cache=True, nogil=True)
+def save_device_state(p, st):
+    """The device state goes last (``qemu_savevm_state_complete_precopy_non_iterable``);
+    the downtime ends once it is queued."""
+    st[L.S_TRANSFERRED] += p[L.P_DEVICE_BYTES]
+    st[L.S_DOWNTIME_BYTES] += p[L.P_DEVICE_BYTES]
+    st[L.S_T] += p[L.P_PS_DEVICE]
+    st[L.S_DOWNTIME_END] = st[L.S_T]
+
+
+@njit(cache=True, nogil=True)
 def migration_completion(p, streams, st, rng, dirty_log, bitmap, content,
                          src_version, dst_version):
     """Stop the VM, final sync, send everything left at full speed, then device state.
@@ -541,21 +587,11 @@ def migration_completion(p, streams, st, rng, dirty_log, bitmap, content,
     Mirrors ``migration_completion`` → ``migration_stop_vm``,
     ``migration_switchover_start`` (rate limit off) and ``ram_save_complete``.
     """
-    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-    st[L.S_DOWNTIME_START] = st[L.S_T]
-    st[L.S_VM_RUNNING] = 0
-    st[L.S_T] += p[L.P_PS_VM_STOP]
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
-    _send_section(st, p)
-    while st[L.S_DIRTY] > 0:
-        wi, mask = find_dirty_block(bitmap, p[L.P_N_PAGES], st[L.S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, content, src_version,
-                       dst_version)
-        set_cursor(p, st, wi, mask)
-    st[L.S_TRANSFERRED] += p[L.P_DEVICE_BYTES]
-    st[L.S_DOWNTIME_BYTES] += p[L.P_DEVICE_BYTES]
-    st[L.S_T] += p[L.P_PS_DEVICE]
-    st[L.S_DOWNTIME_END] = st[L.S_T]
+    migration_stop_vm(p, streams, st, rng, dirty_log, bitmap, content, src_version)
+    if st[L.S_DIRTY] > 0:              # the rate limit is off
+        ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_version,
+                         dst_version, False, False, 0, INT64_MAX, INT64_MAX, INT64_MAX)
+    save_device_state(p, st)
     st[L.S_CONVERGED] = 1
 
 
@@ -568,40 +604,28 @@ def postcopy_start(p, streams, st, rng, dirty_log, bitmap, content, src_version,
     destination runs from then on (the downtime ends). Then, like
     ``ram_save_iterate`` in postcopy without a rate limit
     (``max-postcopy-bandwidth`` 0): the source sends what is left in address
-    order, and each page the destination's guest touches first is sent at once
-    (:func:`guest_fault_pages`). **Simplification:** the postcopy phase is a
-    summary: no windows, and a fault costs the link the page, not the guest a
-    round trip.
+    order, a word at a time, and each page the destination's guest touches first
+    is sent at once (:func:`guest_fault_pages`). **Simplification:** the postcopy
+    phase is a summary: no windows, and a fault costs the link the page, not the
+    guest a round trip.
     """
-    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-    stopped_at = st[L.S_T]
-    guest_stopped = guest_run_time(p, st)
-    st[L.S_DOWNTIME_START] = stopped_at
-    st[L.S_VM_RUNNING] = 0
-    st[L.S_T] += p[L.P_PS_VM_STOP]
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
-    _send_section(st, p)
-    st[L.S_TRANSFERRED] += p[L.P_DEVICE_BYTES]
-    st[L.S_DOWNTIME_BYTES] += p[L.P_DEVICE_BYTES]
-    st[L.S_T] += p[L.P_PS_DEVICE]
-    st[L.S_DOWNTIME_END] = st[L.S_T]
+    guest_stopped = migration_stop_vm(p, streams, st, rng, dirty_log, bitmap, content,
+                                      src_version)
+    save_device_state(p, st)
     st[L.S_POSTCOPY_T] = st[L.S_T]
     # the guest resumes on the destination, unthrottled, where it stopped
     st[L.S_THROTTLE] = 0
     st[L.S_DIRTY_LIMIT_T] = -1
     st[L.S_GUEST_OFFSET] = st[L.S_T] - guest_stopped
     st[L.S_VM_RUNNING] = 1
-    n_pages = p[L.P_N_PAGES]
     while st[L.S_DIRTY] > 0:
         faults = guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version)
         if faults:     # Simplification: a faulted page costs a re-sent normal page
             account_pages(p, st, 0, faults, 0, 0)
         if st[L.S_DIRTY] == 0:
             break
-        wi, mask = find_dirty_block(bitmap, n_pages, st[L.S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, content, src_version,
-                       dst_version)
-        set_cursor(p, st, wi, mask)
+        ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_version,
+                         dst_version, False, True, 0, INT64_MAX, INT64_MAX, INT64_MAX)
     # the guest's writes up to the end happen on the destination: count them there
     guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version)
     st[L.S_VM_RUNNING] = 0
