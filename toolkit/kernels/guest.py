@@ -239,15 +239,9 @@ def write_pages_counting(workload, lo, size, first, stop, state, seq, logged, di
 
 @njit(cache=True, nogil=True)
 def guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version):
-    """Apply every guest write due by the current time ``st[L.S_T]``: a stream's
+    """Apply every guest write due by the current time ``st[S_T]``: a stream's
     writes accrue with the guest's running time (:func:`guest_run_time`).
-
-    Counting a stream's distinct logged pages costs each write a dependent
-    load, so it starts only once the log could be full (as many writes since
-    the last sync as the range has pages), with one count of the range; check
-    mode never counts, as every write bumps a version, nor does zipf, whose
-    writes take a varying number of draws (no skipping ahead), nor a guest with
-    zero writes, whose every write may change a page's content.
+    Nothing happens while the guest is stopped.
 
     Parameters
     ----------
@@ -270,47 +264,9 @@ def guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version):
     """
     if st[L.S_VM_RUNNING] == 0:
         return
-    check = p[L.P_CHECK] != 0
-    workload = p[L.P_WORKLOAD]
-    q_ppm = p[L.P_ZERO_WRITE_PPM]
-    no_count = check or workload == L.ZIPF or q_ppm != 0
-    seq = seq_params(p)
-    run_time = guest_run_time(p, st)
-    if workload == L.REPLAY:
-        done = st[L.S_WRITES]
-        due = replay_due(streams, run_time)
-        for k in range(done, due):
-            log_write(np.int64(streams[L.G_REPLAY + 2 * k + 1]), k, q_ppm, check, dirty_log,
-                      zero, src_version)
-        st[L.S_WRITES] = max(done, due)
-        return
-    if workload == L.PHASES:
-        phase_writes(p, streams, st, rng, run_time, dirty_log, zero, dirty_log, src_version,
-                     src_version, False)
-        return
-    for s in range(L.N_STREAMS):
-        done, due = stream_writes(streams, st, s, run_time)
-        if due <= done:
-            continue
-        lo, size = stream_range(p, workload, s)
-        state = rng[s]
-        logged = st[L.S_LOG + s]
-        k = done
-        if logged < 0 or no_count:
-            stop = due if no_count else min(due, max(done, st[L.S_SYNC_WRITES + s] + size))
-            state = write_pages(workload, check, lo, size, done, stop, state,
-                                zipf_params(p, workload, size), seq, q_ppm, dirty_log, zero,
-                                src_version)
-            k = stop
-            if k < due:
-                logged = count_range(dirty_log, lo, lo + size)
-        if k < due:
-            state, logged = write_pages_counting(workload, lo, size, k, due, state, seq, logged,
-                                                 dirty_log)
-        rng[s] = state
-        st[L.S_LOG + s] = logged
-        st[L.S_WRITES] += due - done
-        st[L.S_STREAM_WRITES + s] = due
+    # the unused bitmap and dst_version: the arrays of the same types at hand
+    guest_pages(p, streams, st, rng, dirty_log, zero, dirty_log, src_version, src_version,
+                False)
 
 
 @njit(cache=True, nogil=True)
@@ -324,38 +280,87 @@ def guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version):
     (the destination does not track dirty pages). **Simplification:** a fault
     does not stall the vCPU.
     """
+    return guest_pages(p, streams, st, rng, bitmap, bitmap, bitmap, src_version, dst_version,
+                       True)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def guest_pages(p, streams, st, rng, dirty_log, zero, bitmap, src_version, dst_version,
+                fault):
+    """The guest's writes due by now, logged (:func:`guest_write_pages`) or, with
+    ``fault``, faulting (:func:`guest_fault_pages`): one skeleton for both, inlined
+    into each with ``fault`` a constant. Returns the pages faulted.
+
+    Counting a stream's distinct logged pages costs each write a dependent
+    load, so it starts only once the log could be full (as many writes since
+    the last sync as the range has pages), with one count of the range; check
+    mode never counts, as every write bumps a version, nor does zipf, whose
+    writes take a varying number of draws (no skipping ahead), nor a guest with
+    zero writes, whose every write may change a page's content.
+    """
     check = p[L.P_CHECK] != 0
     workload = p[L.P_WORKLOAD]
+    q_ppm = p[L.P_ZERO_WRITE_PPM]
+    seq = seq_params(p)
     run_time = guest_run_time(p, st)
     faults = 0
     if workload == L.REPLAY:
         done = st[L.S_WRITES]
         due = replay_due(streams, run_time)
         for k in range(done, due):
-            faults += fault_page(np.int64(streams[L.G_REPLAY + 2 * k + 1]), bitmap, check,
-                                 src_version, dst_version)
+            page = np.int64(streams[L.G_REPLAY + 2 * k + 1])
+            if fault:
+                faults += fault_page(page, bitmap, check, src_version, dst_version)
+            else:
+                log_write(page, k, q_ppm, check, dirty_log, zero, src_version)
         st[L.S_WRITES] = max(done, due)
+    elif workload == L.PHASES:
+        faults = phase_writes(p, streams, st, rng, run_time, dirty_log, zero, bitmap,
+                              src_version, dst_version, fault)
+    else:
+        no_count = check or workload == L.ZIPF or q_ppm != 0
+        for s in range(L.N_STREAMS):
+            done, due = stream_writes(streams, st, s, run_time)
+            if due <= done:
+                continue
+            lo, size = stream_range(p, workload, s)
+            if fault:
+                state, n = fault_pages(workload, check, lo, size, done, due, rng[s],
+                                       zipf_params(p, workload, size), seq, bitmap,
+                                       src_version, dst_version)
+                faults += n
+            else:
+                state = log_stream_writes(p, st, s, workload, check, lo, size, done, due,
+                                          rng[s], seq, q_ppm, no_count, dirty_log, zero,
+                                          src_version)
+            rng[s] = state
+            st[L.S_WRITES] += due - done
+            st[L.S_STREAM_WRITES + s] = due
+    if fault:
         st[L.S_FAULTS] += faults
-        return faults
-    if workload == L.PHASES:
-        faults = phase_writes(p, streams, st, rng, run_time, bitmap, bitmap, bitmap,
-                              src_version, dst_version, True)
-        st[L.S_FAULTS] += faults
-        return faults
-    for s in range(L.N_STREAMS):
-        done, due = stream_writes(streams, st, s, run_time)
-        if due <= done:
-            continue
-        lo, size = stream_range(p, workload, s)
-        state, n = fault_pages(workload, check, lo, size, done, due, rng[s],
-                               zipf_params(p, workload, size), seq_params(p), bitmap,
-                               src_version, dst_version)
-        faults += n
-        rng[s] = state
-        st[L.S_WRITES] += due - done
-        st[L.S_STREAM_WRITES + s] = due
-    st[L.S_FAULTS] += faults
     return faults
+
+
+@njit(cache=True, nogil=True, inline="always")
+def log_stream_writes(p, st, s, workload, check, lo, size, done, due, state, seq, q_ppm,
+                      no_count, dirty_log, zero, src_version):
+    """Stream ``s``'s writes ``done .. due - 1`` into the dirty log, counting its
+    distinct logged pages once the log could be full; returns its RNG state."""
+    logged = st[L.S_LOG + s]
+    k = done
+    if logged < 0 or no_count:
+        stop = due if no_count else min(due, max(done, st[L.S_SYNC_WRITES + s] + size))
+        state = write_pages(workload, check, lo, size, done, stop, state,
+                            zipf_params(p, workload, size), seq, q_ppm, dirty_log, zero,
+                            src_version)
+        k = stop
+        if k < due:
+            logged = count_range(dirty_log, lo, lo + size)
+    if k < due:
+        state, logged = write_pages_counting(workload, lo, size, k, due, state, seq, logged,
+                                             dirty_log)
+    st[L.S_LOG + s] = logged
+    return state
 
 
 @njit(cache=True, nogil=True, inline="always")
