@@ -44,6 +44,7 @@ _ORDER = ("converged", "total_time", "setup_time", "downtime", "expected_downtim
 _CONVERT = {"ps": ("ms", 1 / PS_PER_MS), "B ms-1": ("B s-1", 1000.0)}
 _STATE_RESULTS = L.STATE.results()
 _TRACE_RESULTS = L.TRACE.results()
+_STATE_SLOTS = L.STATE.slots()
 
 
 def _units(field: L.Field) -> str:
@@ -63,7 +64,7 @@ TRACE = {name: (L.TRACE.slots()[f.name], _CONVERT.get(f.units, (f.units, 1.0))[1
 def _slot_result(st: np.ndarray, field: L.Field) -> np.ndarray:
     """One state slot as its Dataset variable: a flag as bool, picoseconds as ms
     (NaN where the slot is -1: never happened), the field's dtype."""
-    value = st[..., L.STATE.slots()[field.name]]
+    value = st[..., _STATE_SLOTS[field.name]]
     if field.dtype == "bool":
         return value == 1
     if field.units == "ps":
