@@ -1,10 +1,10 @@
 """The migration thread of QEMU precopy, one 4 KiB page at a time.
 
 Mirrors QEMU 10.0 ``migration/migration.c`` and ``migration/ram.c`` for a
-RAM-only guest without multifd or xbzrle (with auto-converge, dirty-limit approximated,
-postcopy as summaries); see ``docs/model.md`` for what is simplified. Time is an integer number of
-picoseconds since the ``migrate`` command; QEMU's own clocks (``now_ms``) are
-that time truncated to milliseconds.
+RAM-only guest without multifd or xbzrle (with auto-converge, dirty-limit
+approximated, and postcopy as a summary); see ``docs/model.md`` for what is
+simplified. Time is an integer number of picoseconds since the ``migrate``
+command; QEMU's own clocks (``now_ms``) are that time truncated to milliseconds.
 """
 import numpy as np
 from numba import njit
