@@ -5,6 +5,11 @@ import toolkit as tk
 from toolkit import PARAMETERS
 from toolkit.schema import SCALARS, TRACE
 
+try:                    # the module is private on main (issue 12): the lead keeps one import
+    from toolkit._simulate import run_kernel
+except ImportError:
+    from toolkit.simulate import run_kernel
+
 
 def test_schema_units_and_names():
     ds = tk.simulate(ram_size="256MiB", dirty_rate="50MiB/s", max_bandwidth="100MiB/s")
@@ -54,7 +59,6 @@ def test_field_tables_number_the_slots():
 
 def test_dataset_variables_come_from_the_field_tables():
     from toolkit.kernels import layout as L
-    from toolkit.simulate import run_kernel
     sc = tk.Scenario(ram_size="64MiB", dirty_rate="30MiB/s", max_time=10.0)
     ds, st = tk.simulate(sc), run_kernel(sc).state
     for name, f in L.STATE.results().items():
