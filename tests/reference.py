@@ -1,6 +1,7 @@
 """A slow, obviously correct pure-Python simulator of the same model as the kernel.
 
-It shares nothing with ``toolkit.kernels`` or ``toolkit.simulate``: it reads the
+It shares nothing with ``toolkit.kernels`` or ``toolkit.simulate`` but the names and
+order of the trace's columns (the field table ``kernels.layout.TRACE``): it reads the
 :class:`toolkit.Scenario` and follows the model's rules (docs/model.md) with
 Python sets, one page at a time. Tests compare it with the kernel on small
 guests; the results must be identical.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 
 from toolkit import units as tk_units
+from toolkit.kernels.layout import TRACE
 
 MASK64 = (1 << 64) - 1
 PS_PER_MS = 10**9
@@ -419,10 +421,13 @@ class Reference:
         self.rate_start = self.transferred
         self.win_start_ms = now
         self.win_bytes0 = self.transferred
-        self.trace.append((now, spent, transferred, bandwidth, self.threshold,
-                           len(self.dirty) * PAGE, self.transferred, self.syncs,
-                           self.expected_downtime, mbps, self.dirty_rate, self.throttle,
-                           self.downtime_limit))
+        row = dict(TIME=now, TIME_SPENT=spent, BYTES=transferred, BANDWIDTH=bandwidth,
+                   THRESHOLD=self.threshold, PENDING=len(self.dirty) * PAGE,
+                   TRANSFERRED=self.transferred, SYNCS=self.syncs,
+                   EXPECTED_DOWNTIME=self.expected_downtime, MBPS=mbps,
+                   DIRTY_RATE=self.dirty_rate, THROTTLE=self.throttle,
+                   DOWNTIME_LIMIT=self.downtime_limit)
+        self.trace.append(tuple(row[f.name] for f in TRACE.fields))
 
     def complete(self):
         self.catch_up_writes()

@@ -35,7 +35,7 @@ def test_the_fitted_guest_dirties_pages_along_the_measured_curve():
     st = np.zeros(L.N_STATE, np.int64)
     st[L.S_VM_RUNNING] = 1
     st[L.S_DIRTY_LIMIT_T] = -1                  # as migration_thread starts it
-    st[L.S_LOG_0] = st[L.S_LOG_1] = -1
+    st[L.S_LOG:L.S_LOG + L.N_STREAMS] = -1
     rng = np.array(sc.stream_seeds, np.uint64)
     for ti, di in zip(t, measured):
         st[L.S_T] = int(ti * 1e12)

@@ -11,8 +11,9 @@ rng
 bitset
     One bit per 4 KiB guest page in ``uint64`` words.
 layout
-    Slot numbers of the parameter, state and trace arrays shared by the kernels
-    and :mod:`toolkit._simulate`.
+    One field table per kernel array (parameters, state, trace, policy): names,
+    units and descriptions, from which the slot numbers and the Dataset's
+    variables (:mod:`toolkit.schema`) are derived.
 guest
     Guest writes into the dirty log (the workloads).
 precopy

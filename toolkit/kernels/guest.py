@@ -18,13 +18,7 @@ import numpy as np
 from numba import njit
 
 from .bitset import count_range
-from .layout import (P_CHECK, P_HOT_PAGES, P_N_PAGES, P_SEQ_PAGES, P_SEQ_START, P_WORKLOAD,
-                     P_SEQ_STRIDE, P_SEQ_CURSOR, P_ZERO_WRITE_PPM,
-                     S_FAULTS, S_GUEST_BASE, S_GUEST_OFFSET, S_LOG_0, S_THROTTLE,
-                     S_THROTTLE_T0, S_SYNC_WRITES_0, S_T, S_VM_RUNNING, S_WRITES,
-                     S_WRITES_1, SEQUENTIAL, ZIPF, REPLAY, G_REPLAY, P_ZIPF_EXPONENT_MICRO,
-                     P_DIRTY_QUOTA_PPM, S_DIRTY_LIMIT_T, PHASES, G_PHASES, HOTCOLD,
-                     S_PHASE_IDX, S_PHASE_START, S_PHASE_DONE_0, S_PHASE_DONE_1)
+from . import layout as L
 from .rng import below, skip_ahead, splitmix64, zipf_constants, zipf_rank
 
 
@@ -44,17 +38,17 @@ def throttled_run_time(dt_ps, pct):
 
 @njit(cache=True, nogil=True)
 def guest_run_time(p, st):
-    """The guest's own running time by ``st[S_T]``: all of it but the time it was
+    """The guest's own running time by ``st[L.S_T]``: all of it but the time it was
     stopped before running again (postcopy), unless throttled (auto-converge:
     10 ms slices) or dirty-limited (a steady fraction). [ps]"""
-    pct = st[S_THROTTLE]
+    pct = st[L.S_THROTTLE]
     if pct != 0:
-        return st[S_GUEST_BASE] + throttled_run_time(st[S_T] - st[S_THROTTLE_T0], pct)
-    if st[S_DIRTY_LIMIT_T] >= 0:           # split so that the product cannot overflow
-        dt = st[S_T] - st[S_THROTTLE_T0]
-        ppm = p[P_DIRTY_QUOTA_PPM]
-        return st[S_GUEST_BASE] + dt // 1_000_000 * ppm + dt % 1_000_000 * ppm // 1_000_000
-    return st[S_T] - st[S_GUEST_OFFSET]
+        return st[L.S_GUEST_BASE] + throttled_run_time(st[L.S_T] - st[L.S_THROTTLE_T0], pct)
+    if st[L.S_DIRTY_LIMIT_T] >= 0:           # split so that the product cannot overflow
+        dt = st[L.S_T] - st[L.S_THROTTLE_T0]
+        ppm = p[L.P_DIRTY_QUOTA_PPM]
+        return st[L.S_GUEST_BASE] + dt // 1_000_000 * ppm + dt % 1_000_000 * ppm // 1_000_000
+    return st[L.S_T] - st[L.S_GUEST_OFFSET]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -66,11 +60,11 @@ def writes_due(t_ps, rate):
 @njit(cache=True, nogil=True)
 def replay_due(streams, t_ps):
     """Writes of a replayed trace due by ``t_ps`` [ps]: entries whose time is not later."""
-    lo, hi = 0, (streams.shape[0] - G_REPLAY) // 2
+    lo, hi = 0, (streams.shape[0] - L.G_REPLAY) // 2
     t_us = np.float64(t_ps) / 1e6
     while lo < hi:                      # the first entry later than t_us
         mid = (lo + hi) // 2
-        if streams[G_REPLAY + 2 * mid] <= t_us:
+        if streams[L.G_REPLAY + 2 * mid] <= t_us:
             lo = mid + 1
         else:
             hi = mid
@@ -80,12 +74,12 @@ def replay_due(streams, t_ps):
 @njit(cache=True, nogil=True)
 def stream_range(p, workload, stream):
     """First page and number of pages stream ``stream`` of ``workload`` writes to."""
-    if workload == SEQUENTIAL:
-        return p[P_SEQ_START], p[P_SEQ_PAGES]
-    hot = p[P_HOT_PAGES] if workload == HOTCOLD else 0    # else stream 0 covers all of RAM
+    if workload == L.SEQUENTIAL:
+        return p[L.P_SEQ_START], p[L.P_SEQ_PAGES]
+    hot = p[L.P_HOT_PAGES] if workload == L.HOTCOLD else 0    # else stream 0 covers all of RAM
     if stream == 0:
-        return 0, hot if hot > 0 else p[P_N_PAGES]
-    return hot, p[P_N_PAGES] - hot
+        return 0, hot if hot > 0 else p[L.P_N_PAGES]
+    return hot, p[L.P_N_PAGES] - hot
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -97,10 +91,10 @@ def next_page(workload, lo, size, k, state, zipf, seq):
     goes to ``lo + (offset + k * stride) % size``. (The hot loops over a
     sequential stream step a cursor instead: :func:`sequential_writes`.)
     """
-    if workload == SEQUENTIAL:
+    if workload == L.SEQUENTIAL:
         stride, offset = seq
         return lo + (offset + (k % size) * stride) % size, state
-    if workload == ZIPF:
+    if workload == L.ZIPF:
         state, rank = zipf_rank(state, size, zipf[0], zipf[1], zipf[2], zipf[3])
         return lo + rank - 1, state
     state, z = splitmix64(state)
@@ -111,7 +105,7 @@ def next_page(workload, lo, size, k, state, zipf, seq):
 def stream_writes(streams, st, s, run_time):
     """Writes stream ``s`` has applied, and those due by ``run_time`` [ps] (equal
     for an unused stream)."""
-    done = st[S_WRITES] - st[S_WRITES_1] if s == 0 else st[S_WRITES_1]
+    done = st[L.S_STREAM_WRITES + s]
     rate = streams[s]
     return done, (writes_due(run_time, rate) if rate != 0.0 else done)
 
@@ -128,14 +122,14 @@ def zero_write(k, q_ppm):
 @njit(cache=True, nogil=True, inline="always")
 def seq_params(p):
     """The sequential cursor's stride and first offset [pages]."""
-    return p[P_SEQ_STRIDE], p[P_SEQ_CURSOR]
+    return p[L.P_SEQ_STRIDE], p[L.P_SEQ_CURSOR]
 
 
 @njit(cache=True, nogil=True)
 def zipf_params(p, workload, size):
     """Exponent and sampler constants of the zipf workload (unused otherwise)."""
-    q = p[P_ZIPF_EXPONENT_MICRO] / 1e6
-    if workload != ZIPF:
+    q = p[L.P_ZIPF_EXPONENT_MICRO] / 1e6
+    if workload != L.ZIPF:
         return (q, 0.0, 0.0, 0.0)
     h_x1, h_n, s = zipf_constants(size, q)
     return (q, h_x1, h_n, s)
@@ -153,7 +147,7 @@ def write_pages(workload, check, lo, size, first, stop, state, zipf, seq, q_ppm,
     if q_ppm != 0:
         return write_pages_content(workload, check, lo, size, first, stop, state, zipf, seq,
                                    q_ppm, dirty_log, zero, src_version)
-    if workload == SEQUENTIAL and not check:
+    if workload == L.SEQUENTIAL and not check:
         sequential_writes(lo, size, first, stop, seq, 0, False, dirty_log)
         return state
     # separate loops: a branch inside this one costs the other guests ~30 %
@@ -229,7 +223,7 @@ def write_pages_counting(workload, lo, size, first, stop, state, seq, logged, di
     logged : int
         Distinct pages of the range in the log.
     """
-    if workload == SEQUENTIAL:
+    if workload == L.SEQUENTIAL:
         return state, sequential_writes(lo, size, first, stop, seq, logged, True, dirty_log)
     for k in range(first, stop):
         if logged == size:
@@ -247,13 +241,7 @@ def write_pages_counting(workload, lo, size, first, stop, state, seq, logged, di
 def guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version):
     """Apply every guest write due by the current time ``st[S_T]``: a stream's
     writes accrue with the guest's running time (:func:`guest_run_time`).
-
-    Counting a stream's distinct logged pages costs each write a dependent
-    load, so it starts only once the log could be full (as many writes since
-    the last sync as the range has pages), with one count of the range; check
-    mode never counts, as every write bumps a version, nor does zipf, whose
-    writes take a varying number of draws (no skipping ahead), nor a guest with
-    zero writes, whose every write may change a page's content.
+    Nothing happens while the guest is stopped.
 
     Parameters
     ----------
@@ -274,50 +262,11 @@ def guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version):
     src_version : ndarray(int32)
         Per-page write count (check mode only, else empty).
     """
-    if st[S_VM_RUNNING] == 0:
+    if st[L.S_VM_RUNNING] == 0:
         return
-    check = p[P_CHECK] != 0
-    workload = p[P_WORKLOAD]
-    q_ppm = p[P_ZERO_WRITE_PPM]
-    no_count = check or workload == ZIPF or q_ppm != 0
-    seq = seq_params(p)
-    run_time = guest_run_time(p, st)
-    if workload == REPLAY:
-        done = st[S_WRITES]
-        due = replay_due(streams, run_time)
-        for k in range(done, due):
-            log_write(np.int64(streams[G_REPLAY + 2 * k + 1]), k, q_ppm, check, dirty_log,
-                      zero, src_version)
-        st[S_WRITES] = max(done, due)
-        return
-    if workload == PHASES:
-        phase_writes(p, streams, st, rng, run_time, dirty_log, zero, dirty_log, src_version,
-                     src_version, False)
-        return
-    for s in range(2):
-        done, due = stream_writes(streams, st, s, run_time)
-        if due <= done:
-            continue
-        lo, size = stream_range(p, workload, s)
-        state = rng[s]
-        logged = st[S_LOG_0 + s]
-        k = done
-        if logged < 0 or no_count:
-            stop = due if no_count else min(due, max(done, st[S_SYNC_WRITES_0 + s] + size))
-            state = write_pages(workload, check, lo, size, done, stop, state,
-                                zipf_params(p, workload, size), seq, q_ppm, dirty_log, zero,
-                                src_version)
-            k = stop
-            if k < due:
-                logged = count_range(dirty_log, lo, lo + size)
-        if k < due:
-            state, logged = write_pages_counting(workload, lo, size, k, due, state, seq, logged,
-                                                 dirty_log)
-        rng[s] = state
-        st[S_LOG_0 + s] = logged
-        st[S_WRITES] += due - done
-        if s == 1:
-            st[S_WRITES_1] = due
+    # the unused bitmap and dst_version: the arrays of the same types at hand
+    guest_pages(p, streams, st, rng, dirty_log, zero, dirty_log, src_version, src_version,
+                False)
 
 
 @njit(cache=True, nogil=True)
@@ -331,39 +280,87 @@ def guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version):
     (the destination does not track dirty pages). **Simplification:** a fault
     does not stall the vCPU.
     """
-    check = p[P_CHECK] != 0
-    workload = p[P_WORKLOAD]
+    return guest_pages(p, streams, st, rng, bitmap, bitmap, bitmap, src_version, dst_version,
+                       True)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def guest_pages(p, streams, st, rng, dirty_log, zero, bitmap, src_version, dst_version,
+                fault):
+    """The guest's writes due by now, logged (:func:`guest_write_pages`) or, with
+    ``fault``, faulting (:func:`guest_fault_pages`): one skeleton for both, inlined
+    into each with ``fault`` a constant. Returns the pages faulted.
+
+    Counting a stream's distinct logged pages costs each write a dependent
+    load, so it starts only once the log could be full (as many writes since
+    the last sync as the range has pages), with one count of the range; check
+    mode never counts, as every write bumps a version, nor does zipf, whose
+    writes take a varying number of draws (no skipping ahead), nor a guest with
+    zero writes, whose every write may change a page's content.
+    """
+    check = p[L.P_CHECK] != 0
+    workload = p[L.P_WORKLOAD]
+    q_ppm = p[L.P_ZERO_WRITE_PPM]
+    seq = seq_params(p)
     run_time = guest_run_time(p, st)
     faults = 0
-    if workload == REPLAY:
-        done = st[S_WRITES]
+    if workload == L.REPLAY:
+        done = st[L.S_WRITES]
         due = replay_due(streams, run_time)
         for k in range(done, due):
-            faults += fault_page(np.int64(streams[G_REPLAY + 2 * k + 1]), bitmap, check,
-                                 src_version, dst_version)
-        st[S_WRITES] = max(done, due)
-        st[S_FAULTS] += faults
-        return faults
-    if workload == PHASES:
-        faults = phase_writes(p, streams, st, rng, run_time, bitmap, bitmap, bitmap,
-                              src_version, dst_version, True)
-        st[S_FAULTS] += faults
-        return faults
-    for s in range(2):
-        done, due = stream_writes(streams, st, s, run_time)
-        if due <= done:
-            continue
-        lo, size = stream_range(p, workload, s)
-        state, n = fault_pages(workload, check, lo, size, done, due, rng[s],
-                               zipf_params(p, workload, size), seq_params(p), bitmap,
-                               src_version, dst_version)
-        faults += n
-        rng[s] = state
-        st[S_WRITES] += due - done
-        if s == 1:
-            st[S_WRITES_1] = due
-    st[S_FAULTS] += faults
+            page = np.int64(streams[L.G_REPLAY + 2 * k + 1])
+            if fault:
+                faults += fault_page(page, bitmap, check, src_version, dst_version)
+            else:
+                log_write(page, k, q_ppm, check, dirty_log, zero, src_version)
+        st[L.S_WRITES] = max(done, due)
+    elif workload == L.PHASES:
+        faults = phase_writes(p, streams, st, rng, run_time, dirty_log, zero, bitmap,
+                              src_version, dst_version, fault)
+    else:
+        no_count = check or workload == L.ZIPF or q_ppm != 0
+        for s in range(L.N_STREAMS):
+            done, due = stream_writes(streams, st, s, run_time)
+            if due <= done:
+                continue
+            lo, size = stream_range(p, workload, s)
+            if fault:
+                state, n = fault_pages(workload, check, lo, size, done, due, rng[s],
+                                       zipf_params(p, workload, size), seq, bitmap,
+                                       src_version, dst_version)
+                faults += n
+            else:
+                state = log_stream_writes(p, st, s, workload, check, lo, size, done, due,
+                                          rng[s], seq, q_ppm, no_count, dirty_log, zero,
+                                          src_version)
+            rng[s] = state
+            st[L.S_WRITES] += due - done
+            st[L.S_STREAM_WRITES + s] = due
+    if fault:
+        st[L.S_FAULTS] += faults
     return faults
+
+
+@njit(cache=True, nogil=True, inline="always")
+def log_stream_writes(p, st, s, workload, check, lo, size, done, due, state, seq, q_ppm,
+                      no_count, dirty_log, zero, src_version):
+    """Stream ``s``'s writes ``done .. due - 1`` into the dirty log, counting its
+    distinct logged pages once the log could be full; returns its RNG state."""
+    logged = st[L.S_LOG + s]
+    k = done
+    if logged < 0 or no_count:
+        stop = due if no_count else min(due, max(done, st[L.S_SYNC_WRITES + s] + size))
+        state = write_pages(workload, check, lo, size, done, stop, state,
+                            zipf_params(p, workload, size), seq, q_ppm, dirty_log, zero,
+                            src_version)
+        k = stop
+        if k < due:
+            logged = count_range(dirty_log, lo, lo + size)
+    if k < due:
+        state, logged = write_pages_counting(workload, lo, size, k, due, state, seq, logged,
+                                             dirty_log)
+    st[L.S_LOG + s] = logged
+    return state
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -413,21 +410,21 @@ def phase_writes(p, streams, st, rng, run_time, dirty_log, zero, bitmap, src_ver
     cycling. Each phase's streams start afresh (a sequential cursor at its range's
     start) and draw from the guest's two SplitMix64 streams. Logged, or with
     ``fault``, faulting (postcopy). Returns the pages faulted."""
-    check = p[P_CHECK] != 0
-    q_ppm = p[P_ZERO_WRITE_PPM]
+    check = p[L.P_CHECK] != 0
+    q_ppm = p[L.P_ZERO_WRITE_PPM]
     seq = seq_params(p)
-    n_phases = (streams.shape[0] - G_PHASES) // 4
+    n_phases = (streams.shape[0] - L.G_PHASES) // 4
     faults = 0
     while True:
-        base = G_PHASES + 4 * st[S_PHASE_IDX]
-        start = st[S_PHASE_START]
+        base = L.G_PHASES + 4 * st[L.S_PHASE_IDX]
+        start = st[L.S_PHASE_START]
         end = start + np.int64(streams[base] * 1e6)
         workload = np.int64(streams[base + 1])
-        for s in range(2):
+        for s in range(L.N_STREAMS):
             rate = streams[base + 2 + s]
             if rate == 0.0:
                 continue
-            done = st[S_PHASE_DONE_0 + s]
+            done = st[L.S_PHASE_DONE + s]
             due = writes_due(min(run_time, end) - start, rate)
             if due <= done:
                 continue
@@ -441,11 +438,11 @@ def phase_writes(p, streams, st, rng, run_time, dirty_log, zero, bitmap, src_ver
                 state = write_pages(workload, check, lo, size, done, due, rng[s], zipf,
                                     seq, q_ppm, dirty_log, zero, src_version)
             rng[s] = state
-            st[S_PHASE_DONE_0 + s] = due
-            st[S_WRITES] += due - done
+            st[L.S_PHASE_DONE + s] = due
+            st[L.S_WRITES] += due - done
         if run_time < end:
             return faults
-        st[S_PHASE_IDX] = (st[S_PHASE_IDX] + 1) % n_phases
-        st[S_PHASE_START] = end
-        st[S_PHASE_DONE_0] = 0
-        st[S_PHASE_DONE_1] = 0
+        st[L.S_PHASE_IDX] = (st[L.S_PHASE_IDX] + 1) % n_phases
+        st[L.S_PHASE_START] = end
+        for s in range(L.N_STREAMS):
+            st[L.S_PHASE_DONE + s] = 0

@@ -1,173 +1,352 @@
-"""Slot numbers of the integer arrays passed between the API layer and the kernels.
+"""The kernel's arrays, declared once: one field table per array.
 
-Numba has no cheap mutable record that caches well, so a run's parameters and
-state travel as ``int64`` arrays; these names keep the slots readable. They are
-compile-time constants, not mutable globals.
+A run's parameters, state, trace and management policy travel as plain ``int64``
+(the trace ``float64``) arrays. Each array has one table below listing its fields
+in slot order: name, units, long_name, description, and for the state and trace
+the Dataset variable a field becomes (:mod:`toolkit.schema` reads it from here).
+A field may hold one value per write stream (``length=N_STREAMS``: the per-stream
+state, read as ``st[S_LOG + s]``) or, last in its table, a tail of any length.
+
+The slot names the kernels use (``P_N_PAGES``, ``S_T``, ``W_TIME``, ``POL_POLL_MS``,
+and ``N_PARAMS``, ``N_STATE``, ``N_TRACE``) are generated from the tables when this
+module is imported: plain module-level ints, which numba freezes as compile-time
+constants. (Measured on numba 0.68: structured records cost the same as these
+slots, a structref holding the arrays is 2-3x slower, a jitclass cannot be cached.)
 """
+from __future__ import annotations
 
-# --- parameters: int64 array ``p`` (filled by toolkit.encode.kernel_inputs) ---
-P_N_PAGES = 0           # guest pages [pages]
-P_WORKLOAD = 1          # 0 uniform, 1 hotcold, 2 sequential, 3 zipf, 4 replay, 5 phases
-P_HOT_PAGES = 2         # hotcold: pages in the hot set, at the bottom of RAM; 0 otherwise [pages]
-P_SEQ_START = 3         # sequential: first page of the written range [pages]
-P_SEQ_PAGES = 4         # sequential: pages in the written range [pages]
-P_ZERO_WORD0 = 5        # first bitmap word the zero bits of ``content`` cover (n_words: none)
-P_RATE_LIMIT_MAX = 6    # max_bandwidth // 10, 0 = unlimited [B per 100 ms window]
-P_DOWNTIME_LIMIT = 7    # downtime-limit [ms]
-P_AVAIL_BW_PER_MS = 8   # avail_switchover_bandwidth // 1000, 0 = use the estimate [B/ms]
-P_PS_NORMAL = 9         # one normal page the destination already holds (a re-send) [ps]
-P_PS_ZERO = 10          # one zero page of allocated RAM (a full buffer_is_zero scan) [ps]
-P_PS_SECTION = 11       # wire time of one iterate call's section header/footer/EOS [ps]
-P_PS_SYNC_BASE = 12     # bitmap sync: fixed + per-GiB part [ps]
-P_PS_SYNC_PAGE = 13     # bitmap sync: per page found in the dirty log [ps]
-P_PS_SETUP = 14         # setup overhead before the first sync [ps]
-P_PS_VM_STOP = 15       # vm_stop_force_state: pause vCPUs, drain and flush block [ps]
-P_PS_DEVICE = 16        # wire time of the device state at switchover [ps]
-P_DEVICE_BYTES = 17     # device state size [B]
-P_PS_MAX_TIME = 18      # give up (not converged) after this [ps]
-P_CHECK = 19            # 1: track page versions (no-data-lost check)
-P_QEMU_RULE = 20        # switchover rule: 0 = 8.2, 1 = 9.0-10.0, 2 = 10.1 and later
-P_AUTO_CONVERGE = 21    # 1: capability auto-converge
-P_THROTTLE_TRIGGER = 22  # throttle-trigger-threshold [%]
-P_THROTTLE_INITIAL = 23  # cpu-throttle-initial [%]
-P_THROTTLE_INCREMENT = 24  # cpu-throttle-increment [%]
-P_THROTTLE_TAILSLOW = 25  # 1: cpu-throttle-tailslow
-P_THROTTLE_MAX = 26     # max-cpu-throttle [%]
-P_PERIODIC_SYNC = 27    # 1: auto-converge's 5 s dirty-sync timer (QEMU 9.2 and later)
-P_POSTCOPY_RAM = 28     # 1: capability postcopy-ram
-P_POSTCOPY_START_SYNC = 29  # migrate-start-postcopy once dirty-sync-count reaches this, 0 = never
-P_ZIPF_EXPONENT_MICRO = 30  # zipf: the exponent in millionths
-P_DIRTY_LIMIT = 31      # 1: capability dirty-limit
-P_DIRTY_QUOTA_PPM = 32  # dirty-limit: the guest's run fraction under its quota [ppm]
-P_PS_FIRST_COPY = 33    # one normal page the destination receives for the first time [ps]
-P_PS_ZERO_UNTOUCHED = 34  # one zero page of never-touched RAM (the shared zero page) [ps]
-P_ZERO_WRITE_PPM = 35   # share of the guest's writes that write zeros [ppm]
-P_PREALLOC = 36         # 1: -mem-prealloc: all RAM allocated on both sides from the start
-P_SEQ_STRIDE = 37       # sequential: pages the write cursor advances per write
-P_SEQ_CURSOR = 38       # sequential: offset in the range of the first write [pages]
-P_WRITTEN_OFF = 39      # where the written bits start in ``content``, -1 = none [words]
-P_DST_OFF = 40          # where the destination's bits start in ``content``, -1 = none: first
-                        # copies cost no more than re-sends, nothing to track [words]
-N_PARAMS = 41
+from typing import NamedTuple
 
-# --- state: int64 array ``st`` (kernel-owned, read back as results) ---
-S_T = 0                 # simulated time since `migrate` [ps]
-S_WRITES = 1            # guest page writes applied so far
-S_DIRTY = 2             # migration_dirty_pages [pages]
-S_TRANSFERRED = 3       # migration_transferred_bytes() [B]
-S_NORMAL = 4            # normal pages sent
-S_ZERO = 5              # zero pages sent
-S_CURSOR = 6            # last_page: the page search resumes here
-S_SYNCS = 7             # dirty_sync_count
-S_LAST_SYNC_MS = 8      # time_last_bitmap_sync, -1 before the first sync [ms]
-S_PERIOD_PAGES = 9      # num_dirty_pages_period [pages]
-S_DIRTY_RATE = 10       # dirty_pages_rate [pages/s]
-S_DIRTY_BYTES_LAST_SYNC = 11  # [B]
-S_RATE_START = 12       # rate_limit_start [B]
-S_WIN_START_MS = 13     # iteration_start_time [ms]
-S_WIN_BYTES0 = 14       # iteration_initial_bytes [B]
-S_THRESHOLD = 15        # threshold_size [B]
-S_EXPECTED_DOWNTIME = 16  # expected_downtime [ms]
-S_N_WINDOWS = 17        # windows written to the trace
-S_VM_RUNNING = 18       # 1 while the guest runs (and writes)
-S_SETUP_T = 19          # end of setup [ps]
-S_DOWNTIME_START = 20   # vm stop [ps], -1 if never
-S_DOWNTIME_BYTES = 21   # bytes sent while the VM was stopped [B]
-S_CONVERGED = 22        # 1 if switched over before max_time
-S_LOST_PAGES = 23       # check mode: pages whose destination version differs, else -1
-S_SWITCH_PENDING = 24   # pending at the switchover decision [B]
-S_LOG_0 = 25            # stream 0: distinct pages of its range in the log, -1 while not counted
-S_LOG_1 = 26            # stream 1: the same
-S_SYNC_WRITES_0 = 27    # stream 0: its writes applied when the log was last cleared
-S_SYNC_WRITES_1 = 28    # stream 1: the same
-S_WRITES_1 = 29         # stream 1: its writes applied so far (S_WRITES counts both)
-S_WRAPS = 30            # times the page search went round past the end of RAM
-S_UNFLUSHED = 31        # normal pages queued in the QEMUFile since its last flush (0..31)
-S_THROTTLE = 32         # cpu throttle percentage, 0 = not throttling [%]
-S_HIGH_CNT = 33         # dirty_rate_high_cnt of migration_trigger_throttle
-S_XFER_PREV = 34        # bytes_xfer_prev: transferred at the last rate-period close [B]
-S_GUEST_BASE = 35       # guest run time at the last throttle change [ps]
-S_THROTTLE_T0 = 36      # time of the last throttle change [ps]
-S_TICK_NEXT = 37        # next tick of the 5 s dirty-sync timer [ps]
-S_TICK_PREV = 38        # dirty_sync_count seen by the timer's previous tick
-S_DOWNTIME_LIMIT = 39   # downtime-limit now (a policy may change it) [ms]
-S_POLL_NEXT = 40        # next poll of the management policy's monitor [ps]
-S_POL_DEADLINE_MS = 41  # the policy's completion deadline now, 0 = none [ms]
-S_POL_PROGRESS_MS = 42  # when remaining last made progress [ms]
-S_POL_MARK = 43         # remaining at the last poll, or its lowest value (lowmark) [B]
-S_POL_LAST_REMAINING = 44  # remaining at the previous poll, -1 before the first [B]
-S_POL_START_MS = 45     # when the downtime schedule started, -1 not yet [ms]
-S_POL_STEP = 46         # next step of the downtime schedule
-S_PAUSED_T = 47         # when the policy paused the guest, -1 never [ps]
-S_ABORTED = 48          # 1 if the policy aborted the migration
-S_GUEST_OFFSET = 49     # time the guest was stopped before running again (postcopy) [ps]
-S_POSTCOPY_REQUESTED = 50  # 1 once migrate-start-postcopy was issued
-S_POSTCOPY_T = 51       # when the destination started running (postcopy), -1 never [ps]
-S_FAULTS = 52           # postcopy: pages the destination faulted on [pages]
-S_DOWNTIME_END = 53     # end of the downtime [ps]
-S_DIRTY_LIMIT_T = 54    # when dirty-limit started limiting the guest, -1 never [ps]
-S_PHASE_IDX = 55        # phases: the phase now
-S_PHASE_START = 56      # phases: when it began, on the guest's running clock [ps]
-S_PHASE_DONE_0 = 57     # phases: stream 0's writes in this phase so far
-S_PHASE_DONE_1 = 58     # phases: stream 1's
-S_FIRST_COPIES = 59     # normal pages the destination received for the first time
-S_UNTOUCHED = 60        # zero pages sent from never-touched RAM
-S_LAST_BW = 61          # bandwidth of the last closed window, as query-migrate's mbps [B/s]
-S_POL_PERIOD = 62       # the monitor's poll period now (Proxmox shortens it) [ms]
-S_POL_POLLS = 63        # polls done so far
-S_POL_LAST_TRANSFERRED = 64  # transferred at the previous poll [B]
-S_POL_COUNTER = 65      # Proxmox: polls whose remaining grew or was zero, since the last step
-S_POL_LAST_SYNCS = 66   # dirty_sync_count at the previous poll (a new iteration: it grew)
-S_POL_STEP_MS = 67      # VEP 291: when the downtime last stepped up, -1 never [ms]
-S_POL_EWMA = 68         # KubeVirt: EWMA of the reported bandwidth, -1 before a sample [B/s]
-S_POL_BEST = 69         # KubeVirt: the lowest remaining at an iteration start, -1 none [B]
-S_POL_STALL_PROGRESS_MS = 70  # KubeVirt: when that lowest value last fell by the margin [ms]
-S_POL_STALL_MS = 71     # KubeVirt: when the stall was declared, -1 not yet [ms]
-N_STATE = 72
+N_STREAMS = 2                   # the guest's write streams (see kernels.guest)
 
-# --- trace: float64 array ``trace[window, column]``, one row per closed window ---
-W_TIME = 0              # window close, since `migrate` [ms]
-W_TIME_SPENT = 1        # window length [ms]
-W_BYTES = 2             # bytes queued in the window [B]
-W_BANDWIDTH = 3         # bytes / time_spent [B/ms]
-W_THRESHOLD = 4         # threshold_size [B]
-W_PENDING = 5           # migration_dirty_pages * 4096 at window close [B]
-W_TRANSFERRED = 6       # cumulative bytes [B]
-W_SYNCS = 7             # dirty_sync_count
-W_EXPECTED_DOWNTIME = 8 # [ms]
-W_MBPS = 9              # this window, decimal Mbit/s
-W_DIRTY_RATE = 10       # dirty_pages_rate [pages/s]
-W_THROTTLE = 11         # cpu throttle percentage [%]
-W_DOWNTIME_LIMIT = 12   # downtime-limit [ms]
-N_TRACE = 13
 
-# --- management policy: int64 array ``pol`` (toolkit.policies), read by kernels.policy ---
-POL_POLL_MS = 0         # poll period of the monitor, 0 = no policy [ms]
-POL_COMPLETION_MS = 1   # completion timeout, 0 = none [ms]
-POL_ACTION = 2          # at the completion timeout: 0 none, 1 abort, 2 pause the guest, 3 postcopy
-POL_DOUBLE = 3          # 1: after pausing, the timeout doubles (then aborts)
-POL_PROGRESS_MS = 4     # abort when remaining made no progress for this long, 0 = never [ms]
-POL_LOWMARK = 5         # 1: progress = below its lowest value; 0: below the previous poll
-POL_START_ON_ITERATION = 6  # 1: the schedule starts at the first new iteration seen
-POL_INITIAL_DOWNTIME = 7  # downtime-limit set at the start, -1 = keep [ms]
-POL_NOVA_SWITCH = 8     # 1: Nova's switch to postcopy when an iteration made < 10 % progress
-POL_TRIGGER = 9         # what moves the downtime schedule on: 0 time (the pairs' times), 1 a
-                        # counter of polls whose remaining grew or was zero passing POL_COUNT
-                        # (Proxmox), 2 a new iteration after iteration POL_COUNT, at most one
-                        # step per POL_COOLDOWN_MS (KubeVirt VEP 291)
-POL_COUNT = 10          # trigger 1: the counter's limit; trigger 2: the first iteration that steps
-POL_COOLDOWN_MS = 11    # trigger 2: the least time between two steps [ms]
-POL_FAST_POLL_MS = 12   # poll period once remaining < average transferred per poll, 0 = keep [ms]
-POL_STALL_MS = 13       # KubeVirt stall detector: no progress at iteration starts this long
-                        # declares a stall, 0 = no detector [ms]
-POL_STALL_MARGIN = 14   # progress: the lowest remaining at an iteration start fell by > this [%]
-POL_STALL_DOWNTIME = 15  # downtime-limit set at a stall (maxDowntimeMs) [ms]
-POL_STALL_ABORT = 16    # at a stall: abort (postcopy if allowed) when remaining / EWMA exceeds
-                        # this share of POL_STALL_DOWNTIME [%]
-POL_SWITCHOVER_MS = 17  # after a stall, force the switchover after this [ms]
-POL_FORCE_DOWNTIME = 18  # downtime-limit that forces it [ms]
-POL_N_STEPS = 19        # steps of the downtime schedule
-POL_STEPS = 20          # then (time after the schedule's start [ms], downtime-limit [ms]) pairs
+class Field(NamedTuple):
+    """One field of a kernel array.
+
+    Attributes
+    ----------
+    name : str
+        Slot name without the array's prefix (``"T"`` is ``S_T``).
+    units : str
+        UDUNITS-style units of the stored value (``"1"`` for counts and flags).
+    long_name, description : str
+        What it is; for a field with a ``result``, the Dataset variable's attributes.
+    length : int
+        Slots it takes: 1, ``N_STREAMS`` (one per write stream), or 0 for a tail of
+        any length (last in its table).
+    dtype : str
+        The value's type as read back: ``"bool"`` for a 0/1 flag, else the array's.
+    result : str or None
+        The Dataset variable it becomes (:func:`toolkit.schema.build_dataset`).
+    """
+
+    name: str
+    units: str
+    long_name: str
+    description: str = ""
+    length: int = 1
+    dtype: str = ""
+    result: str | None = None
+
+
+class Table(NamedTuple):
+    """The field table of one kernel array: slot prefix, array dtype, fields in order."""
+
+    prefix: str
+    dtype: str
+    fields: tuple
+
+    def slots(self) -> dict:
+        """Slot number of each field by its name (a field of length 2 takes two)."""
+        out, slot = {}, 0
+        for f in self.fields:
+            out[f.name] = slot
+            slot += f.length
+        return out
+
+    @property
+    def size(self) -> int:
+        """Slots of the fixed part (where a tail starts)."""
+        return sum(f.length for f in self.fields)
+
+    def field(self, name: str) -> Field:
+        """The field called ``name``."""
+        return next(f for f in self.fields if f.name == name)
+
+    def results(self) -> dict:
+        """Fields that become Dataset variables, by variable name."""
+        return {f.result: f for f in self.fields if f.result}
+
+
+_F = Field
+_PS, _MS, _B, _ONE, _PCT, _PAGES = "ps", "ms", "B", "1", "%", "1"
+
+# --- parameters: filled by toolkit.encode.kernel_inputs ---
+PARAMS = Table("P_", "int64", (
+    _F("N_PAGES", _PAGES, "guest pages", "[pages]"),
+    _F("WORKLOAD", _ONE, "workload",
+      "0 uniform, 1 hotcold, 2 sequential, 3 zipf, 4 replay, 5 phases"),
+    _F("HOT_PAGES", _PAGES, "hot set", "hotcold: pages in the hot set, at the bottom of RAM; "
+      "0 otherwise [pages]"),
+    _F("SEQ_START", _PAGES, "write range start", "sequential: first page of the written range"),
+    _F("SEQ_PAGES", _PAGES, "write range", "sequential: pages in the written range"),
+    _F("ZERO_WORD0", _ONE, "first zero word",
+      "first bitmap word the zero bits of ``content`` cover (n_words: none)"),
+    _F("RATE_LIMIT_MAX", _B, "window byte budget",
+      "max_bandwidth // 10, 0 = unlimited [B per 100 ms window]"),
+    _F("DOWNTIME_LIMIT", _MS, "downtime-limit"),
+    _F("AVAIL_BW_PER_MS", "B ms-1", "avail-switchover-bandwidth",
+      "avail_switchover_bandwidth // 1000, 0 = use the estimate"),
+    _F("PS_NORMAL", _PS, "re-send time", "one normal page the destination already holds"),
+    _F("PS_ZERO", _PS, "zero page time",
+      "one zero page of allocated RAM (a full buffer_is_zero scan)"),
+    _F("PS_SECTION", _PS, "section time",
+      "wire time of one iterate call's section header/footer/EOS"),
+    _F("PS_SYNC_BASE", _PS, "sync time", "bitmap sync: fixed + per-GiB part"),
+    _F("PS_SYNC_PAGE", _PS, "sync time per page", "bitmap sync: per page found in the dirty log"),
+    _F("PS_SETUP", _PS, "setup time", "setup overhead before the first sync"),
+    _F("PS_VM_STOP", _PS, "vm stop time",
+      "vm_stop_force_state: pause vCPUs, drain and flush block"),
+    _F("PS_DEVICE", _PS, "device state time", "wire time of the device state at switchover"),
+    _F("DEVICE_BYTES", _B, "device state size"),
+    _F("PS_MAX_TIME", _PS, "max_time", "give up (not converged) after this"),
+    _F("CHECK", _ONE, "check mode", "1: track page versions (no-data-lost check)", dtype="bool"),
+    _F("QEMU_RULE", _ONE, "switchover rule", "0 = 8.2, 1 = 9.0-10.0, 2 = 10.1 and later"),
+    _F("AUTO_CONVERGE", _ONE, "auto-converge", "1: capability auto-converge", dtype="bool"),
+    _F("THROTTLE_TRIGGER", _PCT, "throttle-trigger-threshold"),
+    _F("THROTTLE_INITIAL", _PCT, "cpu-throttle-initial"),
+    _F("THROTTLE_INCREMENT", _PCT, "cpu-throttle-increment"),
+    _F("THROTTLE_TAILSLOW", _ONE, "cpu-throttle-tailslow", dtype="bool"),
+    _F("THROTTLE_MAX", _PCT, "max-cpu-throttle"),
+    _F("PERIODIC_SYNC", _ONE, "periodic dirty sync",
+      "1: auto-converge's 5 s dirty-sync timer (QEMU 9.2 and later)", dtype="bool"),
+    _F("POSTCOPY_RAM", _ONE, "postcopy-ram", "1: capability postcopy-ram", dtype="bool"),
+    _F("POSTCOPY_START_SYNC", _ONE, "postcopy start",
+      "migrate-start-postcopy once dirty-sync-count reaches this, 0 = never"),
+    _F("ZIPF_EXPONENT_MICRO", _ONE, "zipf exponent", "zipf: the exponent in millionths"),
+    _F("DIRTY_LIMIT", _ONE, "dirty-limit", "1: capability dirty-limit", dtype="bool"),
+    _F("DIRTY_QUOTA_PPM", _ONE, "dirty-limit run fraction",
+      "dirty-limit: the guest's run fraction under its quota [ppm]"),
+    _F("PS_FIRST_COPY", _PS, "first copy time",
+      "one normal page the destination receives for the first time"),
+    _F("PS_ZERO_UNTOUCHED", _PS, "untouched zero page time",
+      "one zero page of never-touched RAM (the shared zero page)"),
+    _F("ZERO_WRITE_PPM", _ONE, "zero write share",
+      "share of the guest's writes that write zeros [ppm]"),
+    _F("PREALLOC", _ONE, "mem-prealloc",
+      "1: all RAM allocated on both sides from the start", dtype="bool"),
+    _F("SEQ_STRIDE", _PAGES, "write stride", "sequential: pages the cursor advances per write"),
+    _F("SEQ_CURSOR", _PAGES, "write cursor", "sequential: offset in the range of the first write"),
+    _F("WRITTEN_OFF", _ONE, "written bits offset",
+      "where the written bits start in ``content``, -1 = none [words]"),
+    _F("DST_OFF", _ONE, "destination bits offset",
+      "where the destination's bits start in ``content``, -1 = none: first copies cost "
+      "no more than re-sends, nothing to track [words]"),
+))
+
+# --- state: kernel-owned, zero on entry, read back as results ---
+STATE = Table("S_", "int64", (
+    _F("T", _PS, "total time", "query-migrate total-time: migrate command to completion "
+      "(to max_time if not converged)", result="total_time"),
+    _F("WRITES", _ONE, "guest page writes", "page writes the guest issued [pages]",
+      result="guest_writes"),
+    _F("DIRTY", _PAGES, "migration_dirty_pages", "pages dirty in the migration bitmap [pages]"),
+    _F("TRANSFERRED", _B, "bytes transferred", "query-migrate ram.transferred plus device state",
+      result="transferred"),
+    _F("NORMAL", _ONE, "normal pages sent", "query-migrate ram.normal [pages]",
+      result="normal_pages"),
+    _F("ZERO", _ONE, "zero pages sent", "query-migrate ram.duplicate [pages]",
+      result="zero_pages"),
+    _F("CURSOR", _ONE, "page the search resumes at",
+      "ram.c last_page at the end: in the first pass, how far it got [pages]",
+      result="last_page"),
+    _F("SYNCS", _ONE, "dirty bitmap syncs", "query-migrate dirty-sync-count",
+      result="dirty_sync_count"),
+    _F("LAST_SYNC_MS", _MS, "time_last_bitmap_sync", "-1 before the first sync"),
+    _F("PERIOD_PAGES", _PAGES, "num_dirty_pages_period", "[pages]"),
+    _F("DIRTY_RATE", "s-1", "dirty pages rate",
+      "query-migrate ram.dirty-pages-rate: newly dirty pages per second",
+      result="dirty_pages_rate"),
+    _F("DIRTY_BYTES_LAST_SYNC", _B, "pending at the last sync",
+      "dirty pages x 4096 right after the last bitmap sync "
+      "(mig_stats dirty_bytes_last_sync: the last exact pending)",
+      result="dirty_bytes_last_sync"),
+    _F("RATE_START", _B, "rate_limit_start"),
+    _F("WIN_START_MS", _MS, "iteration_start_time"),
+    _F("WIN_BYTES0", _B, "iteration_initial_bytes"),
+    _F("THRESHOLD", _B, "threshold at switchover",
+      "threshold_size when the switchover was decided (the last one if not converged)",
+      result="switchover_threshold"),
+    _F("EXPECTED_DOWNTIME", _MS, "expected downtime",
+      "query-migrate expected-downtime at the last closed window", dtype="float64",
+      result="expected_downtime"),
+    _F("N_WINDOWS", _ONE, "windows", "windows written to the trace"),
+    _F("VM_RUNNING", _ONE, "vm running", "1 while the guest runs (and writes)", dtype="bool"),
+    _F("SETUP_T", _PS, "setup time", "query-migrate setup-time", result="setup_time"),
+    _F("DOWNTIME_START", _PS, "vm stop", "-1 if never"),
+    _F("DOWNTIME_BYTES", _B, "bytes sent during downtime",
+      "query-migrate ram.downtime-bytes plus device state", result="downtime_bytes"),
+    _F("CONVERGED", _ONE, "switched over before max_time",
+      "1 if QEMU's switchover test passed before max_time, else 0", dtype="bool",
+      result="converged"),
+    _F("LOST_PAGES", _ONE, "pages lost",
+      "check mode: pages whose destination copy is not the source's last "
+      "version [pages]; -1 when not checked", result="lost_pages"),
+    _F("SWITCH_PENDING", _B, "pending at switchover",
+      "pending at the switchover decision (see schema's switchover_pending)"),
+    # per stream: distinct pages of its range in the log, -1 while not counted
+    _F("LOG", _PAGES, "logged pages", "stream s: distinct pages of its range in the dirty log, "
+      "-1 while not counted", length=N_STREAMS),
+    _F("SYNC_WRITES", _ONE, "writes at the last sync",
+      "stream s: its writes applied when the log was last cleared", length=N_STREAMS),
+    _F("STREAM_WRITES", _ONE, "stream writes",
+      "stream s: its writes applied so far (WRITES counts all)", length=N_STREAMS),
+    _F("WRAPS", _ONE, "passes over RAM completed",
+      "times the page search went round past the end of RAM: 0 while in the first "
+      "pass (see toolkit.verdict)", result="passes"),
+    _F("UNFLUSHED", _PAGES, "unflushed pages",
+      "normal pages queued in the QEMUFile since its last flush (0..31)"),
+    _F("THROTTLE", _PCT, "CPU throttle at the end",
+      "query-migrate cpu-throttle-percentage (auto-converge); 0 when not throttling",
+      result="cpu_throttle_percentage"),
+    _F("HIGH_CNT", _ONE, "dirty_rate_high_cnt", "of migration_trigger_throttle"),
+    _F("XFER_PREV", _B, "bytes_xfer_prev", "transferred at the last rate-period close"),
+    _F("GUEST_BASE", _PS, "guest run time base", "guest run time at the last throttle change"),
+    _F("THROTTLE_T0", _PS, "throttle change", "time of the last throttle change"),
+    _F("TICK_NEXT", _PS, "next dirty-sync tick", "next tick of the 5 s dirty-sync timer"),
+    _F("TICK_PREV", _ONE, "syncs at the previous tick",
+      "dirty_sync_count seen by the timer's previous tick"),
+    _F("DOWNTIME_LIMIT", _MS, "downtime-limit at the end",
+      "the downtime-limit in force at the end (a policy may raise it)",
+      result="final_downtime_limit"),
+    _F("POLL_NEXT", _PS, "next poll", "next poll of the management policy's monitor"),
+    _F("POL_DEADLINE_MS", _MS, "policy deadline",
+      "the policy's completion deadline now, 0 = none"),
+    _F("POL_PROGRESS_MS", _MS, "policy progress", "when remaining last made progress"),
+    _F("POL_MARK", _B, "policy mark", "remaining at the last poll, or its lowest value (lowmark)"),
+    _F("POL_LAST_REMAINING", _B, "remaining at the previous poll", "-1 before the first"),
+    _F("POL_START_MS", _MS, "schedule start", "when the downtime schedule started, -1 not yet"),
+    _F("POL_STEP", _ONE, "schedule step", "next step of the downtime schedule"),
+    _F("PAUSED_T", _PS, "guest paused at",
+      "when the management policy paused the guest; NaN if it never did",
+      result="pause_time"),
+    _F("ABORTED", _ONE, "aborted by the policy",
+      "1 if the management policy cancelled the migration (migrate_cancel)", dtype="bool",
+      result="aborted"),
+    _F("GUEST_OFFSET", _PS, "guest stopped time",
+      "time the guest was stopped before running again (postcopy)"),
+    _F("POSTCOPY_REQUESTED", _ONE, "postcopy requested",
+      "1 once migrate-start-postcopy was issued", dtype="bool"),
+    _F("POSTCOPY_T", _PS, "postcopy started at",
+      "when the destination started running in postcopy (the downtime ended); NaN if the "
+      "migration never switched to postcopy", result="postcopy_start_time"),
+    _F("FAULTS", _ONE, "postcopy page faults",
+      "pages the destination's guest touched before they arrived [pages]",
+      result="postcopy_faults"),
+    _F("DOWNTIME_END", _PS, "end of the downtime"),
+    _F("DIRTY_LIMIT_T", _PS, "dirty-limit started at",
+      "when dirty-limit began holding the vCPUs to their quota; NaN if it never did",
+      result="dirty_limit_start_time"),
+    _F("PHASE_IDX", _ONE, "phase", "phases: the phase now"),
+    _F("PHASE_START", _PS, "phase start", "phases: when it began, on the guest's running clock"),
+    _F("PHASE_DONE", _ONE, "phase writes", "phases: stream s's writes in this phase so far",
+      length=N_STREAMS),
+    _F("FIRST_COPIES", _ONE, "first copies on the destination",
+      "normal pages the destination did not hold yet (counted only when a "
+      "first copy costs more than a re-send) [pages]", result="first_copy_pages"),
+    _F("UNTOUCHED", _ONE, "zero pages of never-touched RAM",
+      "zero pages sent from RAM never allocated (the cheaper scan) [pages]",
+      result="untouched_zero_pages"),
+    _F("LAST_BW", "B s-1", "last bandwidth",
+      "bandwidth of the last closed window, as query-migrate's mbps"),
+    _F("POL_PERIOD", _MS, "poll period", "the monitor's poll period now (Proxmox shortens it)"),
+    _F("POL_POLLS", _ONE, "polls", "polls done so far"),
+    _F("POL_LAST_TRANSFERRED", _B, "transferred at the previous poll"),
+    _F("POL_COUNTER", _ONE, "Proxmox counter",
+      "Proxmox: polls whose remaining grew or was zero, since the last step"),
+    _F("POL_LAST_SYNCS", _ONE, "syncs at the previous poll",
+      "dirty_sync_count at the previous poll (a new iteration: it grew)"),
+    _F("POL_STEP_MS", _MS, "last step", "VEP 291: when the downtime last stepped up, -1 never"),
+    _F("POL_EWMA", "B s-1", "bandwidth EWMA",
+      "KubeVirt: EWMA of the reported bandwidth, -1 before a sample"),
+    _F("POL_BEST", _B, "lowest remaining",
+      "KubeVirt: the lowest remaining at an iteration start, -1 none"),
+    _F("POL_STALL_PROGRESS_MS", _MS, "stall progress",
+      "KubeVirt: when that lowest value last fell by the margin"),
+    _F("POL_STALL_MS", _MS, "stall declared", "KubeVirt: when the stall was declared, -1 not yet"),
+))
+
+# --- trace: ``trace[window, column]``, one row per closed window ---
+TRACE = Table("W_", "float64", (
+    _F("TIME", _MS, "time since migrate (window close)", result="time"),
+    _F("TIME_SPENT", _MS, "window length", result="time_spent"),
+    _F("BYTES", _B, "bytes queued in the window", result="window_bytes"),
+    _F("BANDWIDTH", "B ms-1", "estimated bandwidth (one window, migration_update_counters)",
+      "bytes / time_spent", result="bandwidth"),
+    _F("THRESHOLD", _B, "switchover threshold (threshold_size)", result="threshold"),
+    _F("PENDING", _B, "pending dirty bytes at window close",
+      "migration_dirty_pages * 4096", result="pending"),
+    _F("TRANSFERRED", _B, "bytes transferred since migrate", result="cumulative_transferred"),
+    _F("SYNCS", _ONE, "dirty-sync-count at window close", result="syncs"),
+    _F("EXPECTED_DOWNTIME", _MS, "expected downtime", result="window_expected_downtime"),
+    _F("MBPS", "Mbit s-1", "throughput of the window (query-migrate mbps)", "decimal Mbit/s",
+      result="window_mbps"),
+    _F("DIRTY_RATE", "s-1", "dirty pages rate", result="window_dirty_pages_rate"),
+    _F("THROTTLE", _PCT, "CPU throttle at window close (auto-converge)",
+      result="window_cpu_throttle_percentage"),
+    _F("DOWNTIME_LIMIT", _MS, "downtime-limit at window close", result="window_downtime_limit"),
+))
+
+# --- management policy: built by toolkit.policies, read by kernels.policy ---
+POLICY = Table("POL_", "int64", (
+    _F("POLL_MS", _MS, "poll period", "poll period of the monitor, 0 = no policy"),
+    _F("COMPLETION_MS", _MS, "completion timeout", "0 = none"),
+    _F("ACTION", _ONE, "timeout action",
+      "at the completion timeout: 0 none, 1 abort, 2 pause the guest, 3 postcopy"),
+    _F("DOUBLE", _ONE, "double after pause",
+      "1: after pausing, the timeout doubles (then aborts)", dtype="bool"),
+    _F("PROGRESS_MS", _MS, "progress timeout",
+      "abort when remaining made no progress for this long, 0 = never"),
+    _F("LOWMARK", _ONE, "lowmark",
+      "1: progress = below its lowest value; 0: below the previous poll", dtype="bool"),
+    _F("START_ON_ITERATION", _ONE, "start on iteration",
+      "1: the schedule starts at the first new iteration seen", dtype="bool"),
+    _F("INITIAL_DOWNTIME", _MS, "initial downtime-limit", "set at the start, -1 = keep"),
+    _F("NOVA_SWITCH", _ONE, "Nova postcopy switch",
+      "1: switch to postcopy when an iteration made < 10 % progress", dtype="bool"),
+    _F("TRIGGER", _ONE, "schedule trigger",
+      "what moves the downtime schedule on: 0 time (the pairs' times), 1 a counter of polls "
+      "whose remaining grew or was zero passing POL_COUNT (Proxmox), 2 a new iteration after "
+      "iteration POL_COUNT, at most one step per POL_COOLDOWN_MS (KubeVirt VEP 291)"),
+    _F("COUNT", _ONE, "trigger count",
+      "trigger 1: the counter's limit; trigger 2: the first iteration that steps"),
+    _F("COOLDOWN_MS", _MS, "cooldown", "trigger 2: the least time between two steps"),
+    _F("FAST_POLL_MS", _MS, "fast poll period",
+      "poll period once remaining < average transferred per poll, 0 = keep"),
+    _F("STALL_MS", _MS, "stall timeout",
+      "KubeVirt stall detector: no progress at iteration starts this long declares a "
+      "stall, 0 = no detector"),
+    _F("STALL_MARGIN", _PCT, "stall margin",
+      "progress: the lowest remaining at an iteration start fell by more than this"),
+    _F("STALL_DOWNTIME", _MS, "stall downtime-limit", "set at a stall (maxDowntimeMs)"),
+    _F("STALL_ABORT", _PCT, "stall abort share",
+      "at a stall: abort (postcopy if allowed) when remaining / EWMA exceeds this share "
+      "of POL_STALL_DOWNTIME"),
+    _F("SWITCHOVER_MS", _MS, "switchover timeout",
+       "after a stall, force the switchover after this"),
+    _F("FORCE_DOWNTIME", _MS, "forcing downtime-limit", "downtime-limit that forces it"),
+    _F("N_STEPS", _ONE, "schedule steps", "steps of the downtime schedule"),
+    _F("STEPS", _MS, "downtime schedule",
+      "(time after the schedule's start [ms], downtime-limit [ms]) pairs", length=0),
+))
+
+TABLES = {"params": PARAMS, "state": STATE, "trace": TRACE, "policy": POLICY}
+
+# the slot names, generated: P_N_PAGES = 0, ..., and N_PARAMS, N_STATE, N_TRACE
+for _table in TABLES.values():
+    globals().update({_table.prefix + name: slot for name, slot in _table.slots().items()})
+N_PARAMS, N_STATE, N_TRACE = PARAMS.size, STATE.size, TRACE.size
+del _table
 
 # --- workloads ---
 UNIFORM = 0

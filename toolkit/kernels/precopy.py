@@ -1,10 +1,10 @@
 """The migration thread of QEMU precopy, one 4 KiB page at a time.
 
 Mirrors QEMU 10.0 ``migration/migration.c`` and ``migration/ram.c`` for a
-RAM-only guest without multifd, xbzrle, postcopy or auto-converge; see
-``docs/model.md`` for what is simplified. Time is an integer number of
-picoseconds since the ``migrate`` command; QEMU's own clocks (``now_ms``) are
-that time truncated to milliseconds.
+RAM-only guest without multifd or xbzrle (with auto-converge, dirty-limit
+approximated, and postcopy as a summary); see ``docs/model.md`` for what is
+simplified. Time is an integer number of picoseconds since the ``migrate``
+command; QEMU's own clocks (``now_ms``) are that time truncated to milliseconds.
 """
 import numpy as np
 from numba import njit
@@ -13,32 +13,7 @@ from ..constants import NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_MS, SECTION_WIRE, ZE
 from .bitset import lowest_bit, popcount, set_range
 from .guest import guest_fault_pages, guest_run_time, guest_write_pages
 from .policy import ABORT, PAUSE, POSTCOPY, monitor_poll, monitor_start
-from .layout import (S_LAST_BW, P_AVAIL_BW_PER_MS, P_CHECK, P_DEVICE_BYTES,
-                     P_DOWNTIME_LIMIT, P_N_PAGES, P_PS_DEVICE, P_PS_MAX_TIME,
-                     P_PS_NORMAL, P_PS_SECTION, P_PS_SETUP, P_PS_SYNC_BASE,
-                     P_PS_SYNC_PAGE, P_PS_VM_STOP, P_PS_ZERO,
-                     P_RATE_LIMIT_MAX, S_CONVERGED, S_CURSOR,
-                     P_PS_FIRST_COPY, P_PS_ZERO_UNTOUCHED, P_ZERO_WORD0, P_ZERO_WRITE_PPM,
-                     P_PREALLOC, P_WRITTEN_OFF, P_DST_OFF, S_FIRST_COPIES,
-                     S_UNTOUCHED,
-                     S_DIRTY, S_DIRTY_BYTES_LAST_SYNC, S_DIRTY_RATE,
-                     S_DOWNTIME_BYTES, S_DOWNTIME_START, S_EXPECTED_DOWNTIME,
-                     S_LAST_SYNC_MS, S_LOG_0, S_LOG_1, S_LOST_PAGES, S_SYNC_WRITES_0,
-                     S_SYNC_WRITES_1, S_WRITES_1, S_N_WINDOWS, S_WRAPS, S_UNFLUSHED,
-                     S_THROTTLE, S_HIGH_CNT, S_XFER_PREV, S_GUEST_BASE, S_THROTTLE_T0,
-                     S_TICK_NEXT, S_TICK_PREV, W_THROTTLE, S_DOWNTIME_LIMIT, S_POLL_NEXT,
-                     S_PAUSED_T, S_ABORTED, W_DOWNTIME_LIMIT, POL_POLL_MS, P_POSTCOPY_RAM,
-                     P_POSTCOPY_START_SYNC, S_POSTCOPY_REQUESTED, S_POSTCOPY_T, S_DOWNTIME_END,
-                     S_GUEST_OFFSET, P_DIRTY_LIMIT, S_DIRTY_LIMIT_T, P_QEMU_RULE, P_AUTO_CONVERGE,
-                     P_THROTTLE_TRIGGER, P_THROTTLE_INITIAL, P_THROTTLE_INCREMENT,
-                     P_THROTTLE_TAILSLOW, P_THROTTLE_MAX, P_PERIODIC_SYNC, S_NORMAL,
-                     S_PERIOD_PAGES, S_RATE_START, S_SETUP_T,
-                     S_SWITCH_PENDING, S_SYNCS, S_T, S_THRESHOLD,
-                     S_TRANSFERRED, S_VM_RUNNING, S_WIN_BYTES0, S_WRITES,
-                     S_WIN_START_MS, S_ZERO, W_BANDWIDTH, W_BYTES,
-                     W_DIRTY_RATE, W_EXPECTED_DOWNTIME, W_MBPS, W_PENDING,
-                     W_SYNCS, W_THRESHOLD, W_TIME, W_TIME_SPENT,
-                     W_TRANSFERRED)
+from . import layout as L
 
 BUFFER_DELAY = 100           # window of the rate limit and the estimate [ms]
 MAX_WAIT = 50                # cap on one ram_save_iterate call [ms]
@@ -62,7 +37,7 @@ def highest_bit(x):
 @njit(cache=True, nogil=True)
 def migration_transferred_bytes(st):
     """Bytes the QEMUFile has flushed (what QEMU's counters see). [B]"""
-    return st[S_TRANSFERRED] - st[S_UNFLUSHED] * NORMAL_PAGE_WIRE
+    return st[L.S_TRANSFERRED] - st[L.S_UNFLUSHED] * NORMAL_PAGE_WIRE
 
 
 @njit(cache=True, nogil=True)
@@ -74,8 +49,8 @@ def migration_rate_exceeded(p, st):
     iovecs): a window overshoots its budget by up to 31 pages, as real QEMU
     10.0 does (40 MB/s sends 992 pages per window, not 975).
     """
-    limit = p[P_RATE_LIMIT_MAX]
-    return limit != 0 and migration_transferred_bytes(st) - st[S_RATE_START] > limit
+    limit = p[L.P_RATE_LIMIT_MAX]
+    return limit != 0 and migration_transferred_bytes(st) - st[L.S_RATE_START] > limit
 
 
 @njit(cache=True, nogil=True)
@@ -90,42 +65,41 @@ def migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_v
     bits); with them, the written bits (pages allocated) gain the log.
     """
     guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-    st[S_SYNCS] += 1
-    if st[S_LAST_SYNC_MS] < 0:
-        st[S_LAST_SYNC_MS] = st[S_T] // PS_PER_MS
+    st[L.S_SYNCS] += 1
+    if st[L.S_LAST_SYNC_MS] < 0:
+        st[L.S_LAST_SYNC_MS] = st[L.S_T] // PS_PER_MS
     # branch-free word loops: a half-empty log makes "skip empty words" a coin toss
     logged = 0
     new = 0
     n_words = dirty_log.shape[0]
-    zw0 = min(p[P_ZERO_WORD0], n_words)
+    zw0 = min(p[L.P_ZERO_WORD0], n_words)
     for i in range(n_words):
         w = dirty_log[i]
         logged += popcount(w)
         new += popcount(w & ~bitmap[i])
         bitmap[i] |= w
-    if p[P_ZERO_WRITE_PPM] == 0:
+    if p[L.P_ZERO_WRITE_PPM] == 0:
         for i in range(zw0, n_words):
             content[i - zw0] &= ~dirty_log[i]
-    elif p[P_WRITTEN_OFF] >= 0:
-        off = p[P_WRITTEN_OFF]
+    elif p[L.P_WRITTEN_OFF] >= 0:
+        off = p[L.P_WRITTEN_OFF]
         for i in range(n_words):
             content[off + i] |= dirty_log[i]
     dirty_log[:] = 0
-    st[S_LOG_0] = -1
-    st[S_LOG_1] = -1
-    st[S_SYNC_WRITES_0] = st[S_WRITES] - st[S_WRITES_1]
-    st[S_SYNC_WRITES_1] = st[S_WRITES_1]
-    st[S_DIRTY] += new
-    st[S_PERIOD_PAGES] += new
-    st[S_DIRTY_BYTES_LAST_SYNC] = st[S_DIRTY] * PAGE_SIZE
-    st[S_T] += p[P_PS_SYNC_BASE] + logged * p[P_PS_SYNC_PAGE]
-    end_ms = st[S_T] // PS_PER_MS
-    if end_ms > st[S_LAST_SYNC_MS] + 1000:
+    for s in range(L.N_STREAMS):
+        st[L.S_LOG + s] = -1
+        st[L.S_SYNC_WRITES + s] = st[L.S_STREAM_WRITES + s]
+    st[L.S_DIRTY] += new
+    st[L.S_PERIOD_PAGES] += new
+    st[L.S_DIRTY_BYTES_LAST_SYNC] = st[L.S_DIRTY] * PAGE_SIZE
+    st[L.S_T] += p[L.P_PS_SYNC_BASE] + logged * p[L.P_PS_SYNC_PAGE]
+    end_ms = st[L.S_T] // PS_PER_MS
+    if end_ms > st[L.S_LAST_SYNC_MS] + 1000:
         migration_trigger_throttle(p, st)
-        st[S_DIRTY_RATE] = st[S_PERIOD_PAGES] * 1000 // (end_ms - st[S_LAST_SYNC_MS])
-        st[S_LAST_SYNC_MS] = end_ms
-        st[S_PERIOD_PAGES] = 0
-        st[S_XFER_PREV] = migration_transferred_bytes(st)
+        st[L.S_DIRTY_RATE] = st[L.S_PERIOD_PAGES] * 1000 // (end_ms - st[L.S_LAST_SYNC_MS])
+        st[L.S_LAST_SYNC_MS] = end_ms
+        st[L.S_PERIOD_PAGES] = 0
+        st[L.S_XFER_PREV] = migration_transferred_bytes(st)
 
 
 @njit(cache=True, nogil=True)
@@ -134,16 +108,16 @@ def migration_trigger_throttle(p, st):
     ``throttle-trigger-threshold`` % of the bytes sent in it; every second high
     period (the count is not reset by low ones) throttles the guest down, with
     auto-converge on."""
-    xfer = migration_transferred_bytes(st) - st[S_XFER_PREV]
-    dirty = st[S_PERIOD_PAGES] * PAGE_SIZE
-    threshold = xfer * p[P_THROTTLE_TRIGGER] // 100
+    xfer = migration_transferred_bytes(st) - st[L.S_XFER_PREV]
+    dirty = st[L.S_PERIOD_PAGES] * PAGE_SIZE
+    threshold = xfer * p[L.P_THROTTLE_TRIGGER] // 100
     if dirty > threshold:
-        st[S_HIGH_CNT] += 1
-        if st[S_HIGH_CNT] >= 2:
-            st[S_HIGH_CNT] = 0
-            if p[P_AUTO_CONVERGE] != 0:
+        st[L.S_HIGH_CNT] += 1
+        if st[L.S_HIGH_CNT] >= 2:
+            st[L.S_HIGH_CNT] = 0
+            if p[L.P_AUTO_CONVERGE] != 0:
                 mig_throttle_guest_down(p, st, dirty, threshold)
-            elif p[P_DIRTY_LIMIT] != 0 and st[S_DIRTY_LIMIT_T] < 0:
+            elif p[L.P_DIRTY_LIMIT] != 0 and st[L.S_DIRTY_LIMIT_T] < 0:
                 migration_dirty_limit_guest(p, st)
 
 
@@ -157,9 +131,9 @@ def migration_dirty_limit_guest(p, st):
     that meets it (``vcpus x vcpu-dirty-limit`` against its write rate), with no
     settling time and writes, not newly dirty pages, held to the quota.
     """
-    st[S_GUEST_BASE] = guest_run_time(p, st)
-    st[S_THROTTLE_T0] = st[S_T]
-    st[S_DIRTY_LIMIT_T] = st[S_T]
+    st[L.S_GUEST_BASE] = guest_run_time(p, st)
+    st[L.S_THROTTLE_T0] = st[L.S_T]
+    st[L.S_DIRTY_LIMIT_T] = st[L.S_T]
 
 
 @njit(cache=True, nogil=True)
@@ -167,21 +141,21 @@ def mig_throttle_guest_down(p, st, bytes_dirty_period, bytes_dirty_threshold):
     """Start throttling at ``cpu-throttle-initial`` %, or add ``cpu-throttle-increment``
     (less with tailslow), up to ``max-cpu-throttle``; ``cpu_throttle_set`` clamps
     to [1, 99]. The guest's running time so far is kept, its slices restart now."""
-    pct = st[S_THROTTLE]
+    pct = st[L.S_THROTTLE]
     if pct == 0:
-        new = p[P_THROTTLE_INITIAL]
+        new = p[L.P_THROTTLE_INITIAL]
     else:
-        inc = p[P_THROTTLE_INCREMENT]
-        if p[P_THROTTLE_TAILSLOW] != 0:
+        inc = p[L.P_THROTTLE_INCREMENT]
+        if p[L.P_THROTTLE_TAILSLOW] != 0:
             cpu_now = 100 - pct
             cpu_ideal = np.int64(cpu_now * (np.float64(bytes_dirty_threshold)
                                             / np.float64(bytes_dirty_period)))
             inc = min(cpu_now - cpu_ideal, inc)
-        new = min(pct + inc, p[P_THROTTLE_MAX])
+        new = min(pct + inc, p[L.P_THROTTLE_MAX])
     new = max(1, min(99, new))
-    st[S_GUEST_BASE] = guest_run_time(p, st)
-    st[S_THROTTLE_T0] = st[S_T]
-    st[S_THROTTLE] = new
+    st[L.S_GUEST_BASE] = guest_run_time(p, st)
+    st[L.S_THROTTLE_T0] = st[L.S_T]
+    st[L.S_THROTTLE] = new
 
 
 @njit(cache=True, nogil=True)
@@ -218,8 +192,8 @@ def content_flags(p):
     """What :func:`classify_pages` needs of ``p``, read once per loop: the first
     word the zero bits cover, zero writes on, RAM preallocated, destination
     tracked, and where the written and destination bits start in ``content``."""
-    return (p[P_ZERO_WORD0], p[P_ZERO_WRITE_PPM] != 0, p[P_PREALLOC] != 0,
-            p[P_DST_OFF] >= 0, p[P_WRITTEN_OFF], p[P_DST_OFF])
+    return (p[L.P_ZERO_WORD0], p[L.P_ZERO_WRITE_PPM] != 0, p[L.P_PREALLOC] != 0,
+            p[L.P_DST_OFF] >= 0, p[L.P_WRITTEN_OFF], p[L.P_DST_OFF])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -265,24 +239,6 @@ def classify_pages(flags, wi, mask, dirty_log, content):
 
 
 @njit(cache=True, nogil=True)
-def take_pages(p, wi, mask, bitmap, dirty_log, content, src_version,
-               dst_version):
-    """Clear the pages ``mask`` of bitmap word ``wi`` and, in check mode, give the
-    destination their versions.
-
-    Returns
-    -------
-    first, resend, zero_allocated, zero_untouched : int
-        Pages of each kind (:func:`classify_pages`).
-    """
-    kinds = classify_pages(content_flags(p), wi, mask, dirty_log, content)
-    bitmap[wi] &= ~mask
-    if p[P_CHECK] != 0:
-        copy_versions(wi, mask, src_version, dst_version)
-    return kinds
-
-
-@njit(cache=True, nogil=True)
 def copy_versions(wi, mask, src_version, dst_version):
     """Check mode: the destination gets the current versions of pages ``mask`` of word ``wi``."""
     while mask:
@@ -300,26 +256,17 @@ def account_pages(p, st, n_first, n_resend, n_zero_allocated, n_zero_untouched):
     n_normal = n_first + n_resend
     n_zero = n_zero_allocated + n_zero_untouched
     nbytes = n_normal * NORMAL_PAGE_WIRE + n_zero * ZERO_PAGE_WIRE
-    st[S_UNFLUSHED] = (st[S_UNFLUSHED] + n_normal) % FLUSH_PAGES
-    st[S_DIRTY] -= n_normal + n_zero
-    st[S_NORMAL] += n_normal
-    st[S_ZERO] += n_zero
-    st[S_FIRST_COPIES] += n_first
-    st[S_UNTOUCHED] += n_zero_untouched
-    st[S_TRANSFERRED] += nbytes
-    if st[S_VM_RUNNING] == 0:
-        st[S_DOWNTIME_BYTES] += nbytes
-    st[S_T] += n_first * p[P_PS_FIRST_COPY] + n_resend * p[P_PS_NORMAL] + \
-        n_zero_allocated * p[P_PS_ZERO] + n_zero_untouched * p[P_PS_ZERO_UNTOUCHED]
-
-
-@njit(cache=True, nogil=True)
-def ram_save_pages(p, st, wi, mask, bitmap, dirty_log, content, src_version,
-                   dst_version):
-    """Send the dirty pages ``mask`` of bitmap word ``wi`` (the cursor is the caller's)."""
-    first, resend, zero_allocated, zero_untouched = take_pages(
-        p, wi, mask, bitmap, dirty_log, content, src_version, dst_version)
-    account_pages(p, st, first, resend, zero_allocated, zero_untouched)
+    st[L.S_UNFLUSHED] = (st[L.S_UNFLUSHED] + n_normal) % FLUSH_PAGES
+    st[L.S_DIRTY] -= n_normal + n_zero
+    st[L.S_NORMAL] += n_normal
+    st[L.S_ZERO] += n_zero
+    st[L.S_FIRST_COPIES] += n_first
+    st[L.S_UNTOUCHED] += n_zero_untouched
+    st[L.S_TRANSFERRED] += nbytes
+    if st[L.S_VM_RUNNING] == 0:
+        st[L.S_DOWNTIME_BYTES] += nbytes
+    st[L.S_T] += n_first * p[L.P_PS_FIRST_COPY] + n_resend * p[L.P_PS_NORMAL] + \
+        n_zero_allocated * p[L.P_PS_ZERO] + n_zero_untouched * p[L.P_PS_ZERO_UNTOUCHED]
 
 
 @njit(cache=True, nogil=True)
@@ -327,17 +274,159 @@ def set_cursor(p, st, wi, mask):
     """The page search resumes after the highest page of ``mask`` in word ``wi``;
     count a pass when it goes round past the end of RAM."""
     cursor = (wi << 6) + highest_bit(mask) + 1
-    if cursor >= p[P_N_PAGES] or cursor <= st[S_CURSOR]:
-        st[S_WRAPS] += 1
-    st[S_CURSOR] = 0 if cursor >= p[P_N_PAGES] else cursor
+    if cursor >= p[L.P_N_PAGES] or cursor <= st[L.S_CURSOR]:
+        st[L.S_WRAPS] += 1
+    st[L.S_CURSOR] = 0 if cursor >= p[L.P_N_PAGES] else cursor
 
 
 @njit(cache=True, nogil=True)
 def _send_section(st, p):
-    st[S_TRANSFERRED] += SECTION_WIRE
-    if st[S_VM_RUNNING] == 0:
-        st[S_DOWNTIME_BYTES] += SECTION_WIRE
-    st[S_T] += p[P_PS_SECTION]
+    st[L.S_TRANSFERRED] += SECTION_WIRE
+    if st[L.S_VM_RUNNING] == 0:
+        st[L.S_DOWNTIME_BYTES] += SECTION_WIRE
+    st[L.S_T] += p[L.P_PS_SECTION]
+
+
+@njit(cache=True, nogil=True)
+def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_version,
+                     dst_version, careful, one_word, limit, t_wait, batch_until, t_cut):
+    """Send batches of dirty pages from the cursor: the one page-send path
+    (``ram_find_and_save_block`` → ``ram_save_target_page``, page after page).
+
+    A batch is the next (up to) 64 dirty pages in address order (QEMU looks at the
+    clock every 64 pages), not past the end of RAM; the guest's writes due go before
+    each while something looks at them (:func:`writes_looked_at`). Batches follow
+    one another until the time is ``t_wait`` [ps] (the 50 ms cap of an iterate call),
+    nothing is dirty, the next batch might cross the byte budget ``limit`` [B] (0 =
+    none), or the time is ``batch_until`` [ps] (after it a batch might end past
+    ``max_time``).
+
+    Parameters
+    ----------
+    careful : bool
+        One batch, the rate limit and ``t_cut`` [ps] checked before each page and
+        each page counted at once (near the byte budget or ``max_time``). Otherwise a
+        batch is taken word by word and counted once: nothing looks at the counts
+        inside it.
+    one_word : bool
+        Only the dirty pages of the first dirty word (postcopy, between faults; the
+        guest's writes are the caller's).
+
+    The batches loop here, not in the caller, and the common case of
+    :func:`classify_pages` is inline: a call that passes arrays costs NRT reference
+    counting, more than a batch's work (a call per batch made the kernel 3x slower).
+
+    Returns
+    -------
+    bool
+        True if ``t_wait`` ended it (the caller's iterate call ends too).
+    """
+    n_pages = p[L.P_N_PAGES]
+    n_words = (n_pages + 63) >> 6
+    flags = content_flags(p)
+    zw0, zero_writes, prealloc, track, written_off, _ = flags
+    simple = not zero_writes and not track and written_off < 0
+    check = p[L.P_CHECK] != 0
+    maybe_eager = not one_word and writes_looked_at(p, st, n_words)
+    while True:
+        if maybe_eager and writes_looked_at(p, st, n_words):
+            guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
+        wi, mask = find_dirty_block(bitmap, n_pages, st[L.S_CURSOR], True)
+        left = 64
+        if careful:
+            # page by page, in a loop of its own: a branch on ``careful`` in the one
+            # below costs it ~20 %
+            ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content, src_version,
+                                   dst_version, t_cut)
+            return st[L.S_T] >= t_wait
+        n_sent = 0
+        n_first = 0
+        n_zero = 0
+        n_untouched = 0
+        while True:
+            n = popcount(mask)
+            if n > left:
+                mask = lowest_bits(mask, left)
+                n = left
+            # take_pages inline: helpers that take arrays cost NRT reference counting
+            if wi < zw0 and not track:
+                pass
+            elif simple:           # the common case inline: classify_pages costs ~15 %
+                z = popcount(mask & content[wi - zw0] & ~dirty_log[wi])
+                n_zero += z
+                n_untouched += 0 if prealloc else z
+            else:
+                first, _, zero_allocated, zero_untouched = classify_pages(
+                    flags, wi, mask, dirty_log, content)
+                n_first += first
+                n_zero += zero_allocated + zero_untouched
+                n_untouched += zero_untouched
+            bitmap[wi] &= ~mask
+            if check:
+                copy_versions(wi, mask, src_version, dst_version)
+            n_sent += n
+            left -= n
+            last_wi, last_mask = wi, mask
+            if one_word:
+                break
+            # every dirty page of this word past the cursor went (or the batch
+            # is full): go on with the next dirty word, not past the end of RAM
+            wi += 1
+            while left > 0 and wi < n_words and bitmap[wi] == 0:
+                wi += 1
+            if left == 0 or wi >= n_words:
+                break
+            mask = bitmap[wi]
+        account_pages(p, st, n_first, n_sent - n_zero - n_first, n_zero - n_untouched,
+                      n_untouched)
+        set_cursor(p, st, last_wi, last_mask)
+        if st[L.S_T] >= t_wait:
+            return True
+        if one_word or st[L.S_DIRTY] == 0 or st[L.S_T] >= batch_until or \
+                not batch_fits(limit, st[L.S_TRANSFERRED] - st[L.S_RATE_START]):
+            return False
+
+
+@njit(cache=True, nogil=True)
+def ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content, src_version,
+                           dst_version, t_cut):
+    """A batch from the dirty pages ``mask`` of word ``wi`` on, page by page: each
+    page is counted at once, and the rate limit and ``t_cut`` [ps] are checked
+    before each (:func:`ram_save_batches` near the byte budget or ``max_time``)."""
+    left = 64
+    while left > 0 and not migration_rate_exceeded(p, st) and st[L.S_T] < t_cut:
+        bit = mask & (~mask + np.uint64(1))
+        first, zero, untouched = take_pages(p, wi, bit, bitmap, dirty_log, content,
+                                            src_version, dst_version)
+        account_pages(p, st, first, 1 - zero - first, zero - untouched, untouched)
+        set_cursor(p, st, wi, bit)
+        left -= 1
+        mask &= ~bit
+        if mask == 0:
+            if st[L.S_CURSOR] == 0:            # a batch stops at the end of RAM
+                break
+            wi, mask = find_dirty_block(bitmap, p[L.P_N_PAGES], st[L.S_CURSOR], False)
+            if wi < 0:
+                break
+
+
+@njit(cache=True, nogil=True)
+def take_pages(p, wi, mask, bitmap, dirty_log, content, src_version, dst_version):
+    """Take the dirty pages ``mask`` of bitmap word ``wi`` out of the bitmap (in check
+    mode the destination gets their versions).
+
+    Returns
+    -------
+    first, zero, untouched : int
+        First copies, zero pages, and of them zero pages of never-touched RAM
+        (:func:`classify_pages`).
+    """
+    first, _, zero_allocated, untouched = classify_pages(content_flags(p), wi, mask,
+                                                         dirty_log, content)
+    bitmap[wi] &= ~mask
+    if p[L.P_CHECK] != 0:
+        copy_versions(wi, mask, src_version, dst_version)
+    return first, zero_allocated + untouched, untouched
 
 
 @njit(cache=True, nogil=True)
@@ -346,11 +435,11 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
     """One iterate call: send dirty pages from the cursor until the window's byte
     budget is exceeded, 50 ms have passed, or nothing is dirty.
 
-    Pages go in batches of up to 64 (QEMU checks the clock every 64 pages):
-    the next dirty pages in address order from the cursor, not past the end of
-    RAM. Guest writes due are applied before each batch and the 50 ms cap
-    (``MAX_WAIT``) is checked after it; the rate limit is checked before every
-    page, as in QEMU.
+    Pages go in batches of up to 64 (:func:`ram_save_batches`). Guest writes due
+    are applied before each batch and the 50 ms cap (``MAX_WAIT``) is checked
+    after it; the rate limit is checked before every page, as in QEMU: page by
+    page only while a batch might cross the window's byte budget or ``max_time``
+    (:func:`batch_fits`), as it cannot otherwise.
 
     Guest writes are applied before each batch only while something looks at
     them there (:func:`writes_looked_at`). Otherwise the dirty log is read only
@@ -361,42 +450,25 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
     page starts at or after it, and the write in flight then ends at it (its
     bytes count: QEMU counts a page once queued). Near it, pages go one by one.
     """
-    t_cut = max(st[S_T], p[P_PS_MAX_TIME])
+    t_cut = max(st[L.S_T], p[L.P_PS_MAX_TIME])
     _send_section(st, p)
-    t0 = st[S_T]
-    n_pages = p[P_N_PAGES]
-    n_words = (n_pages + 63) >> 6
-    # a batch may start until its 64 pages, at the longest, end before max_time
-    page_ps = max(p[P_PS_FIRST_COPY], p[P_PS_ZERO], p[P_PS_ZERO_UNTOUCHED])
+    # (now - start) // 1 ms > MAX_WAIT
+    t_wait = st[L.S_T] + (MAX_WAIT + 1) * PS_PER_MS
+    limit = p[L.P_RATE_LIMIT_MAX]
+    # a batch may go without looking until its 64 pages, at the longest, end before max_time
+    page_ps = max(p[L.P_PS_FIRST_COPY], p[L.P_PS_ZERO], p[L.P_PS_ZERO_UNTOUCHED])
     batch_until = t_cut - 64 * min(page_ps, t_cut // 64 + 1)
-    while not migration_rate_exceeded(p, st) and st[S_DIRTY] > 0 and st[S_T] < t_cut:
-        if batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]) and \
-                st[S_T] < batch_until:
-            if ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
-                                src_version, dst_version, t0, batch_until):
-                break
-        else:  # near the budget or max_time: both are checked before each page
-            if writes_looked_at(p, st, n_words):
-                guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-            wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
-            left = 64
-            while left > 0 and not migration_rate_exceeded(p, st) and st[S_T] < t_cut:
-                bit = mask & (~mask + np.uint64(1))
-                ram_save_pages(p, st, wi, bit, bitmap, dirty_log, content,
-                               src_version, dst_version)
-                set_cursor(p, st, wi, bit)
-                left -= 1
-                mask &= ~bit
-                if mask == 0:
-                    if st[S_CURSOR] == 0:               # a batch stops at the end of RAM
-                        break
-                    wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], False)
-                    if wi < 0:
-                        break
-            if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
-                break
-    st[S_UNFLUSHED] = 0                # qemu_fflush after RAM_SAVE_FLAG_EOS
-    st[S_T] = min(st[S_T], t_cut)
+    while st[L.S_DIRTY] > 0:
+        # a whole batch fits: the rate limit is not exceeded, max_time not reached
+        whole = batch_fits(limit, st[L.S_TRANSFERRED] - st[L.S_RATE_START]) and \
+            st[L.S_T] < batch_until
+        if not whole and (migration_rate_exceeded(p, st) or st[L.S_T] >= t_cut):
+            break
+        if ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_version,
+                            dst_version, not whole, False, limit, t_wait, batch_until, t_cut):
+            break
+    st[L.S_UNFLUSHED] = 0                # qemu_fflush after RAM_SAVE_FLAG_EOS
+    st[L.S_T] = min(st[L.S_T], t_cut)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -412,85 +484,8 @@ def writes_looked_at(p, st, n_words):
     mode (page versions), with zero writes (any write may change a page's
     content) and in the first pass while pages of the initially-zero region
     (if any) still wait in the bitmap since setup."""
-    return p[P_CHECK] != 0 or p[P_ZERO_WRITE_PPM] != 0 or \
-        (st[S_WRAPS] == 0 and p[P_ZERO_WORD0] < n_words)
-
-
-@njit(cache=True, nogil=True)
-def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content,
-                     src_version, dst_version, t0, batch_until):
-    """Send batches of the next (up to) 64 dirty pages from the cursor, each
-    stopping at the end of RAM, until the 50 ms cap is passed, nothing is dirty,
-    the next batch might cross the byte budget, or the time is ``batch_until``
-    [ps] (after it a batch might end past ``max_time``); the guest's writes due go
-    before each batch while something looks at them (:func:`writes_looked_at`).
-
-    :func:`ram_save_pages` word by word, with the counts kept in local
-    variables and stored once per batch: nothing looks at them inside a batch.
-    The pages are taken here rather than by :func:`take_pages`, and the batches
-    loop here rather than in the caller: a call that passes arrays costs NRT
-    reference counting, more than the work itself.
-
-    Returns
-    -------
-    bool
-        True if the 50 ms cap (``MAX_WAIT``) ended the iterate call.
-    """
-    n_pages = p[P_N_PAGES]
-    n_words = (n_pages + 63) >> 6
-    flags = content_flags(p)
-    zw0, zero_writes, prealloc, track, written_off, _ = flags
-    simple = not zero_writes and not track and written_off < 0
-    check = p[P_CHECK] != 0
-    maybe_eager = writes_looked_at(p, st, n_words)
-    while True:
-        if maybe_eager and writes_looked_at(p, st, n_words):
-            guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-        wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
-        left = 64
-        n_sent = 0
-        n_first = 0
-        n_zero = 0
-        n_untouched = 0
-        while True:
-            n = popcount(mask)
-            if n > left:
-                mask = lowest_bits(mask, left)
-                n = left
-            if wi < zw0 and not track:
-                pass
-            elif simple:           # the common case inline: classify_pages costs ~15 %
-                z = popcount(mask & content[wi - zw0] & ~dirty_log[wi])
-                n_zero += z
-                n_untouched += 0 if prealloc else z
-            else:
-                first, resend, zero_allocated, zero_untouched = classify_pages(
-                    flags, wi, mask, dirty_log, content)
-                n_first += first
-                n_zero += zero_allocated + zero_untouched
-                n_untouched += zero_untouched
-            bitmap[wi] &= ~mask
-            if check:
-                copy_versions(wi, mask, src_version, dst_version)
-            n_sent += n
-            left -= n
-            last_wi, last_mask = wi, mask
-            # every dirty page of this word past the cursor went (or the batch
-            # is full): go on with the next dirty word
-            wi += 1
-            while left > 0 and wi < n_words and bitmap[wi] == 0:
-                wi += 1
-            if left == 0 or wi >= n_words:
-                break
-            mask = bitmap[wi]
-        account_pages(p, st, n_first, n_sent - n_zero - n_first, n_zero - n_untouched,
-                      n_untouched)
-        set_cursor(p, st, last_wi, last_mask)
-        if (st[S_T] - t0) // PS_PER_MS > MAX_WAIT:
-            return True
-        if st[S_DIRTY] == 0 or st[S_T] >= batch_until or \
-                not batch_fits(p[P_RATE_LIMIT_MAX], st[S_TRANSFERRED] - st[S_RATE_START]):
-            return False
+    return p[L.P_CHECK] != 0 or p[L.P_ZERO_WRITE_PPM] != 0 or \
+        (st[L.S_WRAPS] == 0 and p[L.P_ZERO_WORD0] < n_words)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -512,40 +507,40 @@ def migration_update_counters(p, st, trace):
     [B/ms], ``threshold_size = expected_bw_per_ms * downtime_limit`` where
     ``expected_bw_per_ms`` is ``avail_switchover_bandwidth // 1000`` when set.
     """
-    now_ms = st[S_T] // PS_PER_MS
-    if now_ms < st[S_WIN_START_MS] + BUFFER_DELAY:
+    now_ms = st[L.S_T] // PS_PER_MS
+    if now_ms < st[L.S_WIN_START_MS] + BUFFER_DELAY:
         return
-    transferred = st[S_TRANSFERRED] - st[S_WIN_BYTES0]
-    time_spent = now_ms - st[S_WIN_START_MS]
+    transferred = st[L.S_TRANSFERRED] - st[L.S_WIN_BYTES0]
+    time_spent = now_ms - st[L.S_WIN_START_MS]
     bandwidth = np.float64(transferred) / np.float64(time_spent)
-    st[S_LAST_BW] = transferred * 1000 // time_spent      # what a management layer reads [B/s]
-    avail = p[P_AVAIL_BW_PER_MS]
+    st[L.S_LAST_BW] = transferred * 1000 // time_spent      # what a management layer reads [B/s]
+    avail = p[L.P_AVAIL_BW_PER_MS]
     expected_bw_per_ms = np.float64(avail) if avail != 0 else bandwidth
     # QEMU's double product saturates here rather than wrap (avail near 2^64 B/s)
-    threshold = expected_bw_per_ms * np.float64(st[S_DOWNTIME_LIMIT])
-    st[S_THRESHOLD] = np.int64(threshold) if threshold < INT64_LIMIT else INT64_MAX
+    threshold = expected_bw_per_ms * np.float64(st[L.S_DOWNTIME_LIMIT])
+    st[L.S_THRESHOLD] = np.int64(threshold) if threshold < INT64_LIMIT else INT64_MAX
     mbps = ((np.float64(transferred) * 8.0) / (np.float64(time_spent) / 1000.0)) / 1e6
-    if st[S_DIRTY_RATE] != 0 and transferred > 10000 and expected_bw_per_ms > 0.0:
-        st[S_EXPECTED_DOWNTIME] = np.int64(st[S_DIRTY_BYTES_LAST_SYNC] / expected_bw_per_ms)
-    st[S_RATE_START] = st[S_TRANSFERRED]          # migration_rate_reset
-    st[S_WIN_START_MS] = now_ms                   # update_iteration_initial_status
-    st[S_WIN_BYTES0] = st[S_TRANSFERRED]
-    row = st[S_N_WINDOWS]
+    if st[L.S_DIRTY_RATE] != 0 and transferred > 10000 and expected_bw_per_ms > 0.0:
+        st[L.S_EXPECTED_DOWNTIME] = np.int64(st[L.S_DIRTY_BYTES_LAST_SYNC] / expected_bw_per_ms)
+    st[L.S_RATE_START] = st[L.S_TRANSFERRED]          # migration_rate_reset
+    st[L.S_WIN_START_MS] = now_ms                   # update_iteration_initial_status
+    st[L.S_WIN_BYTES0] = st[L.S_TRANSFERRED]
+    row = st[L.S_N_WINDOWS]
     if row < trace.shape[0]:
-        trace[row, W_TIME] = now_ms
-        trace[row, W_TIME_SPENT] = time_spent
-        trace[row, W_BYTES] = transferred
-        trace[row, W_BANDWIDTH] = bandwidth
-        trace[row, W_THRESHOLD] = st[S_THRESHOLD]
-        trace[row, W_PENDING] = st[S_DIRTY] * PAGE_SIZE
-        trace[row, W_TRANSFERRED] = st[S_TRANSFERRED]
-        trace[row, W_SYNCS] = st[S_SYNCS]
-        trace[row, W_EXPECTED_DOWNTIME] = st[S_EXPECTED_DOWNTIME]
-        trace[row, W_MBPS] = mbps
-        trace[row, W_DIRTY_RATE] = st[S_DIRTY_RATE]
-        trace[row, W_THROTTLE] = st[S_THROTTLE]
-        trace[row, W_DOWNTIME_LIMIT] = st[S_DOWNTIME_LIMIT]
-        st[S_N_WINDOWS] = row + 1
+        trace[row, L.W_TIME] = now_ms
+        trace[row, L.W_TIME_SPENT] = time_spent
+        trace[row, L.W_BYTES] = transferred
+        trace[row, L.W_BANDWIDTH] = bandwidth
+        trace[row, L.W_THRESHOLD] = st[L.S_THRESHOLD]
+        trace[row, L.W_PENDING] = st[L.S_DIRTY] * PAGE_SIZE
+        trace[row, L.W_TRANSFERRED] = st[L.S_TRANSFERRED]
+        trace[row, L.W_SYNCS] = st[L.S_SYNCS]
+        trace[row, L.W_EXPECTED_DOWNTIME] = st[L.S_EXPECTED_DOWNTIME]
+        trace[row, L.W_MBPS] = mbps
+        trace[row, L.W_DIRTY_RATE] = st[L.S_DIRTY_RATE]
+        trace[row, L.W_THROTTLE] = st[L.S_THROTTLE]
+        trace[row, L.W_DOWNTIME_LIMIT] = st[L.S_DOWNTIME_LIMIT]
+        st[L.S_N_WINDOWS] = row + 1
 
 
 @njit(cache=True, nogil=True)
@@ -554,9 +549,34 @@ def migration_rate_limit(p, st, trace):
     (or to ``max_time``, where the run is given up)."""
     migration_update_counters(p, st, trace)
     if migration_rate_exceeded(p, st):
-        wake = min((st[S_WIN_START_MS] + BUFFER_DELAY) * PS_PER_MS, p[P_PS_MAX_TIME])
-        if wake > st[S_T]:
-            st[S_T] = wake
+        wake = min((st[L.S_WIN_START_MS] + BUFFER_DELAY) * PS_PER_MS, p[L.P_PS_MAX_TIME])
+        if wake > st[L.S_T]:
+            st[L.S_T] = wake
+
+
+@njit(cache=True, nogil=True)
+def migration_stop_vm(p, streams, st, rng, dirty_log, bitmap, content, src_version):
+    """Stop the guest for the switchover, as completion and postcopy both begin: the
+    writes due, ``vm_stop_force_state`` (the downtime starts), the final bitmap sync
+    and the RAM section's header. Returns the guest's running time at the stop [ps]."""
+    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
+    guest_stopped = guest_run_time(p, st)
+    st[L.S_DOWNTIME_START] = st[L.S_T]
+    st[L.S_VM_RUNNING] = 0
+    st[L.S_T] += p[L.P_PS_VM_STOP]
+    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
+    _send_section(st, p)
+    return guest_stopped
+
+
+@njit(cache=True, nogil=True)
+def save_device_state(p, st):
+    """The device state goes last (``qemu_savevm_state_complete_precopy_non_iterable``);
+    the downtime ends once it is queued."""
+    st[L.S_TRANSFERRED] += p[L.P_DEVICE_BYTES]
+    st[L.S_DOWNTIME_BYTES] += p[L.P_DEVICE_BYTES]
+    st[L.S_T] += p[L.P_PS_DEVICE]
+    st[L.S_DOWNTIME_END] = st[L.S_T]
 
 
 @njit(cache=True, nogil=True)
@@ -567,22 +587,12 @@ def migration_completion(p, streams, st, rng, dirty_log, bitmap, content,
     Mirrors ``migration_completion`` → ``migration_stop_vm``,
     ``migration_switchover_start`` (rate limit off) and ``ram_save_complete``.
     """
-    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-    st[S_DOWNTIME_START] = st[S_T]
-    st[S_VM_RUNNING] = 0
-    st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
-    _send_section(st, p)
-    while st[S_DIRTY] > 0:
-        wi, mask = find_dirty_block(bitmap, p[P_N_PAGES], st[S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, content, src_version,
-                       dst_version)
-        set_cursor(p, st, wi, mask)
-    st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
-    st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
-    st[S_T] += p[P_PS_DEVICE]
-    st[S_DOWNTIME_END] = st[S_T]
-    st[S_CONVERGED] = 1
+    migration_stop_vm(p, streams, st, rng, dirty_log, bitmap, content, src_version)
+    if st[L.S_DIRTY] > 0:              # the rate limit is off
+        ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_version,
+                         dst_version, False, False, 0, INT64_MAX, INT64_MAX, INT64_MAX)
+    save_device_state(p, st)
+    st[L.S_CONVERGED] = 1
 
 
 @njit(cache=True, nogil=True)
@@ -594,44 +604,32 @@ def postcopy_start(p, streams, st, rng, dirty_log, bitmap, content, src_version,
     destination runs from then on (the downtime ends). Then, like
     ``ram_save_iterate`` in postcopy without a rate limit
     (``max-postcopy-bandwidth`` 0): the source sends what is left in address
-    order, and each page the destination's guest touches first is sent at once
-    (:func:`guest_fault_pages`). **Simplification:** the postcopy phase is a
-    summary: no windows, and a fault costs the link the page, not the guest a
-    round trip.
+    order, a word at a time, and each page the destination's guest touches first
+    is sent at once (:func:`guest_fault_pages`). **Simplification:** the postcopy
+    phase is a summary: no windows, and a fault costs the link the page, not the
+    guest a round trip.
     """
-    guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-    stopped_at = st[S_T]
-    guest_stopped = guest_run_time(p, st)
-    st[S_DOWNTIME_START] = stopped_at
-    st[S_VM_RUNNING] = 0
-    st[S_T] += p[P_PS_VM_STOP]
-    migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
-    _send_section(st, p)
-    st[S_TRANSFERRED] += p[P_DEVICE_BYTES]
-    st[S_DOWNTIME_BYTES] += p[P_DEVICE_BYTES]
-    st[S_T] += p[P_PS_DEVICE]
-    st[S_DOWNTIME_END] = st[S_T]
-    st[S_POSTCOPY_T] = st[S_T]
+    guest_stopped = migration_stop_vm(p, streams, st, rng, dirty_log, bitmap, content,
+                                      src_version)
+    save_device_state(p, st)
+    st[L.S_POSTCOPY_T] = st[L.S_T]
     # the guest resumes on the destination, unthrottled, where it stopped
-    st[S_THROTTLE] = 0
-    st[S_DIRTY_LIMIT_T] = -1
-    st[S_GUEST_OFFSET] = st[S_T] - guest_stopped
-    st[S_VM_RUNNING] = 1
-    n_pages = p[P_N_PAGES]
-    while st[S_DIRTY] > 0:
+    st[L.S_THROTTLE] = 0
+    st[L.S_DIRTY_LIMIT_T] = -1
+    st[L.S_GUEST_OFFSET] = st[L.S_T] - guest_stopped
+    st[L.S_VM_RUNNING] = 1
+    while st[L.S_DIRTY] > 0:
         faults = guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version)
         if faults:     # Simplification: a faulted page costs a re-sent normal page
             account_pages(p, st, 0, faults, 0, 0)
-        if st[S_DIRTY] == 0:
+        if st[L.S_DIRTY] == 0:
             break
-        wi, mask = find_dirty_block(bitmap, n_pages, st[S_CURSOR], True)
-        ram_save_pages(p, st, wi, mask, bitmap, dirty_log, content, src_version,
-                       dst_version)
-        set_cursor(p, st, wi, mask)
+        ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_version,
+                         dst_version, False, True, 0, INT64_MAX, INT64_MAX, INT64_MAX)
     # the guest's writes up to the end happen on the destination: count them there
     guest_fault_pages(p, streams, st, rng, bitmap, src_version, dst_version)
-    st[S_VM_RUNNING] = 0
-    st[S_CONVERGED] = 1
+    st[L.S_VM_RUNNING] = 0
+    st[L.S_CONVERGED] = 1
 
 
 @njit(cache=True, nogil=True)
@@ -669,30 +667,30 @@ def migration_iteration_run(p, streams, st, rng, dirty_log, bitmap, content,
     bool
         True once the migration has completed.
     """
-    pending = st[S_DIRTY] * PAGE_SIZE
-    rule = p[P_QEMU_RULE]
-    threshold = st[S_THRESHOLD]
+    pending = st[L.S_DIRTY] * PAGE_SIZE
+    rule = p[L.P_QEMU_RULE]
+    threshold = st[L.S_THRESHOLD]
     # with postcopy-ram RAM can go after the switch: none of it is must-precopy
-    must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
+    must_precopy = 0 if p[L.P_POSTCOPY_RAM] != 0 else pending
     if exact_sync_wanted(rule, pending, must_precopy, threshold):
         migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content,
                               src_version)
-        pending = st[S_DIRTY] * PAGE_SIZE
-        must_precopy = 0 if p[P_POSTCOPY_RAM] != 0 else pending
-    if p[P_POSTCOPY_START_SYNC] > 0 and st[S_SYNCS] >= p[P_POSTCOPY_START_SYNC]:
-        st[S_POSTCOPY_REQUESTED] = 1           # management calls migrate-start-postcopy
-    postcopy = p[P_POSTCOPY_RAM] != 0 and st[S_POSTCOPY_REQUESTED] != 0 and \
+        pending = st[L.S_DIRTY] * PAGE_SIZE
+        must_precopy = 0 if p[L.P_POSTCOPY_RAM] != 0 else pending
+    if p[L.P_POSTCOPY_START_SYNC] > 0 and st[L.S_SYNCS] >= p[L.P_POSTCOPY_START_SYNC]:
+        st[L.S_POSTCOPY_REQUESTED] = 1           # management calls migrate-start-postcopy
+    postcopy = p[L.P_POSTCOPY_RAM] != 0 and st[L.S_POSTCOPY_REQUESTED] != 0 and \
         must_precopy <= threshold
     # 10.1 and later try postcopy before the switchover test, earlier releases after it.
     # Threshold 0 (no window closed yet, or downtime-limit 0): no exact sync, and
     # the switchover happens as soon as the estimate drains to 0.
     if not (postcopy and rule == 2) and complete_ready(rule, pending, threshold):
-        st[S_SWITCH_PENDING] = pending
+        st[L.S_SWITCH_PENDING] = pending
         migration_completion(p, streams, st, rng, dirty_log, bitmap, content,
                              src_version, dst_version)
         return True
     if postcopy:
-        st[S_SWITCH_PENDING] = pending
+        st[L.S_SWITCH_PENDING] = pending
         postcopy_start(p, streams, st, rng, dirty_log, bitmap, content, src_version,
                        dst_version)
         return True
@@ -710,12 +708,12 @@ def dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, content, src_v
     thread runs it at its next pass (at most one iterate call or one rate-limit
     sleep late) and pays its time, as it would wait for the bitmap mutex.
     """
-    syncs = st[S_SYNCS]
-    if syncs > 1 and syncs == st[S_TICK_PREV]:
+    syncs = st[L.S_SYNCS]
+    if syncs > 1 and syncs == st[L.S_TICK_PREV]:
         migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content,
                               src_version)
-    st[S_TICK_PREV] = st[S_SYNCS]
-    st[S_TICK_NEXT] += DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS
+    st[L.S_TICK_PREV] = st[L.S_SYNCS]
+    st[L.S_TICK_NEXT] += DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS
 
 
 @njit(cache=True, nogil=True)
@@ -744,12 +742,12 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
     content : ndarray(uint64)
         Page content, up to three bitsets one after the other (one array, as
         every array passed costs each call reference counting): the zero bits,
-        pages whose content is zero from word ``P_ZERO_WORD0`` on (the
+        pages whose content is zero from word ``L.P_ZERO_WORD0`` on (the
         initially-zero region; all of RAM with zero writes; none with
-        ``zero-page-detection`` none); from ``P_WRITTEN_OFF`` (-1: none; with
+        ``zero-page-detection`` none); from ``L.P_WRITTEN_OFF`` (-1: none; with
         zero writes or an allocated zero region, RAM not preallocated) the
         written bits, pages allocated (the allocated zero region to start with;
-        zero writes add every page written); from ``P_DST_OFF`` (-1: none, when a
+        zero writes add every page written); from ``L.P_DST_OFF`` (-1: none, when a
         first copy costs no more than a re-send) the pages the destination
         holds, clear to start with.
     src_version, dst_version : ndarray(int32)
@@ -763,7 +761,7 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
     """
     migration_thread_setup(p, streams, st, rng, dirty_log, bitmap, content, src_version, pol)
     migration_thread_slice(p, streams, st, rng, dirty_log, bitmap, content, src_version,
-                           dst_version, pol, trace, p[P_PS_MAX_TIME])
+                           dst_version, pol, trace, p[L.P_PS_MAX_TIME])
     migration_iteration_finish(p, streams, st, rng, dirty_log, content, src_version,
                                dst_version)
 
@@ -776,26 +774,26 @@ def migration_thread_setup(p, streams, st, rng, dirty_log, bitmap, content, src_
 
     Arguments as :func:`migration_thread`'s; ``st`` zero on entry.
     """
-    n_pages = p[P_N_PAGES]
-    st[S_LAST_SYNC_MS] = -1
-    st[S_VM_RUNNING] = 1
-    st[S_DOWNTIME_START] = -1
-    st[S_LOST_PAGES] = -1
-    st[S_LOG_0] = -1
-    st[S_LOG_1] = -1
-    st[S_DOWNTIME_LIMIT] = p[P_DOWNTIME_LIMIT]
-    st[S_TICK_NEXT] = DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS   # armed before setup
-    st[S_TICK_PREV] = 2
-    st[S_POSTCOPY_T] = -1
-    st[S_DIRTY_LIMIT_T] = -1
+    n_pages = p[L.P_N_PAGES]
+    st[L.S_LAST_SYNC_MS] = -1
+    st[L.S_VM_RUNNING] = 1
+    st[L.S_DOWNTIME_START] = -1
+    st[L.S_LOST_PAGES] = -1
+    for s in range(L.N_STREAMS):
+        st[L.S_LOG + s] = -1
+    st[L.S_DOWNTIME_LIMIT] = p[L.P_DOWNTIME_LIMIT]
+    st[L.S_TICK_NEXT] = DIRTY_SYNC_TIMESLICE_MS * PS_PER_MS   # armed before setup
+    st[L.S_TICK_PREV] = 2
+    st[L.S_POSTCOPY_T] = -1
+    st[L.S_DIRTY_LIMIT_T] = -1
     monitor_start(pol, st)
-    st[S_EXPECTED_DOWNTIME] = st[S_DOWNTIME_LIMIT]
+    st[L.S_EXPECTED_DOWNTIME] = st[L.S_DOWNTIME_LIMIT]
     # setup: the window opens before setup, so setup time dilutes the first estimate
-    st[S_T] = p[P_PS_SETUP]
+    st[L.S_T] = p[L.P_PS_SETUP]
     set_range(bitmap, 0, n_pages)                 # ram_init_bitmaps: all pages dirty
-    st[S_DIRTY] = n_pages
+    st[L.S_DIRTY] = n_pages
     migration_bitmap_sync(p, streams, st, rng, dirty_log, bitmap, content, src_version)
-    st[S_SETUP_T] = st[S_T]
+    st[L.S_SETUP_T] = st[L.S_T]
 
 
 @njit(cache=True, nogil=True)
@@ -807,7 +805,7 @@ def migration_thread_slice(p, streams, st, rng, dirty_log, bitmap, content, src_
 
     Each pass starts and ends with nothing in flight and everything in ``st``:
     calling again with a later ``t_stop`` goes on exactly as one call would. A
-    slice closes at most ``(t_stop_ms - st[S_WIN_START_MS]) // BUFFER_DELAY + 1``
+    slice closes at most ``(t_stop_ms - st[L.S_WIN_START_MS]) // BUFFER_DELAY + 1``
     windows (a window lasts at least ``BUFFER_DELAY``; the last pass may end
     past ``t_stop``), the rows ``trace`` must have room for.
 
@@ -817,39 +815,39 @@ def migration_thread_slice(p, streams, st, rng, dirty_log, bitmap, content, src_
         True once the migration has ended (:func:`migration_iteration_finish`
         comes next), False if ``t_stop`` came first.
     """
-    t_end = min(t_stop, p[P_PS_MAX_TIME])
-    while st[S_T] < t_end:
-        if p[P_PERIODIC_SYNC] != 0 and st[S_T] >= st[S_TICK_NEXT]:
+    t_end = min(t_stop, p[L.P_PS_MAX_TIME])
+    while st[L.S_T] < t_end:
+        if p[L.P_PERIODIC_SYNC] != 0 and st[L.S_T] >= st[L.S_TICK_NEXT]:
             dirty_sync_timer_tick(p, streams, st, rng, dirty_log, bitmap, content,
                                   src_version)
-        if pol[POL_POLL_MS] != 0 and st[S_T] >= st[S_POLL_NEXT]:
+        if pol[L.POL_POLL_MS] != 0 and st[L.S_T] >= st[L.S_POLL_NEXT]:
             action = monitor_poll(pol, st)
             if action == ABORT:
-                st[S_ABORTED] = 1
+                st[L.S_ABORTED] = 1
                 return True
             if action == POSTCOPY:          # migrate-start-postcopy
-                st[S_POSTCOPY_REQUESTED] = 1
+                st[L.S_POSTCOPY_REQUESTED] = 1
             if action == PAUSE:             # the guest stops writing; precopy goes on
                 guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-                st[S_VM_RUNNING] = 0
-                st[S_PAUSED_T] = st[S_T]
+                st[L.S_VM_RUNNING] = 0
+                st[L.S_PAUSED_T] = st[L.S_T]
         if not migration_rate_exceeded(p, st):
             if migration_iteration_run(p, streams, st, rng, dirty_log, bitmap,
                                        content, src_version, dst_version):
                 return True
         migration_rate_limit(p, st, trace)
-    return st[S_T] >= p[P_PS_MAX_TIME]
+    return st[L.S_T] >= p[L.P_PS_MAX_TIME]
 
 
 @njit(cache=True, nogil=True)
 def migration_iteration_finish(p, streams, st, rng, dirty_log, content, src_version,
                                dst_version):
     """After the loop: the guest's writes due by the end and, in check mode after
-    a switchover, the pages whose destination version differs (``S_LOST_PAGES``)."""
+    a switchover, the pages whose destination version differs (``L.S_LOST_PAGES``)."""
     guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
-    if p[P_CHECK] != 0 and st[S_CONVERGED] == 1:
+    if p[L.P_CHECK] != 0 and st[L.S_CONVERGED] == 1:
         lost = 0
-        for page in range(p[P_N_PAGES]):
+        for page in range(p[L.P_N_PAGES]):
             if dst_version[page] != src_version[page]:
                 lost += 1
-        st[S_LOST_PAGES] = lost
+        st[L.S_LOST_PAGES] = lost
