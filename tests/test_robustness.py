@@ -736,3 +736,13 @@ def test_kill_9_during_the_final_write_leaves_no_file_and_the_next_write_no_left
     tk.save(xr.Dataset({"a": ("x", np.arange(3.0))}), out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.nc"]
     assert list(tk.open_dataset(out).a.values) == [0.0, 1.0, 2.0]
+
+
+def test_a_checkpoint_of_another_kernel_state_layout_is_not_resumed(tmp_path, monkeypatch):
+    from toolkit.kernels import layout
+    grid = dict(ram_size="16MiB", dirty_rate=["1MiB/s", "50MiB/s"], max_time=2.0)
+    tk.sweep(**grid, checkpoint=tmp_path / "ck", workers=1)
+    assert (tmp_path / "ck").exists()              # the finished chunks stay until cleared
+    monkeypatch.setattr(layout.Table, "digest", lambda self: "another-layout")
+    with pytest.raises(ValueError, match="another sweep"):
+        tk.sweep(**grid, checkpoint=tmp_path / "ck", workers=1)

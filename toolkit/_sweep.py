@@ -476,8 +476,10 @@ def sweep(*, traces: bool = False, workers: int | None = None, chunk_size: int |
     chunk_size = max(1, min(64, -(-n // (8 * workers)))) if chunk_size is None else \
         _whole(chunk_size, "chunk_size")
     if isinstance(checkpoint, (str, os.PathLike)):
-        # the chunking names the chunks: a resume must chunk alike (as the CLI's does)
-        checkpoint = ChunkStore(checkpoint, grid.fingerprint(traces) + f"-{chunk_size}")
+        # the chunking names the chunks: a resume must chunk alike (as the CLI's does);
+        # the chunks hold kernel state, which only the same state layout reads back
+        checkpoint = ChunkStore(checkpoint, grid.fingerprint(traces) +
+                                f"-{chunk_size}-{L.STATE.digest()}")
     chunks = [range(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)]
     results = {}
     done = checkpoint.done() if checkpoint is not None else set()

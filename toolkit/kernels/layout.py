@@ -15,6 +15,7 @@ slots, a structref holding the arrays is 2-3x slower, a jitclass cannot be cache
 """
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 N_STREAMS = 2                   # the guest's write streams (see kernels.guest)
@@ -76,6 +77,12 @@ class Table(NamedTuple):
     def results(self) -> dict:
         """Fields that become Dataset variables, by variable name."""
         return {f.result: f for f in self.fields if f.result}
+
+    def digest(self) -> str:
+        """A short hash of the slots (names and lengths in order): stored kernel state
+        of another layout does not match it."""
+        text = repr([(f.name, f.length) for f in self.fields])
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 _F = Field
