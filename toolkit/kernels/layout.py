@@ -1,22 +1,22 @@
 """The kernel's arrays, declared once: one field table per array.
 
-A run's parameters, state, trace, management policy, write streams and stream
-seeds travel as plain ``int64`` (the trace and the streams ``float64``, the seeds
-``uint64``) arrays. Each array has one table below listing its fields in slot
-order: name, units, long_name, description, and for the state and trace the
-Dataset variable a field becomes (:mod:`toolkit.schema` reads it from here).
-A field may hold one value per write stream (``length=N_STREAMS``: the per-stream
-state, read as ``st[S_LOG + s]``) or, last in its table, a tail of any length:
-records of a table of their own (``record``), record ``i`` at
-``tail + i * GR_SIZE``. Several tails of one table are alternatives starting at
+A run's parameters, state, trace, management policy, write streams and stream seeds
+travel as plain ``int64`` (the trace and the streams ``float64``, the seeds
+``uint64``) arrays. Each array has one table below listing its fields in slot order:
+name, units, long_name, description, and for the state and trace the Dataset variable
+a field becomes (:mod:`toolkit.schema` reads it from here). A field may hold one value
+per write stream (``length=N_STREAMS``: the per-stream state, read as
+``st[S_LOG + s]``) or, last in its table, a tail of any length: records of a table of their own
+(``record``), record ``i`` at ``tail + i * size`` (``G_REPLAY + i * GR_SIZE``), each
+field at its own slot in it. Several tails of one table are alternatives starting at
 the same slot (the streams' replayed trace or phases: the workload says which).
 
 The slot names the kernels use (``P_N_PAGES``, ``S_T``, ``W_TIME``, ``POL_POLL_MS``,
-``G_RATE``, ``GR_PAGE``, and ``N_PARAMS``, ``N_STATE``, ``N_TRACE``, a record's
-``GR_SIZE``) are generated from the tables when this module is imported: plain
-module-level ints, which numba freezes as compile-time constants. (Measured on
-numba 0.68: structured records cost the same as these slots, a structref holding
-the arrays is 2-3x slower, a jitclass cannot be cached.)
+``G_RATE``, ``GR_PAGE``, and ``N_PARAMS``, ``N_STATE``, ``N_TRACE``, each record
+table's size ``GR_SIZE``, ``GP_SIZE``, ``STEP_SIZE``) are generated from the tables
+when this module is imported: plain module-level ints, which numba freezes as
+compile-time constants. (Measured on numba 0.68: structured records cost the same as these
+slots, a structref holding the arrays is 2-3x slower, a jitclass cannot be cached.)
 """
 from __future__ import annotations
 
