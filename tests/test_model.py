@@ -9,7 +9,7 @@ from toolkit import Scenario
 from toolkit.kernels import layout as L
 from toolkit.kernels.bitset import count
 from toolkit.kernels.guest import guest_write_pages
-from toolkit.encode import kernel_inputs
+from toolkit.encode import kernel_inputs, stream_seeds
 
 NO_COSTS = dict(page_send_time=0, zero_page_scan_time=0, sync_time_fixed=0, sync_time_per_gib=0,
                 sync_time_per_dirty_page=0, setup_overhead=0, vm_stop_time=0,
@@ -56,17 +56,17 @@ def test_distinct_dirty_pages_closed_form(workload):
     sc = Scenario(ram_size="4GiB", workload=workload, dirty_rate="400MiB/s", hot_fraction=0.2,
                   hot_share=0.7, write_range="1GiB", write_range_start="1GiB",
                   zipf_exponent=0.9)
-    p, writes_per_ps = kernel_inputs(sc)
+    p, streams = kernel_inputs(sc)
     n_words = sc.n_pages // 64
     log = np.zeros(n_words, np.uint64)
     st = np.zeros(L.N_STATE, np.int64)
     st[L.S_VM_RUNNING] = 1
     st[L.S_DIRTY_LIMIT_T] = -1                  # as migration_thread starts it
-    rng = np.array(sc.stream_seeds, np.uint64)
+    rng = stream_seeds(sc)
     n = sc.n_pages
     for t_s in (0.5, 2.0, 10.0):
         st[L.S_T] = int(t_s * 1e12)
-        guest_write_pages(p, writes_per_ps, st, rng, log, np.zeros(0, np.uint64),
+        guest_write_pages(p, streams, st, rng, log, np.zeros(0, np.uint64),
                           np.zeros(0, np.int32))
         w = st[L.S_WRITES]
         assert abs(w - int(t_s * 400 * 2**20 / 4096)) <= 1     # each stream rounds down

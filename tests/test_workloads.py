@@ -7,7 +7,7 @@ import toolkit as tk
 from toolkit.kernels import layout as L
 from toolkit.kernels.bitset import count
 from toolkit.kernels.guest import guest_write_pages
-from toolkit.encode import kernel_inputs
+from toolkit.encode import kernel_inputs, stream_seeds
 from toolkit.workloads import dirty_curve, fit_dirty_curve
 
 GIB = 2**30
@@ -30,16 +30,16 @@ def test_the_fitted_guest_dirties_pages_along_the_measured_curve():
     fit = fit_dirty_curve(t, measured, "2GiB")
     sc = tk.Scenario(ram_size="2GiB", **{k: fit[k] for k in
                                          ("workload", "hot_fraction", "hot_share", "dirty_rate")})
-    p, writes_per_ps = kernel_inputs(sc)
+    p, streams = kernel_inputs(sc)
     log = np.zeros(sc.n_pages // 64, np.uint64)
     st = np.zeros(L.N_STATE, np.int64)
     st[L.S_VM_RUNNING] = 1
     st[L.S_DIRTY_LIMIT_T] = -1                  # as migration_thread starts it
     st[L.S_LOG:L.S_LOG + L.N_STREAMS] = -1
-    rng = np.array(sc.stream_seeds, np.uint64)
+    rng = stream_seeds(sc)
     for ti, di in zip(t, measured):
         st[L.S_T] = int(ti * 1e12)
-        guest_write_pages(p, writes_per_ps, st, rng, log, np.zeros(0, np.uint64),
+        guest_write_pages(p, streams, st, rng, log, np.zeros(0, np.uint64),
                           np.zeros(0, np.int32))
         assert count(log) == pytest.approx(di, rel=0.02)
 

@@ -60,8 +60,16 @@ def encode(sc: Scenario) -> KernelInputs:
     arrays = kernel_arrays(sc, p)
     return KernelInputs(params=p, streams=streams,
                         monitor=policies.kernel_array(policy, sc.ram_size),
-                        seeds=np.array(sc.stream_seeds, dtype=np.uint64),
+                        seeds=stream_seeds(sc),
                         arrays=arrays, content=page_content(p, sc, arrays["content"][0]))
+
+
+def stream_seeds(sc: Scenario) -> np.ndarray:
+    """The kernel's ``rng`` array for ``sc``: each stream's SplitMix64 state to
+    start from (``layout.R_STATE``)."""
+    seeds = np.zeros(L.SEEDS.size, np.uint64)
+    seeds[L.R_STATE: L.R_STATE + L.N_STREAMS] = sc.stream_seeds
+    return seeds
 
 
 def _ps(seconds: float) -> int:
@@ -83,9 +91,10 @@ def kernel_inputs(sc: Scenario, policy=None) -> tuple[np.ndarray, np.ndarray]:
     p : ndarray(int64, N_PARAMS)
         See ``layout.P_*``.
     streams : ndarray(float64)
-        Page writes per picosecond of each write stream (hotcold: hot set,
-        rest; otherwise one stream) [1/ps]; for ``replay`` two zeros, then the
-        trace's (time [us], page) pairs (``layout.G_REPLAY``).
+        The guest's write streams, laid out by ``layout.STREAMS``: page writes
+        per picosecond of each stream (hotcold: hot set, rest; otherwise one
+        stream) [1/ps]; for ``replay`` zero rates, then the trace's writes
+        (``layout.REPLAY_WRITE``), for ``phases`` the phases (``layout.PHASE``).
     """
     n = sc.n_pages
     link = sc.link_bandwidth
@@ -156,24 +165,41 @@ def kernel_inputs(sc: Scenario, policy=None) -> tuple[np.ndarray, np.ndarray]:
     # the 5 s dirty-sync timer of auto-converge arrived in QEMU 9.2
     p[L.P_PERIODIC_SYNC] = int(auto_converge and
                                QEMU_VERSIONS.index(sc.qemu_version) >= QEMU_VERSIONS.index("9.2"))
-    rate = sc.dirty_rate / PAGE_SIZE / PS_PER_S
-    share = sc.hot_share if sc.workload == "hotcold" else 1.0
+    return p, write_streams(sc)
+
+
+def _stream_rates(dirty_rate: float, workload: str, hot_share: float) -> tuple:
+    """Page writes per picosecond of each stream for ``dirty_rate`` [B/s]. [1/ps]"""
+    rate = dirty_rate / PAGE_SIZE / PS_PER_S
+    share = hot_share if workload == "hotcold" else 1.0
+    return rate * share, rate * (1.0 - share)
+
+
+def write_streams(sc: Scenario) -> np.ndarray:
+    """The kernel's ``streams`` array for ``sc``: each stream's rate (``G_RATE``),
+    then for ``replay`` the trace's writes (``G_REPLAY``, records ``GR_*``), for
+    ``phases`` the phases (``G_PHASES``, records ``GP_*``)."""
     if sc.workload == "phases":
         phases = parse_phases(sc.phases)
-        streams = np.zeros(L.G_PHASES + 4 * len(phases))
+        streams = np.zeros(L.G_PHASES + L.GP_SIZE * len(phases))
+        records = streams[L.G_PHASES:].reshape(-1, L.GP_SIZE)
         for i, (workload, dirty_rate, seconds) in enumerate(phases):
-            r = dirty_rate / PAGE_SIZE / PS_PER_S
-            share = sc.hot_share if workload == "hotcold" else 1.0
-            streams[L.G_PHASES + 4 * i: L.G_PHASES + 4 * i + 4] = (
-                seconds * 1e6, WORKLOAD_CODES[workload], r * share, r * (1.0 - share))
-        return p, streams
+            records[i, L.GP_DURATION] = seconds * 1e6
+            records[i, L.GP_WORKLOAD] = WORKLOAD_CODES[workload]
+            records[i, L.GP_RATE: L.GP_RATE + L.N_STREAMS] = \
+                _stream_rates(dirty_rate, workload, sc.hot_share)
+        return streams
     if sc.workload == "replay":
         time_us, pages = read_write_trace(sc.write_trace)
-        streams = np.zeros(L.G_REPLAY + 2 * len(pages))
-        streams[L.G_REPLAY::2] = time_us
-        streams[L.G_REPLAY + 1::2] = pages
-        return p, streams
-    return p, np.array([rate * share, rate * (1.0 - share)])
+        streams = np.zeros(L.G_REPLAY + L.GR_SIZE * len(pages))
+        records = streams[L.G_REPLAY:].reshape(-1, L.GR_SIZE)
+        records[:, L.GR_TIME] = time_us
+        records[:, L.GR_PAGE] = pages
+        return streams
+    streams = np.zeros(L.STREAMS.size)
+    streams[L.G_RATE: L.G_RATE + L.N_STREAMS] = \
+        _stream_rates(sc.dirty_rate, sc.workload, sc.hot_share)
+    return streams
 
 
 def page_content(p: np.ndarray, sc: Scenario, words: int) -> np.ndarray:

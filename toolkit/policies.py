@@ -34,7 +34,7 @@ def _monitor_array(poll_ms, *, completion_ms=0, action="none", double_after_paus
                    progress_ms=0, lowmark=False, start_on_iteration=False,
                    initial_downtime=-1, nova_switch=False, steps=(), trigger="time",
                    count=0, cooldown_ms=0, fast_poll_ms=0, stall=None) -> np.ndarray:
-    pol = np.zeros(L.POL_STEPS + 2 * len(steps), np.int64)
+    pol = np.zeros(L.POL_STEPS + L.STEP_SIZE * len(steps), np.int64)
     pol[L.POL_TRIGGER] = TRIGGERS[trigger]
     pol[L.POL_COUNT] = count
     pol[L.POL_COOLDOWN_MS] = cooldown_ms
@@ -54,8 +54,8 @@ def _monitor_array(poll_ms, *, completion_ms=0, action="none", double_after_paus
     pol[L.POL_INITIAL_DOWNTIME] = initial_downtime
     pol[L.POL_N_STEPS] = len(steps)
     for i, (t_ms, downtime) in enumerate(steps):
-        pol[L.POL_STEPS + 2 * i] = t_ms
-        pol[L.POL_STEPS + 2 * i + 1] = downtime
+        pol[L.POL_STEPS + L.STEP_SIZE * i + L.STEP_TIME_MS] = t_ms
+        pol[L.POL_STEPS + L.STEP_SIZE * i + L.STEP_DOWNTIME_LIMIT] = downtime
     return pol
 
 

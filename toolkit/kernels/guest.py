@@ -60,11 +60,11 @@ def writes_due(t_ps, rate):
 @njit(cache=True, nogil=True)
 def replay_due(streams, t_ps):
     """Writes of a replayed trace due by ``t_ps`` [ps]: entries whose time is not later."""
-    lo, hi = 0, (streams.shape[0] - L.G_REPLAY) // 2
+    lo, hi = 0, (streams.shape[0] - L.G_REPLAY) // L.GR_SIZE
     t_us = np.float64(t_ps) / 1e6
     while lo < hi:                      # the first entry later than t_us
         mid = (lo + hi) // 2
-        if streams[L.G_REPLAY + 2 * mid] <= t_us:
+        if streams[L.G_REPLAY + L.GR_SIZE * mid + L.GR_TIME] <= t_us:
             lo = mid + 1
         else:
             hi = mid
@@ -106,7 +106,7 @@ def stream_writes(streams, st, s, run_time):
     """Writes stream ``s`` has applied, and those due by ``run_time`` [ps] (equal
     for an unused stream)."""
     done = st[L.S_STREAM_WRITES + s]
-    rate = streams[s]
+    rate = streams[L.G_RATE + s]
     return done, (writes_due(run_time, rate) if rate != 0.0 else done)
 
 
@@ -248,12 +248,12 @@ def guest_write_pages(p, streams, st, rng, dirty_log, zero, src_version):
     p : ndarray(int64)
         Run parameters (``layout.P_*``).
     streams : ndarray(float64)
-        Page writes per picosecond of each of the two streams [1/ps] (0 for an
-        unused one); for ``replay``, then pairs of write time [us] and page.
+        The write streams (``layout.STREAMS``): each stream's rate, then for
+        ``replay`` the trace's writes, for ``phases`` the phases.
     st : ndarray(int64)
         Run state (``layout.S_*``); the write counters are advanced.
     rng : ndarray(uint64, 2)
-        SplitMix64 state of each stream, advanced in place.
+        SplitMix64 state of each stream (``layout.SEEDS``), advanced in place.
     dirty_log : ndarray(uint64)
         Bitset of pages written since the last sync.
     zero : ndarray(uint64)
@@ -308,7 +308,7 @@ def guest_pages(p, streams, st, rng, dirty_log, zero, bitmap, src_version, dst_v
         done = st[L.S_WRITES]
         due = replay_due(streams, run_time)
         for k in range(done, due):
-            page = np.int64(streams[L.G_REPLAY + 2 * k + 1])
+            page = np.int64(streams[L.G_REPLAY + L.GR_SIZE * k + L.GR_PAGE])
             if fault:
                 faults += fault_page(page, bitmap, check, src_version, dst_version)
             else:
@@ -324,16 +324,17 @@ def guest_pages(p, streams, st, rng, dirty_log, zero, bitmap, src_version, dst_v
             if due <= done:
                 continue
             lo, size = stream_range(p, workload, s)
+            state = rng[L.R_STATE + s]
             if fault:
-                state, n = fault_pages(workload, check, lo, size, done, due, rng[s],
+                state, n = fault_pages(workload, check, lo, size, done, due, state,
                                        zipf_params(p, workload, size), seq, bitmap,
                                        src_version, dst_version)
                 faults += n
             else:
                 state = log_stream_writes(p, st, s, workload, check, lo, size, done, due,
-                                          rng[s], seq, q_ppm, no_count, dirty_log, zero,
+                                          state, seq, q_ppm, no_count, dirty_log, zero,
                                           src_version)
-            rng[s] = state
+            rng[L.R_STATE + s] = state
             st[L.S_WRITES] += due - done
             st[L.S_STREAM_WRITES + s] = due
     if fault:
@@ -413,15 +414,15 @@ def phase_writes(p, streams, st, rng, run_time, dirty_log, zero, bitmap, src_ver
     check = p[L.P_CHECK] != 0
     q_ppm = p[L.P_ZERO_WRITE_PPM]
     seq = seq_params(p)
-    n_phases = (streams.shape[0] - L.G_PHASES) // 4
+    n_phases = (streams.shape[0] - L.G_PHASES) // L.GP_SIZE
     faults = 0
     while True:
-        base = L.G_PHASES + 4 * st[L.S_PHASE_IDX]
+        base = L.G_PHASES + L.GP_SIZE * st[L.S_PHASE_IDX]
         start = st[L.S_PHASE_START]
-        end = start + np.int64(streams[base] * 1e6)
-        workload = np.int64(streams[base + 1])
+        end = start + np.int64(streams[base + L.GP_DURATION] * 1e6)
+        workload = np.int64(streams[base + L.GP_WORKLOAD])
         for s in range(L.N_STREAMS):
-            rate = streams[base + 2 + s]
+            rate = streams[base + L.GP_RATE + s]
             if rate == 0.0:
                 continue
             done = st[L.S_PHASE_DONE + s]
@@ -430,14 +431,15 @@ def phase_writes(p, streams, st, rng, run_time, dirty_log, zero, bitmap, src_ver
                 continue
             lo, size = stream_range(p, workload, s)
             zipf = zipf_params(p, workload, size)
+            state = rng[L.R_STATE + s]
             if fault:
-                state, n = fault_pages(workload, check, lo, size, done, due, rng[s], zipf,
+                state, n = fault_pages(workload, check, lo, size, done, due, state, zipf,
                                        seq, bitmap, src_version, dst_version)
                 faults += n
             else:
-                state = write_pages(workload, check, lo, size, done, due, rng[s], zipf,
+                state = write_pages(workload, check, lo, size, done, due, state, zipf,
                                     seq, q_ppm, dirty_log, zero, src_version)
-            rng[s] = state
+            rng[L.R_STATE + s] = state
             st[L.S_PHASE_DONE + s] = due
             st[L.S_WRITES] += due - done
         if run_time < end:

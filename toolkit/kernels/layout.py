@@ -1,16 +1,21 @@
 """The kernel's arrays, declared once: one field table per array.
 
-A run's parameters, state, trace and management policy travel as plain ``int64``
-(the trace ``float64``) arrays. Each array has one table below listing its fields
-in slot order: name, units, long_name, description, and for the state and trace
-the Dataset variable a field becomes (:mod:`toolkit.schema` reads it from here).
-A field may hold one value per write stream (``length=N_STREAMS``: the per-stream
-state, read as ``st[S_LOG + s]``) or, last in its table, a tail of any length.
+A run's parameters, state, trace, management policy, write streams and stream seeds
+travel as plain ``int64`` (the trace and the streams ``float64``, the seeds
+``uint64``) arrays. Each array has one table below listing its fields in slot order:
+name, units, long_name, description, and for the state and trace the Dataset variable
+a field becomes (:mod:`toolkit.schema` reads it from here). A field may hold one value
+per write stream (``length=N_STREAMS``: the per-stream state, read as
+``st[S_LOG + s]``) or, last in its table, a tail of any length: records of a table of their own
+(``record``), record ``i`` at ``tail + i * size`` (``G_REPLAY + i * GR_SIZE``), each
+field at its own slot in it. Several tails of one table are alternatives starting at
+the same slot (the streams' replayed trace or phases: the workload says which).
 
 The slot names the kernels use (``P_N_PAGES``, ``S_T``, ``W_TIME``, ``POL_POLL_MS``,
-and ``N_PARAMS``, ``N_STATE``, ``N_TRACE``) are generated from the tables when this
-module is imported: plain module-level ints, which numba freezes as compile-time
-constants. (Measured on numba 0.68: structured records cost the same as these
+``G_RATE``, ``GR_PAGE``, and ``N_PARAMS``, ``N_STATE``, ``N_TRACE``, each record
+table's size ``GR_SIZE``, ``GP_SIZE``, ``STEP_SIZE``) are generated from the tables
+when this module is imported: plain module-level ints, which numba freezes as
+compile-time constants. (Measured on numba 0.68: structured records cost the same as these
 slots, a structref holding the arrays is 2-3x slower, a jitclass cannot be cached.)
 """
 from __future__ import annotations
@@ -34,11 +39,13 @@ class Field(NamedTuple):
         What it is; for a field with a ``result``, the Dataset variable's attributes.
     length : int
         Slots it takes: 1, ``N_STREAMS`` (one per write stream), or 0 for a tail of
-        any length (last in its table).
+        any length (last in its table; several tails are alternatives at one slot).
     dtype : str
         The value's type as read back: ``"bool"`` for a 0/1 flag, else the array's.
     result : str or None
         The Dataset variable it becomes (:func:`toolkit.schema.build_dataset`).
+    record : Table or None
+        A tail's records: each takes ``record.size`` slots, laid out by that table.
     """
 
     name: str
@@ -48,6 +55,7 @@ class Field(NamedTuple):
     length: int = 1
     dtype: str = ""
     result: str | None = None
+    record: Table | None = None
 
 
 class Table(NamedTuple):
@@ -58,7 +66,8 @@ class Table(NamedTuple):
     fields: tuple
 
     def slots(self) -> dict:
-        """Slot number of each field by its name (a field of length 2 takes two)."""
+        """Slot number of each field by its name (a field of length 2 takes two; tails
+        all start at :attr:`size`)."""
         out, slot = {}, 0
         for f in self.fields:
             out[f.name] = slot
@@ -305,6 +314,10 @@ TRACE = Table("W_", "float64", (
 ))
 
 # --- management policy: built by toolkit.policies, read by kernels.policy ---
+STEP = Table("STEP_", "int64", (       # a record of POLICY's downtime schedule
+    _F("TIME_MS", _MS, "step time", "time after the schedule's start"),
+    _F("DOWNTIME_LIMIT", _MS, "step downtime-limit", "the downtime-limit the step sets"),
+))
 POLICY = Table("POL_", "int64", (
     _F("POLL_MS", _MS, "poll period", "poll period of the monitor, 0 = no policy"),
     _F("COMPLETION_MS", _MS, "completion timeout", "0 = none"),
@@ -343,15 +356,49 @@ POLICY = Table("POL_", "int64", (
        "after a stall, force the switchover after this"),
     _F("FORCE_DOWNTIME", _MS, "forcing downtime-limit", "downtime-limit that forces it"),
     _F("N_STEPS", _ONE, "schedule steps", "steps of the downtime schedule"),
-    _F("STEPS", _MS, "downtime schedule",
-      "(time after the schedule's start [ms], downtime-limit [ms]) pairs", length=0),
+    _F("STEPS", _MS, "downtime schedule", "POL_N_STEPS records of STEP", length=0,
+      record=STEP),
 ))
 
-TABLES = {"params": PARAMS, "state": STATE, "trace": TRACE, "policy": POLICY}
+# --- the guest's write streams: float64, built by toolkit.encode, read by kernels.guest ---
+REPLAY_WRITE = Table("GR_", "float64", (    # a record of STREAMS' replayed trace
+    _F("TIME", "us", "write time", "when the write is due, on the guest's running clock"),
+    _F("PAGE", _PAGES, "written page"),
+))
+PHASE = Table("GP_", "float64", (           # a record of STREAMS' phases
+    _F("DURATION", "us", "phase duration", "on the guest's running clock"),
+    _F("WORKLOAD", _ONE, "phase workload", "as P_WORKLOAD (not replay or phases)"),
+    _F("RATE", "ps-1", "phase write rate", "stream s: page writes per picosecond in the "
+      "phase, 0 = unused", length=N_STREAMS),
+))
+STREAMS = Table("G_", "float64", (
+    _F("RATE", "ps-1", "write rate", "stream s: page writes per picosecond (hotcold: "
+      "stream 0 the hot set, 1 the rest; else stream 0 alone); 0 for replay and phases, "
+      "whose tails hold the writes", length=N_STREAMS),
+    _F("REPLAY", "1", "replayed trace", "replay: the trace's writes in time order, records "
+      "of REPLAY_WRITE", length=0, record=REPLAY_WRITE),
+    _F("PHASES", "1", "phases", "phases: the phases in order (the list cycles), records "
+      "of PHASE", length=0, record=PHASE),
+))
 
-# the slot names, generated: P_N_PAGES = 0, ..., and N_PARAMS, N_STATE, N_TRACE
-for _table in TABLES.values():
+# --- the streams' random sequences: uint64, from Scenario.stream_seeds, advanced in place ---
+SEEDS = Table("R_", "uint64", (
+    _F("STATE", _ONE, "SplitMix64 state", "stream s: its random sequence's state now",
+      length=N_STREAMS),
+))
+
+TABLES = {"params": PARAMS, "state": STATE, "trace": TRACE, "policy": POLICY,
+          "streams": STREAMS, "seeds": SEEDS}
+#: the tables of a tail's records, by the tail's table and field
+RECORDS = {(key, f.name): f.record for key, table in TABLES.items() for f in table.fields
+           if f.record is not None}
+
+# the slot names, generated: P_N_PAGES = 0, ..., N_PARAMS, N_STATE, N_TRACE, and a
+# record table's size (GR_SIZE = 2)
+for _table in (*TABLES.values(), *RECORDS.values()):
     globals().update({_table.prefix + name: slot for name, slot in _table.slots().items()})
+for _table in RECORDS.values():
+    globals()[_table.prefix + "SIZE"] = _table.size
 N_PARAMS, N_STATE, N_TRACE = PARAMS.size, STATE.size, TRACE.size
 del _table
 
@@ -362,7 +409,3 @@ SEQUENTIAL = 2
 ZIPF = 3
 REPLAY = 4
 PHASES = 5
-
-# --- the guest's write streams: float64 array ``streams`` ---
-G_REPLAY = 2            # after the two rates [1/ps]: replay pairs of (time [us], page)
-G_PHASES = 2            # or phases: (duration [us], workload, rate 0, rate 1 [1/ps]) each

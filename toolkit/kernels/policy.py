@@ -113,21 +113,24 @@ def downtime_steps(pol, st, now_ms, remaining, previous, new_iteration):
     trigger = pol[L.POL_TRIGGER]
     step = st[L.S_POL_STEP]
     if trigger == 0 and st[L.S_POL_START_MS] >= 0:
-        while st[L.S_POL_STEP] < pol[L.POL_N_STEPS] and \
-                now_ms >= st[L.S_POL_START_MS] + pol[L.POL_STEPS + 2 * st[L.S_POL_STEP]]:
-            st[L.S_DOWNTIME_LIMIT] = pol[L.POL_STEPS + 2 * st[L.S_POL_STEP] + 1]
+        while st[L.S_POL_STEP] < pol[L.POL_N_STEPS] and now_ms >= st[L.S_POL_START_MS] + \
+                pol[L.POL_STEPS + L.STEP_SIZE * st[L.S_POL_STEP] + L.STEP_TIME_MS]:
+            st[L.S_DOWNTIME_LIMIT] = \
+                pol[L.POL_STEPS + L.STEP_SIZE * st[L.S_POL_STEP] + L.STEP_DOWNTIME_LIMIT]
             st[L.S_POL_STEP] += 1
     elif trigger == 1:
         if (previous > 0 and remaining > previous) or remaining == 0:
             st[L.S_POL_COUNTER] += 1
         if st[L.S_POL_COUNTER] > pol[L.POL_COUNT] and step < pol[L.POL_N_STEPS]:
             st[L.S_POL_COUNTER] = 0
-            st[L.S_DOWNTIME_LIMIT] = max(st[L.S_DOWNTIME_LIMIT], pol[L.POL_STEPS + 2 * step + 1])
+            st[L.S_DOWNTIME_LIMIT] = max(st[L.S_DOWNTIME_LIMIT], pol[
+                L.POL_STEPS + L.STEP_SIZE * step + L.STEP_DOWNTIME_LIMIT])
             st[L.S_POL_STEP] = step + 1
     elif trigger == 2 and new_iteration and st[L.S_SYNCS] > pol[L.POL_COUNT] and \
             step < pol[L.POL_N_STEPS] and (st[L.S_POL_STEP_MS] < 0 or
                                          now_ms - st[L.S_POL_STEP_MS] >= pol[L.POL_COOLDOWN_MS]):
-        st[L.S_DOWNTIME_LIMIT] = max(st[L.S_DOWNTIME_LIMIT], pol[L.POL_STEPS + 2 * step + 1])
+        st[L.S_DOWNTIME_LIMIT] = max(st[L.S_DOWNTIME_LIMIT], pol[
+            L.POL_STEPS + L.STEP_SIZE * step + L.STEP_DOWNTIME_LIMIT])
         st[L.S_POL_STEP] = step + 1
         st[L.S_POL_STEP_MS] = now_ms
 

@@ -731,12 +731,13 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
     p : ndarray(int64, N_PARAMS)
         Parameters, see ``layout.P_*``.
     streams : ndarray(float64)
-        Guest page writes per picosecond of each write stream [1/ps]; for a
-        replayed trace, then its (time [us], page) pairs (``layout.G_REPLAY``).
+        The guest's write streams, see ``layout.G_*``: each stream's page writes
+        per picosecond [1/ps], then a replayed trace's writes (``layout.GR_*``) or
+        the phases (``layout.GP_*``).
     st : ndarray(int64, N_STATE)
         State and results, zero on entry; see ``layout.S_*``.
     rng : ndarray(uint64, 2)
-        SplitMix64 state of each write stream.
+        SplitMix64 state of each write stream, see ``layout.R_*``.
     dirty_log, bitmap : ndarray(uint64, ceil(pages / 64))
         Zeroed bitsets: KVM's dirty log, the migration bitmap.
     content : ndarray(uint64)
