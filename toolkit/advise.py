@@ -23,9 +23,13 @@ ramp is simulated on its own, as what the layer does when avail is not set.
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import math
 import numbers
 import os
+import threading
+from concurrent.futures import Future
 
 import numpy as np
 import xarray as xr
@@ -418,33 +422,177 @@ class Advice:
         return fig
 
 
+class _Pool:
+    """Worker threads over the ``nogil`` kernel taking the most urgent task first (the
+    lowest ``priority``, then the oldest): the searches' next probes run before the
+    bands and the alternatives, which fill the cores the probes leave idle. A task
+    may belong to a group of speculative work that :meth:`cancel` drops."""
+
+    def __init__(self, workers: int):
+        self._heap, self._order = [], itertools.count()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._work, daemon=True,
+                                          name=f"advise-{k}") for k in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, priority: int, group, fn, *args) -> Future:
+        future = Future()
+        future.group = group
+        with self._ready:
+            if self._closed or (group is not None and group.cancelled):
+                future.cancel()
+                return future
+            heapq.heappush(self._heap, (priority, next(self._order), future, fn, args))
+            self._ready.notify()
+        return future
+
+    def cancel(self, group):
+        """Drop the queued tasks of ``group`` and any it submits later (their
+        Futures are cancelled); its running tasks end on their own."""
+        with self._ready:
+            group.cancelled = True
+            for *_, future, _, _ in self._heap:
+                if future.group is group:
+                    future.cancel()
+
+    def _work(self):
+        while True:
+            with self._ready:
+                while not self._heap and not self._closed:
+                    self._ready.wait()
+                if not self._heap:
+                    return
+                _, _, future, fn, args = heapq.heappop(self._heap)
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as err:        # noqa: B036 (handed to the waiting caller)
+                future.set_exception(err)
+
+    def close(self):
+        """Cancel what has not started, let the running tasks end, join the threads."""
+        with self._ready:
+            self._closed = True
+            for *_, future, _, _ in self._heap:
+                future.cancel()
+            self._heap.clear()
+            self._ready.notify_all()
+        for t in self._threads:
+            t.join()
+
+
+class _Group:
+    """Speculative work (see :meth:`_Pool.cancel`)."""
+
+    cancelled = False
+
+
+# task priorities: the edges' search, then the alternatives' search, then the rest
+URGENT, SEARCH, FILL = 0, 1, 2
+
+
 class _Searcher:
-    """Runs simulations for one base scenario, in parallel sweeps where it can, and
-    keeps every avail value it simulated (the scan)."""
+    """Runs the simulations of one base scenario on one pool of threads, each distinct
+    scenario once (a point's result depends only on its parameters), and keeps every
+    avail value the edges' search simulated (the scan).
+
+    A thread's runs go at the priority and in the group of :meth:`working_as`
+    (default: urgent, no group), so a search code runs unchanged in any of them.
+    """
 
     def __init__(self, base: Scenario, workers):
         self.base = base
         self.budget = base.downtime_limit
-        self.workers = workers
+        self.workers = workers or os.cpu_count() or 1
         self.simulated = 0
         self.scan: list[tuple[float, Run]] = []
+        self._given = {k: getattr(base, k) for k in base._given}
+        self._runs: dict[tuple, Future] = {}
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._where = threading.local()
+        from .simulate import check_memory, run_memory
+        check_memory(self.workers * run_memory(base), f"advise ({self.workers} runs at once "
+                     f"of ram_size={format_size(base.ram_size)})", "fewer workers, a "
+                     "smaller ram_size or check=False")
+        self._pool = _Pool(self.workers)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            self._cancel.set()          # Ctrl-C or an error: the running runs stop too
+        self._pool.close()
+
+    def working_as(self, priority: int, group: _Group | None = None):
+        """Let this thread's runs go at ``priority``, in ``group``."""
+        self._where.priority, self._where.group = priority, group
+
+    def cancel(self, group: _Group):
+        """Drop ``group``'s work (its waiting searches see CancelledError)."""
+        with self._lock:
+            self._pool.cancel(group)
+
+    def submit(self, traces=False, priority=None, **changes) -> Future:
+        """The run of the base scenario with ``changes``: a Future of (Run, Dataset),
+        shared by every caller asking for the same scenario (the Dataset has the
+        per-window trace if ``traces``)."""
+        sc = Scenario(**{**self._given, **changes})
+        key = tuple((k, repr(v)) for k, v in sc.to_dict().items())
+        if priority is None:
+            priority = getattr(self._where, "priority", URGENT)
+        group = getattr(self._where, "group", None)
+        with self._lock:
+            future = self._runs.get(key)
+            if future is None or future.cancelled() or (traces and not future.traces):
+                future = self._pool.submit(priority, group, self._simulate, sc, traces)
+                future.traces = traces
+                self._runs[key] = future
+            elif future.group is not group:
+                future.group = None     # wanted beyond its group: never dropped now
+        return future
+
+    def _simulate(self, sc: Scenario, traces: bool):
+        from .schema import build_dataset
+        from .simulate import run_kernel
+        with self._lock:
+            self.simulated += 1
+        raw = run_kernel(sc, self._cancel)
+        ds = build_dataset(raw.state, sc.to_dict(), traces=raw.trace if traces else None)
+        return _runs(ds, self.budget)[()], ds
 
     def at(self, name: str, values: list, **extra) -> list[Run]:
-        from .sweep import sweep
-        params = {**{k: getattr(self.base, k) for k in self.base._given}, **extra}
-        params[name] = [int(v) for v in values]
-        self.simulated += len(values)
-        runs = list(_runs(sweep(workers=self.workers, progress=False, **params),
-                          self.budget).ravel())
+        """Runs with ``name`` at each of ``values`` (whole numbers) and ``extra``, at once."""
+        futures = [self.submit(**extra, **{name: int(v)}) for v in values]
+        runs = [f.result()[0] for f in futures]
         if name == "avail_switchover_bandwidth" and not extra:
             self.scan += [(float(int(v)), r) for v, r in zip(values, runs)]
         return runs
 
-    def one(self, **changes) -> tuple[Run, xr.Dataset]:
-        from .simulate import simulate
-        self.simulated += 1
-        ds = simulate(self.base.replace(**changes))
-        return _runs(ds, self.budget)[()], ds
+    def one(self, traces=False, **changes) -> tuple[Run, xr.Dataset]:
+        """One run, waited for."""
+        return self.submit(traces, **changes).result()
+
+    def background(self, fn, *args, priority=SEARCH, group=None) -> Future:
+        """``fn(*args)`` in a thread of its own whose runs go at ``priority`` in
+        ``group``: a search that runs alongside the caller's."""
+        out = Future()
+
+        def run():
+            self.working_as(priority, group)
+            if out.set_running_or_notify_cancel():
+                try:
+                    out.set_result(fn(*args))
+                except BaseException as err:    # noqa: B036 (handed to the waiting caller)
+                    out.set_exception(err)
+        thread = threading.Thread(target=run, daemon=True, name="advise-search")
+        thread.start()
+        out.thread = thread
+        return out
 
 
 def _bisect(search, name, brackets, **extra) -> list:
@@ -513,12 +661,15 @@ def _base_scenario(layer, measurement, given, params) -> Scenario:
     return base
 
 
-def _edges(search) -> tuple[Edge | None, Edge | None]:
+def _edges(search, scanned=None) -> tuple[Edge | None, Edge | None]:
     """The smallest converging and the largest safe avail: a scan on a x4 grid of the
-    link's multiples, then both edges bisected inside their brackets."""
+    link's multiples, then both edges bisected inside their brackets;
+    ``scanned(runs)`` is called with the scan's runs before the bisection."""
     link = search.base.link_bandwidth
     grid = [a for a in (round(link * f) for f in SCAN) if a >= 1]
     runs = search.at("avail_switchover_bandwidth", grid)
+    if scanned is not None:
+        scanned(runs)
     conv = [r.converged for r in runs]
     within = [r.within_limit for r in runs]
     if not any(conv):
@@ -633,22 +784,52 @@ def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=N
         base.replace(dirty_rate=base.dirty_rate * factors[-1])
     except ValueError as err:
         raise ValueError(f"headroom x{factors[-1]:g}: {err}") from None
-    search = _Searcher(base, workers)
     notes = []
     if layer == "proxmox":
         notes.append("Proxmox also enables xbzrle, which is not modelled (pages go whole)")
     if LAYERS[layer]["policy"]:
         notes.append(f"the avail analysis keeps downtime-limit at {base.downtime_limit} ms "
                      f"without {layer}'s ramp; the ramp is simulated on its own")
+    with _Searcher(base, workers) as search:
+        return _advise(search, base, layer, factors, seed_list, alternatives, notes)
 
-    estimate, est_ds = search.one(avail_switchover_bandwidth=0)
+
+def _advise(search, base, layer, factors, seed_list, alternatives, notes) -> Advice:
+    """:func:`advise`'s work on a ready searcher. What does not wait on the edges'
+    search runs alongside it: the estimate's band, the layer's ramp, and the
+    alternatives once the scan finds no avail within the limit (dropped if the
+    bisection finds one after all)."""
+    policy = LAYERS[layer]["policy"]
+    est_future = search.submit(traces=True, avail_switchover_bandwidth=0)
+
+    def band(avail):
+        return [[search.submit(priority=FILL, avail_switchover_bandwidth=int(avail),
+                               dirty_rate=base.dirty_rate * f, seed=s) for s in seed_list]
+                for f in factors]
+    estimate_band = band(0)
+    ramp_future = None if not policy else \
+        search.submit(priority=SEARCH, policy=policy, avail_switchover_bandwidth=0)
+    ahead = {}
+
+    def scanned(runs):
+        # the alternatives will likely be wanted when no avail of the scan is within the
+        # limit and the first that converges overshoots by more than the scan's step
+        # (the downtime grows about linearly with avail): their search starts now
+        first = next((r for r in runs if r.converged), None)
+        likely = first is None or (not any(r.within_limit for r in runs) and
+                                   first.downtime_ms > SCAN[1] / SCAN[0] * base.downtime_limit)
+        if alternatives or (alternatives is None and likely):
+            ahead["group"] = None if alternatives else _Group()
+            ahead["future"] = search.background(_alternatives, search, base, layer, ramp_future,
+                                                est_future, group=ahead["group"])
+
+    smallest, largest = _edges(search, scanned)
+    estimate, est_ds = est_future.result()
     from .verdict import describe
     estimate_text = describe(est_ds)
     bw = est_ds["bandwidth"].values
     bw = bw[np.isfinite(bw) & (bw > 0)]
     estimate_bandwidth = float(np.median(bw)) if bw.size else 0.0
-
-    smallest, largest = _edges(search)
     monotonic, wrong = _monotonic(search.scan)
     if not monotonic:
         notes.append("the bisection assumes converging, and the downtime, grow with avail; "
@@ -660,32 +841,38 @@ def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=N
                     largest_safe=largest, monotonic=monotonic, scan=search.scan,
                     headroom=factors, seeds=seed_list, notes=notes, bands=[],
                     layer_ramp=None, alternatives=[], recommended=None)
+    want_alternatives = alternatives or (alternatives is None and not advice.safe)
+    if "future" in ahead and not want_alternatives:
+        search.cancel(ahead["group"])
     # the safe band's middle (geometric), and the bands over seeds x headroom
-    settings = [("QEMU's estimate", 0.0)]
+    settings = [("QEMU's estimate", 0.0, estimate_band)]
     if advice.safe:
         lo, hi = advice.safe_band
         advice.recommended = float(int(math.sqrt(lo * hi)))
-        settings += [("recommended avail", advice.recommended), ("largest safe avail", hi)]
-    from .sweep import sweep
-    fixed = {k: getattr(base, k) for k in base._given if k not in ("dirty_rate", "seed")}
-    band_ds = sweep(workers=workers, progress=False, **fixed,
-                    avail_switchover_bandwidth=[int(a) for _, a in settings],
-                    dirty_rate=[base.dirty_rate * f for f in factors], seed=seed_list)
-    search.simulated += band_ds.converged.size
-    band_runs = _runs(band_ds, base.downtime_limit)
-    advice.bands = [Band(label, a, band_runs[k]) for k, (label, a) in enumerate(settings)]
-    if LAYERS[layer]["policy"]:
-        run, _ = search.one(policy=LAYERS[layer]["policy"], avail_switchover_bandwidth=0)
-        advice.layer_ramp = Alternative(f"{layer}'s ramp", LAYERS[layer]["policy"], run)
+        settings += [("recommended avail", advice.recommended, band(advice.recommended)),
+                     ("largest safe avail", hi, band(hi))]
+    for label, avail, futures in settings:
+        runs = np.empty((len(factors), len(seed_list)), object)
+        for i in np.ndindex(runs.shape):
+            runs[i] = futures[i[0]][i[1]].result()[0]
+        advice.bands.append(Band(label, avail, runs))
+    if policy:
+        run = ramp_future.result()[0]
+        advice.layer_ramp = Alternative(f"{layer}'s ramp", policy, run)
         if run.aborted:
             notes.append(f"{layer}'s monitor aborted the migration after "
                          f"{run.total_time_s:.0f} s")
         elif not run.converged:
             notes.append(f"{layer}'s ramp did not switch over within the {base.max_time:g} s "
                          "horizon (give max_time= for a longer one)")
-    if alternatives or (alternatives is None and not advice.safe):
-        advice.alternatives = _alternatives(search, base, advice.layer_ramp,
-                                            float(est_ds.expected_downtime), notes)
+    if want_alternatives:
+        if "future" not in ahead:
+            ahead["future"] = search.background(_alternatives, search, base, layer, ramp_future,
+                                                est_future)
+        advice.alternatives, more = ahead["future"].result()
+        notes += more
+    elif "future" in ahead:
+        ahead["future"].thread.join()           # dropped: it ends at its next wait
     advice.inputs = {
         "ram_size_bytes": base.ram_size, "dirty_rate_bytes_per_s": base.dirty_rate,
         "link_bandwidth_bytes_per_s": base.link_bandwidth,
@@ -696,12 +883,23 @@ def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=N
     return advice
 
 
-def _alternatives(search, base, layer_ramp, expected_downtime, notes) -> list[Alternative]:
-    """Each way to the switchover besides avail, simulated; ranked."""
-    out = []
+def _alternatives(search, base, layer, ramp_future, est_future) -> tuple[list, list]:
+    """Each way to the switchover besides avail, simulated and ranked; and notes."""
+    out, notes = [], []
+    others = [("auto-converge", "auto_converge=true", dict(auto_converge=True)),
+              ("dirty-limit", f"dirty_limit=true, {base.vcpus} x {base.vcpu_dirty_limit} MiB/s",
+               dict(dirty_limit=True, auto_converge=False)),
+              ("postcopy", "postcopy_ram=true after the first pass",
+               dict(postcopy_ram=True, postcopy_start_sync=2))]
+    if base.workload in ("replay", "phases"):
+        others = [o for o in others if o[0] != "dirty-limit"]      # it needs one dirty rate
+    # one run each: they fill the cores the search below leaves idle
+    done = [search.submit(priority=FILL, avail_switchover_bandwidth=0, **o[2])
+            for o in others]
     # the downtime-limit QEMU's estimate needs: x4 and x16 per round, then bisection
     lo, run = max(base.downtime_limit, 1), None
     # QEMU's expected-downtime is about the limit it needs: try either side of it first
+    expected_downtime = float(est_future.result()[1].expected_downtime)
     hint = [round(expected_downtime * f) for f in (0.9, 1.1)]
     hint = sorted({min(max(h, lo + 1), MAX_DOWNTIME_LIMIT) for h in hint})
     while lo < MAX_DOWNTIME_LIMIT and run is None:
@@ -722,20 +920,11 @@ def _alternatives(search, base, layer_ramp, expected_downtime, notes) -> list[Al
                                better or run))
     else:
         notes.append("QEMU's estimate does not converge even at downtime-limit 2,000,000 ms")
-    if layer_ramp is not None:
-        out.append(layer_ramp)
-    others = [("auto-converge", "auto_converge=true", dict(auto_converge=True)),
-              ("dirty-limit", f"dirty_limit=true, {base.vcpus} x {base.vcpu_dirty_limit} MiB/s",
-               dict(dirty_limit=True, auto_converge=False)),
-              ("postcopy", "postcopy_ram=true after the first pass",
-               dict(postcopy_ram=True, postcopy_start_sync=2))]
-    if base.workload in ("replay", "phases"):
-        others = [o for o in others if o[0] != "dirty-limit"]      # it needs one dirty rate
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(search.workers or os.cpu_count() or 1) as pool:
-        done = list(pool.map(lambda o: search.one(avail_switchover_bandwidth=0, **o[2])[0],
-                             others))
-    for (name, setting, _), run in zip(others, done):
+    if ramp_future is not None:
+        out.append(Alternative(f"{layer}'s ramp", LAYERS[layer]["policy"],
+                               ramp_future.result()[0]))
+    for (name, setting, _), future in zip(others, done):
+        run = future.result()[0]
         if name == "auto-converge":
             setting += f" (throttle reached {run.cpu_throttle_percentage}%)"
         out.append(Alternative(name, setting, run))
@@ -743,4 +932,4 @@ def _alternatives(search, base, layer_ramp, expected_downtime, notes) -> list[Al
             Verdict.NOT_FINISHED: 3}
     return sorted(out, key=lambda a: (rank[a.run.verdict],
                                       a.run.downtime_ms if a.run.converged else math.inf,
-                                      a.run.total_time_s))
+                                      a.run.total_time_s)), notes
