@@ -295,3 +295,82 @@ def test_a_recorded_calc_dirty_rate_goes_in_through_load_and_the_cli(capsys):
     assert main(["advise", "--from", str(sample.with_name("measuring.json")),
                  "--ram-size", "64MiB"]) == 2
     assert "measuring.json" in capsys.readouterr().err
+
+
+# --- the search machinery (one pool, each scenario once, work alongside) changes no answer ---
+
+# the answers of the sequential implementation before it (commit 0b744ac): edges
+# (avail, neighbour) [B/s], verdicts and bytes sent, bands' shares, alternatives
+BEFORE = {
+    "rescuable": dict(smallest=(403963952, 401665933, "converges", 757237088),
+                      largest=(1242889159, 1250000000, "converges", 672924080),
+                      recommended=708577742, estimate=("not_converging", 4058040600),
+                      bands=[(0.0, 0.0, None), (1.0, 1.0, [672924278, 672924278]),
+                             (1.0, 1.0, [672924080, 672924080])], alternatives=[]),
+    "hopeless": dict(smallest=(1235818769, 1228788600, "overshoots", 1765188704),
+                     largest=None, recommended=None, estimate=("not_converging", 4058040600),
+                     bands=[(0.0, 0.0, None)],
+                     alternatives=[("postcopy", "converges", 1010999540),
+                                   ("dirty-limit", "converges", 1484860952),
+                                   ("downtime-limit needed", "overshoots", 1604094176),
+                                   ("auto-converge", "not_converging", 4058040600)]),
+}
+
+
+def _answers(advice):
+    def edge(e):
+        return None if e is None else (e.avail, e.neighbour, e.run.verdict.name.lower(),
+                                       e.run.transferred_bytes)
+    return dict(smallest=edge(advice.smallest_converging), largest=edge(advice.largest_safe),
+                recommended=advice.recommended,
+                estimate=(advice.estimate.verdict.name.lower(),
+                          advice.estimate.transferred_bytes),
+                bands=[(d["share_converging"], d["share_within_limit"], d["transferred_bytes"])
+                       for d in (b.to_dict() for b in advice.bands)],
+                alternatives=sorted(((a.name, a.run.verdict.name.lower(),
+                                      a.run.transferred_bytes) for a in advice.alternatives),
+                                    key=lambda a: a[2]))
+
+
+@pytest.mark.parametrize("name", ["rescuable", "hopeless"])
+def test_the_answers_are_those_of_the_sequential_search(name, rescuable, hopeless):
+    advice = {"rescuable": rescuable, "hopeless": hopeless}[name]
+    before = BEFORE[name]
+    assert _answers(advice) == {**before, "alternatives": sorted(before["alternatives"],
+                                                                 key=lambda a: a[2])}
+
+
+def test_the_answer_does_not_depend_on_the_workers_or_the_timing(hopeless):
+    # one worker runs everything in another order (the alternatives started on
+    # speculation after the scan included): the same answer, the same count of runs
+    one = tk.advise(**HOPELESS, seeds=2, headroom_steps=2, workers=1)
+    assert one.to_dict() == hopeless.to_dict()
+
+
+def test_dropped_speculative_work_is_cancelled_and_not_counted():
+    import threading
+
+    from toolkit.advise import FILL, URGENT, _Group, _Searcher
+
+    base = tk.Scenario(ram_size="64MiB", dirty_rate="10MiB/s", max_time=5)
+    with _Searcher(base, 1) as search:
+        hold = threading.Event()
+        held = search._pool.submit(URGENT, None, hold.wait)     # the one worker, busy
+        group = _Group()
+        search.working_as(FILL, group)
+        speculative = [search.submit(seed=k) for k in (1, 2, 3)]
+        search.working_as(URGENT)
+        wanted = search.submit(seed=2)      # wanted beyond the group: kept
+        assert wanted is speculative[1]
+        search.cancel(group)
+        hold.set()
+        assert held.result() is True
+        assert speculative[0].cancelled() and speculative[2].cancelled()
+        assert wanted.result()[0].converged
+        # the group submits no more; a later ask for a dropped scenario runs it
+        search.working_as(FILL, group)
+        assert search.submit(seed=4).cancelled()
+        search.working_as(URGENT)
+        again = search.submit(seed=1)
+        assert again is not speculative[0] and again.result()[0].converged
+        assert search.simulated == 2

@@ -507,7 +507,6 @@ class _Searcher:
         self.base = base
         self.budget = base.downtime_limit
         self.workers = workers or os.cpu_count() or 1
-        self.simulated = 0
         self.scan: list[tuple[float, Run]] = []
         self._given = {k: getattr(base, k) for k in base._given}
         self._runs: dict[tuple, Future] = {}
@@ -527,6 +526,13 @@ class _Searcher:
         if exc[0] is not None:
             self._cancel.set()          # Ctrl-C or an error: the running runs stop too
         self._pool.close()
+
+    @property
+    def simulated(self) -> int:
+        """Distinct scenarios simulated for the answer (dropped speculative work aside)."""
+        with self._lock:
+            return sum(not f.cancelled() and (f.group is None or not f.group.cancelled)
+                       for f in self._runs.values())
 
     def working_as(self, priority: int, group: _Group | None = None):
         """Let this thread's runs go at ``priority``, in ``group``."""
@@ -559,8 +565,6 @@ class _Searcher:
     def _simulate(self, sc: Scenario, traces: bool):
         from .schema import build_dataset
         from .simulate import run_kernel
-        with self._lock:
-            self.simulated += 1
         raw = run_kernel(sc, self._cancel)
         ds = build_dataset(raw.state, sc.to_dict(), traces=raw.trace if traces else None)
         return _runs(ds, self.budget)[()], ds
