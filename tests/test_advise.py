@@ -94,7 +94,10 @@ def test_bands_span_seeds_and_headroom(rescuable):
 def test_text_table_and_dataset_and_figure(rescuable, tmp_path):
     text = str(rescuable)
     assert "QEMU's estimate (avail 0): never converges" in text
-    assert "safe avail-switchover-bandwidth:" in text and "bandwidth.avail.switchover" in text
+    # the setting as the operator's layer takes it: QEMU's own here
+    assert "safe avail-switchover-bandwidth:" in text and \
+        f"QMP migrate-set-parameters avail-switchover-bandwidth={int(rescuable.recommended)}" \
+        in text
     ds = rescuable.to_dataset()
     assert ds.downtime.attrs["units"] == "ms" and \
         ds.avail_switchover_bandwidth.attrs["units"] == "B s-1"
@@ -122,10 +125,21 @@ def test_text_table_and_dataset_and_figure(rescuable, tmp_path):
 def test_no_safe_avail_gives_alternatives_simulated_and_ranked(hopeless):
     assert not hopeless.safe and hopeless.alternatives
     names = [a.name for a in hopeless.alternatives]
-    assert {"downtime-limit needed", "auto-converge", "dirty-limit", "postcopy"} == set(names)
+    # QEMU's 128 MiB/s is below the link: lifting it is one of them
+    assert {"downtime-limit needed", "auto-converge", "dirty-limit", "postcopy",
+            "max-bandwidth unlimited"} == set(names)
     key = [(a.run.verdict is not Verdict.CONVERGES, a.run.downtime_ms if a.run.converged
             else math.inf, a.run.total_time_s) for a in hopeless.alternatives]
     assert key == sorted(key)
+    # those that overshoot or never switch over are said not to help, after the others
+    helps = [a.helps for a in hopeless.alternatives]
+    assert helps == sorted(helps, reverse=True) and True in helps and False in helps
+    assert all(a.helps == (a.run.verdict is Verdict.CONVERGES) for a in hopeless.alternatives)
+    text = str(hopeless)
+    assert "do not help (no switchover, or a downtime over 300 ms):" in text
+    tail = text.split("do not help")[1]
+    assert all(a.name in tail for a in hopeless.alternatives if not a.helps)
+    assert [a["helps"] for a in hopeless.to_dict()["alternatives"]] == helps
     # each is a real run: re-simulate auto-converge
     auto = next(a for a in hopeless.alternatives if a.name == "auto-converge")
     ds = tk.simulate(**HOPELESS, max_time=hopeless.inputs["max_time_s"], auto_converge=True)
@@ -328,7 +342,8 @@ def _answers(advice):
                 bands=[(d["share_converging"], d["share_within_limit"], d["transferred_bytes"])
                        for d in (b.to_dict() for b in advice.bands)],
                 alternatives=sorted(((a.name, a.run.verdict.name.lower(),
-                                      a.run.transferred_bytes) for a in advice.alternatives),
+                                      a.run.transferred_bytes) for a in advice.alternatives
+                                     if a.name != "max-bandwidth unlimited"),  # added since
                                     key=lambda a: a[2]))
 
 
@@ -374,3 +389,32 @@ def test_dropped_speculative_work_is_cancelled_and_not_counted():
         again = search.submit(seed=1)
         assert again is not speculative[0] and again.result()[0].converged
         assert search.simulated == 2
+
+
+def test_what_does_not_help_is_said_so():
+    # 2 GiB at 400 MiB/s under QEMU's 128 MiB/s: QEMU's estimate needs a downtime-limit
+    # over 10 s, and only an avail above the link converges; lifting max-bandwidth helps
+    a = tk.advise(ram_size="2GiB", dirty_rate="400MiB/s", link_bandwidth="25Gbit/s",
+                  seeds=1, headroom=1)
+    need = next(x for x in a.alternatives if x.name == "downtime-limit needed")
+    assert int(need.setting.split("=")[1].split()[0]) > 10_000 and not need.helps
+    assert any("beyond any sane setting (over 10 s): the guest cannot be migrated within a "
+               "sane downtime-limit" in n for n in a.notes)
+    assert a.smallest_converging.avail > a.inputs["link_bandwidth_bytes_per_s"]
+    assert any("is above the link's 25 Gbit/s" in n and n.endswith("it does not help")
+               for n in a.notes)
+    lift = next(x for x in a.alternatives if x.name == "max-bandwidth unlimited")
+    assert lift.helps and lift.setting.startswith("max_bandwidth=0")
+
+
+@pytest.mark.parametrize("layer, words", [
+    ("qemu", "QMP migrate-set-parameters avail-switchover-bandwidth=1000"),
+    ("proxmox", "Proxmox has no option for it: QMP migrate-set-parameters"),
+    ("libvirt", "libvirt bandwidth.avail.switchover = 0 MiB/s (libvirt 11.1+)"),
+    ("kubevirt", "(libvirt 11.1+); kubevirt does not set it"),
+])
+def test_the_recommended_avail_is_given_as_the_layer_sets_it(layer, words):
+    from toolkit.advise import _how_to_set
+    assert words in _how_to_set(layer, 1000)
+    assert _how_to_set("libvirt", 300 * 2**20) == \
+        "libvirt bandwidth.avail.switchover = 300 MiB/s (libvirt 11.1+)"

@@ -67,6 +67,9 @@ SCAN = [4.0**k for k in range(-4, 3)]   # the avail scan: 1/256 to 16 times the 
 HORIZON_PASSES = 3          # default max_time: this many first passes at the rate limit,
 HORIZON_MIN = 30.0          # and at least this [s]
 MAX_DOWNTIME_LIMIT = PARAMETER_INDEX["downtime_limit"].hi
+# a guest paused longer than this loses its TCP peers' patience and cluster heartbeats:
+# a downtime-limit QEMU needs beyond it is no way to migrate the guest [ms]
+SANE_DOWNTIME_LIMIT = 10_000
 
 
 def _checked_headroom(headroom, steps):
@@ -206,9 +209,27 @@ class Alternative:
     setting: str
     run: Run
 
+    @property
+    def helps(self) -> bool:
+        """Whether it switches over with the real downtime within the limit."""
+        return self.run.within_limit
+
     def to_dict(self) -> dict:
         """Stable keys with units in the names."""
-        return {"name": self.name, "setting": self.setting, **self.run.to_dict()}
+        return {"name": self.name, "setting": self.setting, "helps": self.helps,
+                **self.run.to_dict()}
+
+
+def _how_to_set(layer: str, avail: float) -> str:
+    """How an operator on ``layer`` sets avail-switchover-bandwidth ``avail`` [B/s]:
+    no layer passes it on (field-2026.md), so QEMU's or libvirt's own knob."""
+    qmp = f"QMP migrate-set-parameters avail-switchover-bandwidth={int(avail)}"
+    if layer == "qemu":
+        return qmp
+    if layer == "proxmox":
+        return f"Proxmox has no option for it: {qmp} on the VM's monitor"
+    virsh = f"libvirt bandwidth.avail.switchover = {int(avail // 2**20)} MiB/s (libvirt 11.1+)"
+    return virsh if layer == "libvirt" else f"{virsh}; {layer} does not set it"
 
 
 def _gbit(bps) -> str:
@@ -346,8 +367,7 @@ class Advice:
             lo, hi = self.safe_band
             lines.append(f"safe avail-switchover-bandwidth: {_gbit(lo)} to {_gbit(hi)}; "
                          f"recommended {_gbit(self.recommended)} "
-                         f"(libvirt bandwidth.avail.switchover = "
-                         f"{int(self.recommended // 2**20)} MiB/s)")
+                         f"({_how_to_set(i['layer'], self.recommended)})")
         else:
             lines.append("no avail-switchover-bandwidth is safe")
         lines.append("bands over seeds x dirty-rate headroom (ranges among converged runs):")
@@ -361,14 +381,26 @@ class Advice:
                          f"within limit {d['share_within_limit']:>4.0%} "
                          f"(converge {d['share_converging']:.0%}), downtime {down}, "
                          f"total {total}")
+        def alternative(mark, alt):
+            r = alt.run
+            down = f"{r.downtime_ms:.0f} ms" if r.converged else "-"
+            total = f"{r.total_time_s:.1f} s" if r.converged else f">{r.total_time_s:.0f} s"
+            label = "aborted by the layer" if r.aborted else r.verdict.label
+            lines.append(f"  {mark:>2} {alt.name:<23} {alt.setting:<34} {label:>22} "
+                         f"{total:>9} {down:>9}")
+        helping = [a for a in self.alternatives if a.helps]
         if self.alternatives:
             lines.append("alternatives, ranked by downtime then total time:")
-            for k, alt in enumerate(self.alternatives, 1):
-                r = alt.run
-                down = f"{r.downtime_ms:.0f} ms" if r.converged else "-"
-                total = f"{r.total_time_s:.1f} s" if r.converged else f">{r.total_time_s:.0f} s"
-                lines.append(f"  {k}. {alt.name:<22} {alt.setting:<34} {r.verdict.label:>22} "
-                             f"{total:>9} {down:>9}")
+            for k, alt in enumerate(helping, 1):
+                alternative(f"{k}.", alt)
+            if not helping:
+                lines.append("   none switches over within the limit")
+        if len(helping) < len(self.alternatives):
+            lines.append(f"do not help (no switchover, or a downtime over "
+                         f"{i['downtime_limit_ms']} ms):")
+            for alt in self.alternatives:
+                if not alt.helps:
+                    alternative("-", alt)
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -834,12 +866,7 @@ def _advise(search, base, layer, factors, seed_list, alternatives, notes) -> Adv
     bw = est_ds["bandwidth"].values
     bw = bw[np.isfinite(bw) & (bw > 0)]
     estimate_bandwidth = float(np.median(bw)) if bw.size else 0.0
-    monotonic, wrong = _monotonic(search.scan)
-    if not monotonic:
-        notes.append("the bisection assumes converging, and the downtime, grow with avail; "
-                     "the simulated values say otherwise after "
-                     f"{', '.join(_gbit(a) for a in wrong)}: the edges bound the first "
-                     "band of safe values only")
+    monotonic = _scan_notes(search.scan, base, smallest, notes)
     advice = Advice(inputs=None, estimate=estimate, estimate_text=estimate_text,
                     estimate_bandwidth=estimate_bandwidth, smallest_converging=smallest,
                     largest_safe=largest, monotonic=monotonic, scan=search.scan,
@@ -867,7 +894,7 @@ def _advise(search, base, layer, factors, seed_list, alternatives, notes) -> Adv
             notes.append(f"{layer}'s monitor aborted the migration after "
                          f"{run.total_time_s:.0f} s")
         elif not run.converged:
-            notes.append(f"{layer}'s ramp did not switch over within the {base.max_time:g} s "
+            notes.append(f"{layer}'s ramp did not switch over within the {base.max_time:.0f} s "
                          "horizon (give max_time= for a longer one)")
     if want_alternatives:
         if "future" not in ahead:
@@ -887,16 +914,37 @@ def _advise(search, base, layer, factors, seed_list, alternatives, notes) -> Adv
     return advice
 
 
+def _scan_notes(scan, base, smallest, notes) -> bool:
+    """Add what the scan says about the edges to ``notes``; whether it is monotonic."""
+    monotonic, wrong = _monotonic(scan)
+    if smallest is not None and smallest.avail > base.link_bandwidth and \
+            not smallest.run.within_limit:
+        notes.append(f"the smallest avail that converges, {_gbit(smallest.avail)}, is above the "
+                     f"link's {_gbit(base.link_bandwidth)}: it tells QEMU the link is faster "
+                     "than it is, so QEMU switches over with more left than the link sends "
+                     "within the limit; it does not help")
+    if not monotonic:
+        notes.append("the bisection assumes converging, and the downtime, grow with avail; "
+                     "the simulated values say otherwise after "
+                     f"{', '.join(_gbit(a) for a in wrong)}: the edges bound the first "
+                     "band of safe values only")
+    return monotonic
+
+
 def _alternatives(search, base, layer, ramp_future, est_future) -> tuple[list, list]:
     """Each way to the switchover besides avail, simulated and ranked; and notes."""
     out, notes = [], []
     others = [("auto-converge", "auto_converge=true", dict(auto_converge=True)),
-              ("dirty-limit", f"dirty_limit=true, {base.vcpus} x {base.vcpu_dirty_limit} MiB/s",
+              ("dirty-limit",
+               f"dirty_limit=true at {base.vcpu_dirty_limit} MiB/s x {base.vcpus} vCPU",
                dict(dirty_limit=True, auto_converge=False)),
               ("postcopy", "postcopy_ram=true after the first pass",
                dict(postcopy_ram=True, postcopy_start_sync=2))]
     if base.workload in ("replay", "phases"):
         others = [o for o in others if o[0] != "dirty-limit"]      # it needs one dirty rate
+    if 0 < base.max_bandwidth < base.link_bandwidth:
+        others.append(("max-bandwidth unlimited", "max_bandwidth=0 (libvirt's default)",
+                       dict(max_bandwidth=0)))
     # one run each: they fill the cores the search below leaves idle
     done = [search.submit(priority=FILL, avail_switchover_bandwidth=0, **o[2])
             for o in others]
@@ -920,8 +968,16 @@ def _alternatives(search, base, layer, ramp_future, est_future) -> tuple[list, l
         (good, _, better), = _bisect(search, "downtime_limit",
                                      [(lo, hi, lambda r: r.converged)],
                                      avail_switchover_bandwidth=0)
-        out.append(Alternative("downtime-limit needed", f"downtime_limit={int(good)} ms",
-                               better or run))
+        need = Alternative("downtime-limit needed", f"downtime_limit={int(good)} ms",
+                           better or run)
+        out.append(need)
+        if good > SANE_DOWNTIME_LIMIT:
+            notes.append(f"QEMU's estimate switches over only at downtime-limit "
+                         f"{good / 1000:.0f} s, beyond any sane setting (over "
+                         f"{SANE_DOWNTIME_LIMIT // 1000} s): the guest cannot be migrated "
+                         f"within a sane downtime-limit (the real downtime there: "
+                         f"{need.run.downtime_ms:.0f} ms, against the "
+                         f"{base.downtime_limit} ms budget)")
     else:
         notes.append("QEMU's estimate does not converge even at downtime-limit 2,000,000 ms")
     if ramp_future is not None:
