@@ -418,3 +418,25 @@ def test_the_recommended_avail_is_given_as_the_layer_sets_it(layer, words):
     assert words in _how_to_set(layer, 1000)
     assert _how_to_set("libvirt", 300 * 2**20) == \
         "libvirt bandwidth.avail.switchover = 300 MiB/s (libvirt 11.1+)"
+
+
+def test_a_measurement_without_a_dirty_rate_is_refused_and_its_notes_are_kept(capsys):
+    from toolkit import measure
+    from toolkit.cli import main
+
+    done = measure.load(measure.SAMPLES / "domjobinfo-completed.txt")
+    assert "dirty_rate" not in done.to_parameters()
+    with pytest.raises(ValueError, match="dirty_rate: the measurement .*domjobinfo-completed"
+                                         ".txt gives none"):
+        tk.advise(measurement=done, seeds=1, headroom=1)
+    assert main(["advise", "--from", str(done.source)]) == 2
+    assert "--dirty-rate: dirty_rate: the measurement" in capsys.readouterr().err
+    # with the rate given, it goes; a reading's caveats reach the advice
+    bitmap = measure.load(measure.SAMPLES / "qemu-10.0-tcg" / "dirty-bitmap.json")
+    a = tk.advise(measurement=bitmap, ram_size="64MiB", link_bandwidth="1Gbit/s", seeds=1,
+                  headroom=1, alternatives=False)
+    assert any(n.startswith("measurement: dirty-bitmap counts pages only through KVM")
+               for n in a.notes)
+    assert tk.advise(measurement=done, dirty_rate="10MiB/s", seeds=1, headroom=1,
+                     alternatives=False).inputs["ram_size_bytes"] == done.to_parameters()[
+                         "ram_size"]

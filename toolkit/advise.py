@@ -688,6 +688,13 @@ def _base_scenario(layer, measurement, given, params) -> Scenario:
     values = dict(LAYERS[layer]["settings"])
     if measurement is not None:
         values.update(_measurement_parameters(measurement))
+        if "dirty_rate" not in values and given.get("dirty_rate") is None and \
+                "dirty_rate" not in params:
+            # else the default dirty rate would stand in for the guest's, unsaid
+            source = getattr(measurement, "source", type(measurement).__name__)
+            raise ValueError(f"dirty_rate: the measurement {source} gives none (e.g. a "
+                             "completed job's statistics): give the dirty rate too (dirty_rate=, "
+                             "--dirty-rate)")
     values.update({k: v for k, v in given.items() if v is not None})
     values.update(params)
     if values.get("max_bandwidth") == "link":
@@ -820,7 +827,8 @@ def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=N
         base.replace(dirty_rate=base.dirty_rate * factors[-1])
     except ValueError as err:
         raise ValueError(f"headroom x{factors[-1]:g}: {err}") from None
-    notes = []
+    notes = [f"measurement: {n}" for n in getattr(measurement, "notes", ())
+             if isinstance(n, str)]
     if layer == "proxmox":
         notes.append("Proxmox also enables xbzrle, which is not modelled (pages go whole)")
     if LAYERS[layer]["policy"]:

@@ -223,9 +223,9 @@ def _advise_inputs(args) -> dict:
         except (TypeError, ValueError) as err:
             raise UsageError(f"{flag} {value!r}: {err}") from None
         kwargs[name] = _value(value)
-    if args.layer not in LAYERS:
+    if args.layer.lower() not in LAYERS:
         raise UsageError(f"--layer {args.layer!r}: expected one of {', '.join(LAYERS)}")
-    kwargs["layer"] = args.layer
+    kwargs["layer"] = args.layer.lower()
     try:
         lo, _, hi = args.headroom.partition(",")
         kwargs["headroom"] = (float(lo), float(hi or lo))
@@ -245,7 +245,14 @@ def _advise_inputs(args) -> dict:
         except ImportError:
             raise UsageError(f"--from {args.measurement}: reading measurements needs "
                              "toolkit.measure, which this installation lacks") from None
-        kwargs["measurement"] = measure.load(args.measurement)
+        try:
+            kwargs["measurement"] = measure.load(args.measurement)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
+            raise UsageError(f"--from {args.measurement}: {err.strerror.lower()}") from None
+        except ValueError as err:
+            # the file's own name and line lead the reader's message
+            raise UsageError(f"--from: {str(err).replace('give kind= one of', 'it reads')}"
+                             ) from None
     if "ram_size" not in kwargs and "measurement" not in kwargs:
         raise UsageError("--ram-size is required (e.g. --ram-size 16GiB), unless --from "
                          "gives it")
@@ -270,6 +277,11 @@ def cmd_advise(args) -> int:
             if message.startswith(name):
                 message = f"--{name.replace('_', '-')}: {message}"
                 break
+        else:
+            for name in kwargs:
+                if message.startswith((f"{name}=", f"{name}:")):
+                    message = f"--set {name}: {message}"
+                    break
         raise UsageError(message) from None
     if args.json:
         print(json.dumps(answer.to_dict(), indent=2))
