@@ -239,6 +239,9 @@ def _gbit(bps) -> str:
 class Advice:
     """The answer of :func:`advise`: see its Returns. ``str(advice)`` is a text table."""
 
+    #: the management layers ``advise(layer=...)`` knows: :data:`LAYERS`
+    LAYERS = LAYERS
+
     def __init__(self, **fields):
         self.__dict__.update(fields)
 
