@@ -34,6 +34,7 @@ from concurrent.futures import Future
 import numpy as np
 import xarray as xr
 
+from .constants import PAGE_SIZE
 from .policies import Proxmox
 from .scenario import PARAMETER_INDEX, Scenario, check_names
 from .units import format_rate, format_size
@@ -143,20 +144,16 @@ class Run:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
-def _runs(ds: xr.Dataset, limit: float) -> np.ndarray:
-    """:class:`Run` of every point of a result (object array shaped like its scalars),
-    judged against the downtime budget ``limit`` [ms] (whatever downtime-limit ran)."""
-    codes = np.asarray(verdict_codes(ds.converged, ds.downtime, limit, ds.passes))
-    share = np.where(ds.passes.values > 0, 1.0,
-                     ds.last_page.values * 4096.0 / float(ds.attrs["ram_size"]))
-    out = np.empty(ds.converged.shape, object)
-    for i in np.ndindex(out.shape):
-        out[i] = Run(Verdict(int(codes[i])), bool(ds.converged.values[i]),
-                     float(ds.downtime.values[i]), float(ds.total_time.values[i]) / 1000,
-                     int(ds.transferred.values[i]), int(ds.dirty_sync_count.values[i]),
-                     int(ds.cpu_throttle_percentage.values[i]), float(min(share[i], 1.0)),
-                     bool(ds.aborted.values[i]))
-    return out
+def _run(r: dict, ram_size: int, limit: float) -> Run:
+    """The :class:`Run` of one result's scalars ``r`` (:func:`toolkit.schema.scalar_results`
+    of its final state), judged against the downtime budget ``limit`` [ms] (whatever
+    downtime-limit ran)."""
+    code = int(verdict_codes(r["converged"], r["downtime"], limit, r["passes"]))
+    share = 1.0 if r["passes"] > 0 else float(r["last_page"]) * PAGE_SIZE / ram_size
+    return Run(Verdict(code), bool(r["converged"]), float(r["downtime"]),
+               float(r["total_time"]) / 1000, int(r["transferred"]),
+               int(r["dirty_sync_count"]), int(r["cpu_throttle_percentage"]),
+               min(share, 1.0), bool(r["aborted"]))
 
 
 @dataclasses.dataclass
@@ -579,9 +576,9 @@ class _Searcher:
             self._pool.cancel(group)
 
     def submit(self, traces=False, priority=None, **changes) -> Future:
-        """The run of the base scenario with ``changes``: a Future of (Run, Dataset),
-        shared by every caller asking for the same scenario (the Dataset has the
-        per-window trace if ``traces``)."""
+        """The run of the base scenario with ``changes``: a Future of (Run, Dataset
+        with its per-window trace if ``traces``, else None), shared by every caller
+        asking for the same scenario."""
         sc = Scenario(**{**self._given, **changes})
         key = tuple((k, repr(v)) for k, v in sc.to_dict().items())
         if priority is None:
@@ -598,11 +595,12 @@ class _Searcher:
         return future
 
     def _simulate(self, sc: Scenario, traces: bool):
-        from .schema import build_dataset
+        from .schema import build_dataset, scalar_results
         from .simulate import run_kernel
         raw = run_kernel(sc, self._cancel)
-        ds = build_dataset(raw.state, sc.to_dict(), traces=raw.trace if traces else None)
-        return _runs(ds, self.budget)[()], ds
+        run = _run(scalar_results(raw.state), sc.ram_size, self.budget)
+        return run, (build_dataset(raw.state, sc.to_dict(), traces=raw.trace) if traces
+                     else None)
 
     def at(self, name: str, values: list, **extra) -> list[Run]:
         """Runs with ``name`` at each of ``values`` (whole numbers) and ``extra``, at once."""
