@@ -418,14 +418,14 @@ def test_what_does_not_help_is_said_so():
 @pytest.mark.parametrize("layer, words", [
     ("qemu", "QMP migrate-set-parameters avail-switchover-bandwidth=1000"),
     ("proxmox", "Proxmox has no option for it: QMP migrate-set-parameters"),
-    ("libvirt", "libvirt bandwidth.avail.switchover = 0 MiB/s (libvirt 11.1+)"),
-    ("kubevirt", "(libvirt 11.1+); kubevirt does not set it"),
+    ("libvirt", "libvirt bandwidth.avail.switchover = 0 MiB/s, libvirt 11.1+"),
+    ("kubevirt", "MiB/s, libvirt 11.1+; kubevirt does not set it"),
 ])
 def test_the_recommended_avail_is_given_as_the_layer_sets_it(layer, words):
     from toolkit.advise import _how_to_set
     assert words in _how_to_set(layer, 1000)
     assert _how_to_set("libvirt", 300 * 2**20) == \
-        "libvirt bandwidth.avail.switchover = 300 MiB/s (libvirt 11.1+)"
+        "libvirt bandwidth.avail.switchover = 300 MiB/s, libvirt 11.1+"
 
 
 def test_a_measurement_without_a_dirty_rate_is_refused_and_its_notes_are_kept(capsys):

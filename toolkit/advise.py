@@ -225,7 +225,7 @@ def _how_to_set(layer: str, avail: float) -> str:
         return qmp
     if layer == "proxmox":
         return f"Proxmox has no option for it: {qmp} on the VM's monitor"
-    virsh = f"libvirt bandwidth.avail.switchover = {int(avail // 2**20)} MiB/s (libvirt 11.1+)"
+    virsh = f"libvirt bandwidth.avail.switchover = {int(avail // 2**20)} MiB/s, libvirt 11.1+"
     return virsh if layer == "libvirt" else f"{virsh}; {layer} does not set it"
 
 
