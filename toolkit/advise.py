@@ -14,7 +14,16 @@ downtime budget, how long, what downtime, and which avail-switchover-bandwidth i
   KubeVirt VEP 246);
 * what the layer's own downtime ramp does anyway, and, when no avail is safe,
   the alternatives (the downtime-limit needed, the ramp, auto-converge,
-  dirty-limit, postcopy), each simulated and ranked by downtime, then total time.
+  dirty-limit, postcopy, lifting max-bandwidth), each simulated; those that switch
+  over within the limit ranked by downtime, then total time, the others said not
+  to help.
+
+The runs go to one pool of threads, each distinct scenario once: the bisections'
+probes first, the bands and the alternatives filling the cores they leave idle
+(the alternatives start right after the scan when it finds no avail within the
+limit, and are dropped if the bisection finds one after all). A run's result
+depends only on its scenario, so the answer does not depend on the workers or
+the order.
 
 The avail analysis runs with downtime-limit at the operator's budget and the
 layer's settings (rate limit, auto-converge), without the layer's ramp: the
@@ -783,7 +792,7 @@ def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=N
     alternatives : bool, optional
         Simulate the alternatives; default only when no avail is safe.
     workers : int, optional
-        Threads for the sweeps (default: CPUs).
+        Threads for the runs (default: CPUs).
     **params
         Any other scenario parameter (``workload``, ``hot_fraction``, ``max_time``, ...).
 

@@ -533,8 +533,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=RUN_FORMATS, default="table")
     run.add_argument("--out", help="also write the results as a Dataset (.nc or .zarr)")
     run.set_defaults(func=cmd_run)
-    adv = sub.add_parser("advise", help="will it converge, how long, what downtime, which "
-                                        "avail-switchover-bandwidth is safe")
+    from .advise import LAYERS
+    adv = sub.add_parser(
+        "advise", help="will it converge, how long, what downtime, which "
+                       "avail-switchover-bandwidth is safe",
+        description="The operator's question for one guest: the verdict under QEMU's own "
+                    "estimate, the avail-switchover-bandwidth range that converges within "
+                    "the downtime limit, bands over seeds and dirty-rate headroom, the "
+                    "layer's own downtime ramp and, when no avail is safe, the alternatives "
+                    "(those that do not help listed apart). Exit 0 on an answer, 2 on bad "
+                    "input.",
+        epilog="layers: " + "; ".join(f"{k}: {v['doc']}" for k, v in LAYERS.items()) +
+               ". Example: advise --from reading.json --ram-size 16GiB --link-bandwidth "
+               "25Gbit/s --downtime-limit 300 --layer libvirt --json")
     adv.add_argument("--ram-size", help="guest RAM, e.g. 16GiB")
     adv.add_argument("--dirty-rate", help="dirty rate, e.g. 400MiB/s (calc-dirty-rate)")
     adv.add_argument("--link-bandwidth", help="the link, e.g. 25Gbit/s")
@@ -544,7 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     adv.add_argument("--layer", default="qemu",
                      help="management layer: qemu, libvirt, proxmox, nova, kubevirt, ovirt")
     adv.add_argument("--from", dest="measurement", metavar="FILE",
-                     help="a measurement file (calc-dirty-rate, domjobinfo, ...)")
+                     help="a measurement of the guest (toolkit.load): query-dirty-rate JSON, "
+                          "HMP info dirty_rate, virsh domstats --dirtyrate, virsh "
+                          "domjobinfo, a query-migrate log; the options given win over it")
     adv.add_argument("--headroom", default="1,3", help="dirty-rate factors LOW,HIGH for the "
                                                        "bands (default 1,3)")
     adv.add_argument("--seeds", type=int, default=3, help="seeds for the bands (default 3)")
