@@ -2,6 +2,7 @@
 measurements in, bad input; and rescue's class for runs whose first pass did not end."""
 import json
 import math
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -448,3 +449,13 @@ def test_a_measurement_without_a_dirty_rate_is_refused_and_its_notes_are_kept(ca
     assert tk.advise(measurement=done, dirty_rate="10MiB/s", seeds=1, headroom=1,
                      alternatives=False).inputs["ram_size_bytes"] == done.to_parameters()[
                          "ram_size"]
+
+
+def test_ctrl_c_stops_advise_and_the_cli_says_so(monkeypatch, capsys):
+    import toolkit.cli as cli
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sys.modules["toolkit.advise"], "advise", interrupted)
+    assert cli.main(["advise", "--ram-size", "64MiB"]) == 130
+    assert "interrupted; advise keeps no partial answer" in capsys.readouterr().err

@@ -564,8 +564,8 @@ class _Searcher:
         return self
 
     def __exit__(self, *exc):
-        if exc[0] is not None:
-            self._cancel.set()          # Ctrl-C or an error: the running runs stop too
+        # the answer is complete (or Ctrl-C, an error): what still runs is not wanted
+        self._cancel.set()
         self._pool.close()
 
     @property

@@ -271,6 +271,9 @@ def cmd_advise(args) -> int:
         raise UsageError(f"--plot {plot}: expected a .png, .pdf or .svg path")
     try:
         answer = advise(**kwargs)
+    except KeyboardInterrupt:
+        print("toolkit: interrupted; advise keeps no partial answer", file=sys.stderr)
+        return 130
     except (TypeError, ValueError) as err:
         message = str(err)
         for name in (*ADVISE_OPTIONS, "seeds", "headroom"):  # the option, not the keyword
