@@ -241,7 +241,10 @@ def _advise_inputs(args) -> dict:
     kwargs.update(extra)
     if args.measurement:
         try:
-            from . import measure
+            # not "from . import measure": that finds the package's attribute even where
+            # the module is missing from this installation
+            import importlib
+            measure = importlib.import_module(f"{__package__}.measure")
         except ImportError:
             raise UsageError(f"--from {args.measurement}: reading measurements needs "
                              "toolkit.measure, which this installation lacks") from None
