@@ -2,6 +2,7 @@
 measurements in, bad input; and rescue's class for runs whose first pass did not end."""
 import json
 import math
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -94,7 +95,10 @@ def test_bands_span_seeds_and_headroom(rescuable):
 def test_text_table_and_dataset_and_figure(rescuable, tmp_path):
     text = str(rescuable)
     assert "QEMU's estimate (avail 0): never converges" in text
-    assert "safe avail-switchover-bandwidth:" in text and "bandwidth.avail.switchover" in text
+    # the setting as the operator's layer takes it: QEMU's own here
+    assert "safe avail-switchover-bandwidth:" in text and \
+        f"QMP migrate-set-parameters avail-switchover-bandwidth={int(rescuable.recommended)}" \
+        in text
     ds = rescuable.to_dataset()
     assert ds.downtime.attrs["units"] == "ms" and \
         ds.avail_switchover_bandwidth.attrs["units"] == "B s-1"
@@ -122,10 +126,21 @@ def test_text_table_and_dataset_and_figure(rescuable, tmp_path):
 def test_no_safe_avail_gives_alternatives_simulated_and_ranked(hopeless):
     assert not hopeless.safe and hopeless.alternatives
     names = [a.name for a in hopeless.alternatives]
-    assert {"downtime-limit needed", "auto-converge", "dirty-limit", "postcopy"} == set(names)
+    # QEMU's 128 MiB/s is below the link: lifting it is one of them
+    assert {"downtime-limit needed", "auto-converge", "dirty-limit", "postcopy",
+            "max-bandwidth unlimited"} == set(names)
     key = [(a.run.verdict is not Verdict.CONVERGES, a.run.downtime_ms if a.run.converged
             else math.inf, a.run.total_time_s) for a in hopeless.alternatives]
     assert key == sorted(key)
+    # those that overshoot or never switch over are said not to help, after the others
+    helps = [a.helps for a in hopeless.alternatives]
+    assert helps == sorted(helps, reverse=True) and True in helps and False in helps
+    assert all(a.helps == (a.run.verdict is Verdict.CONVERGES) for a in hopeless.alternatives)
+    text = str(hopeless)
+    assert "do not help (no switchover, or a downtime over 300 ms):" in text
+    tail = text.split("do not help")[1]
+    assert all(a.name in tail for a in hopeless.alternatives if not a.helps)
+    assert [a["helps"] for a in hopeless.to_dict()["alternatives"]] == helps
     # each is a real run: re-simulate auto-converge
     auto = next(a for a in hopeless.alternatives if a.name == "auto-converge")
     ds = tk.simulate(**HOPELESS, max_time=hopeless.inputs["max_time_s"], auto_converge=True)
@@ -295,3 +310,152 @@ def test_a_recorded_calc_dirty_rate_goes_in_through_load_and_the_cli(capsys):
     assert main(["advise", "--from", str(sample.with_name("measuring.json")),
                  "--ram-size", "64MiB"]) == 2
     assert "measuring.json" in capsys.readouterr().err
+
+
+# --- the search machinery (one pool, each scenario once, work alongside, halving) ---
+
+# the answers of the sequential implementation before it (commit 0b744ac, a 3-way split
+# on two cores): edges (avail, neighbour) [B/s] and verdicts, the recommended avail, the
+# estimate's verdict and bytes sent, the bands' shares and the alternatives' verdicts
+BEFORE = {
+    "rescuable": dict(smallest=(403963952, 401665933, "converges"),
+                      largest=(1242889159, 1250000000, "converges"), recommended=708577742,
+                      estimate=("not_converging", 4058040600),
+                      bands=[(0.0, 0.0), (1.0, 1.0), (1.0, 1.0)], alternatives={}),
+    "hopeless": dict(smallest=(1235818769, 1228788600, "overshoots"), largest=None,
+                     recommended=None, estimate=("not_converging", 4058040600),
+                     bands=[(0.0, 0.0)],
+                     alternatives={"postcopy": "converges", "dirty-limit": "converges",
+                                   "downtime-limit needed": "overshoots",
+                                   "auto-converge": "not_converging"}),
+}
+BEFORE_DOWNTIME_LIMIT_NEEDED = {"hopeless": 2748}     # [ms]
+
+
+@pytest.mark.parametrize("name", ["rescuable", "hopeless"])
+def test_the_answers_are_those_of_the_sequential_search_to_1_percent(name, rescuable,
+                                                                     hopeless):
+    advice = {"rescuable": rescuable, "hopeless": hopeless}[name]
+    before = BEFORE[name]
+    for key, edge in (("smallest", advice.smallest_converging),
+                      ("largest", advice.largest_safe)):
+        if before[key] is None:
+            assert edge is None
+            continue
+        avail, neighbour, verdict_name = before[key]
+        # the same verdict, the edge within the bisection's 1 % of the one found before
+        assert edge.run.verdict.name.lower() == verdict_name
+        assert edge.avail == pytest.approx(avail, rel=0.01)
+        assert edge.neighbour == pytest.approx(neighbour, rel=0.01)
+    if before["recommended"] is None:
+        assert advice.recommended is None
+    else:
+        assert advice.recommended == pytest.approx(before["recommended"], rel=0.01)
+    assert (advice.estimate.verdict.name.lower(), advice.estimate.transferred_bytes) == \
+        before["estimate"]
+    assert [(d["share_converging"], d["share_within_limit"])
+            for d in (b.to_dict() for b in advice.bands)] == before["bands"]
+    alternatives = {a.name: a for a in advice.alternatives}
+    assert {k: alternatives[k].run.verdict.name.lower() for k in before["alternatives"]} == \
+        before["alternatives"]
+    if name in BEFORE_DOWNTIME_LIMIT_NEEDED:
+        need = alternatives["downtime-limit needed"].setting
+        assert int(need.split("=")[1].split()[0]) == \
+            pytest.approx(BEFORE_DOWNTIME_LIMIT_NEEDED[name], rel=0.01)
+
+
+def test_the_answer_does_not_depend_on_the_workers_or_the_timing(hopeless):
+    # one worker runs everything in another order (the alternatives started on
+    # speculation after the scan included): the same answer, the same count of runs
+    one = tk.advise(**HOPELESS, seeds=2, headroom_steps=2, workers=1)
+    assert one.to_dict() == hopeless.to_dict()
+
+
+def test_dropped_speculative_work_is_cancelled_and_not_counted():
+    import threading
+
+    from toolkit.advise import FILL, URGENT, _Group, _Searcher
+
+    base = tk.Scenario(ram_size="64MiB", dirty_rate="10MiB/s", max_time=5)
+    with _Searcher(base, 1) as search:
+        hold = threading.Event()
+        held = search._pool.submit(URGENT, None, hold.wait)     # the one worker, busy
+        group = _Group()
+        search.working_as(FILL, group)
+        speculative = [search.submit(seed=k) for k in (1, 2, 3)]
+        search.working_as(URGENT)
+        wanted = search.submit(seed=2)      # wanted beyond the group: kept
+        assert wanted is speculative[1]
+        search.cancel(group)
+        hold.set()
+        assert held.result() is True
+        assert speculative[0].cancelled() and speculative[2].cancelled()
+        assert wanted.result()[0].converged
+        # the group submits no more; a later ask for a dropped scenario runs it
+        search.working_as(FILL, group)
+        assert search.submit(seed=4).cancelled()
+        search.working_as(URGENT)
+        again = search.submit(seed=1)
+        assert again is not speculative[0] and again.result()[0].converged
+        assert search.simulated == 2
+
+
+def test_what_does_not_help_is_said_so():
+    # 2 GiB at 400 MiB/s under QEMU's 128 MiB/s: QEMU's estimate needs a downtime-limit
+    # over 10 s, and only an avail above the link converges; lifting max-bandwidth helps
+    a = tk.advise(ram_size="2GiB", dirty_rate="400MiB/s", link_bandwidth="25Gbit/s",
+                  seeds=1, headroom=1)
+    need = next(x for x in a.alternatives if x.name == "downtime-limit needed")
+    assert int(need.setting.split("=")[1].split()[0]) > 10_000 and not need.helps
+    assert any("beyond any sane setting (over 10 s): the guest cannot be migrated within a "
+               "sane downtime-limit" in n for n in a.notes)
+    assert a.smallest_converging.avail > a.inputs["link_bandwidth_bytes_per_s"]
+    assert any("is above the link's 25 Gbit/s" in n and n.endswith("it does not help")
+               for n in a.notes)
+    lift = next(x for x in a.alternatives if x.name == "max-bandwidth unlimited")
+    assert lift.helps and lift.setting.startswith("max_bandwidth=0")
+
+
+@pytest.mark.parametrize("layer, words", [
+    ("qemu", "QMP migrate-set-parameters avail-switchover-bandwidth=1000"),
+    ("proxmox", "Proxmox has no option for it: QMP migrate-set-parameters"),
+    ("libvirt", "libvirt bandwidth.avail.switchover = 0 MiB/s, libvirt 11.1+"),
+    ("kubevirt", "MiB/s, libvirt 11.1+; kubevirt does not set it"),
+])
+def test_the_recommended_avail_is_given_as_the_layer_sets_it(layer, words):
+    from toolkit.advise import _how_to_set
+    assert words in _how_to_set(layer, 1000)
+    assert _how_to_set("libvirt", 300 * 2**20) == \
+        "libvirt bandwidth.avail.switchover = 300 MiB/s, libvirt 11.1+"
+
+
+def test_a_measurement_without_a_dirty_rate_is_refused_and_its_notes_are_kept(capsys):
+    from toolkit import measure
+    from toolkit.cli import main
+
+    done = measure.load(measure.SAMPLES / "domjobinfo-completed.txt")
+    assert "dirty_rate" not in done.to_parameters()
+    with pytest.raises(ValueError, match="dirty_rate: the measurement .*domjobinfo-completed"
+                                         ".txt gives none"):
+        tk.advise(measurement=done, seeds=1, headroom=1)
+    assert main(["advise", "--from", str(done.source)]) == 2
+    assert "--dirty-rate: dirty_rate: the measurement" in capsys.readouterr().err
+    # with the rate given, it goes; a reading's caveats reach the advice
+    bitmap = measure.load(measure.SAMPLES / "qemu-10.0-tcg" / "dirty-bitmap.json")
+    a = tk.advise(measurement=bitmap, ram_size="64MiB", link_bandwidth="1Gbit/s", seeds=1,
+                  headroom=1, alternatives=False)
+    assert any(n.startswith("measurement: dirty-bitmap counts pages only through KVM")
+               for n in a.notes)
+    assert tk.advise(measurement=done, dirty_rate="10MiB/s", seeds=1, headroom=1,
+                     alternatives=False).inputs["ram_size_bytes"] == done.to_parameters()[
+                         "ram_size"]
+
+
+def test_ctrl_c_stops_advise_and_the_cli_says_so(monkeypatch, capsys):
+    import toolkit.cli as cli
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sys.modules["toolkit.advise"], "advise", interrupted)
+    assert cli.main(["advise", "--ram-size", "64MiB"]) == 130
+    assert "interrupted; advise keeps no partial answer" in capsys.readouterr().err

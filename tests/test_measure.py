@@ -86,6 +86,25 @@ def test_status_measuring_or_unstarted_names_file_and_line():
             load(path)
 
 
+@pytest.mark.parametrize("reply", [
+    {"return": {"status": "measuring"}},                        # no other field yet
+    {"status": "measuring", "start-time": 1796177491},          # bare, as virsh prints it
+    {"return": {"status": "unstarted", "dirty-rate": -1}},
+])
+def test_a_bare_dirty_rate_status_is_not_taken_for_a_query_migrate_log(tmp_path, reply):
+    # DirtyRateStatus (unstarted, measuring, measured) shares no value with
+    # MigrationStatus: the reader of query-dirty-rate says what is wrong, on its line
+    path = tmp_path / "reply.json"
+    path.write_text(json.dumps(reply) + "\n")
+    status = reply.get("return", reply)["status"]
+    with pytest.raises(ValueError, match=re.escape(f"{path}:1: status '{status}', not "
+                                                   "'measured'")):
+        load(path)
+    path.write_text(json.dumps({"return": {"status": "measured", "dirty-rate": 72}}))
+    with pytest.raises(ValueError, match=r"reply.json:1: status 'measured' but no 'calc-time'"):
+        load(path)
+
+
 def test_qmp_session_lines_take_the_last_answer(tmp_path):
     reply = json.loads((REC / "page-sampling.json").read_text())
     lines = [{"QMP": {"version": {}}}, {"return": {}}, {"return": {**reply["return"],

@@ -14,7 +14,16 @@ downtime budget, how long, what downtime, and which avail-switchover-bandwidth i
   KubeVirt VEP 246);
 * what the layer's own downtime ramp does anyway, and, when no avail is safe,
   the alternatives (the downtime-limit needed, the ramp, auto-converge,
-  dirty-limit, postcopy), each simulated and ranked by downtime, then total time.
+  dirty-limit, postcopy, lifting max-bandwidth), each simulated; those that switch
+  over within the limit ranked by downtime, then total time, the others said not
+  to help.
+
+The runs go to one pool of threads, each distinct scenario once: the bisections'
+probes first, the bands and the alternatives filling the cores they leave idle
+(the alternatives start right after the scan when it finds no avail within the
+limit, and are dropped if the bisection finds one after all). A run's result
+depends only on its scenario, so the answer does not depend on the workers or
+the order.
 
 The avail analysis runs with downtime-limit at the operator's budget and the
 layer's settings (rate limit, auto-converge), without the layer's ramp: the
@@ -26,13 +35,18 @@ as ``toolkit.ADVISE_LAYERS``.
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import math
 import numbers
 import os
+import threading
+from concurrent.futures import Future
 
 import numpy as np
 import xarray as xr
 
+from .constants import PAGE_SIZE
 from .policies import Proxmox
 from .scenario import PARAMETER_INDEX, Scenario, check_names
 from .units import format_rate, format_size
@@ -66,6 +80,9 @@ SCAN = [4.0**k for k in range(-4, 3)]   # the avail scan: 1/256 to 16 times the 
 HORIZON_PASSES = 3          # default max_time: this many first passes at the rate limit,
 HORIZON_MIN = 30.0          # and at least this [s]
 MAX_DOWNTIME_LIMIT = PARAMETER_INDEX["downtime_limit"].hi
+# a guest paused longer than this loses its TCP peers' patience and cluster heartbeats:
+# a downtime-limit QEMU needs beyond it is no way to migrate the guest [ms]
+SANE_DOWNTIME_LIMIT = 10_000
 
 
 def _checked_headroom(headroom, steps):
@@ -139,20 +156,16 @@ class Run:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
-def _runs(ds: xr.Dataset, limit: float) -> np.ndarray:
-    """:class:`Run` of every point of a result (object array shaped like its scalars),
-    judged against the downtime budget ``limit`` [ms] (whatever downtime-limit ran)."""
-    codes = np.asarray(verdict_codes(ds.converged, ds.downtime, limit, ds.passes))
-    share = np.where(ds.passes.values > 0, 1.0,
-                     ds.last_page.values * 4096.0 / float(ds.attrs["ram_size"]))
-    out = np.empty(ds.converged.shape, object)
-    for i in np.ndindex(out.shape):
-        out[i] = Run(Verdict(int(codes[i])), bool(ds.converged.values[i]),
-                     float(ds.downtime.values[i]), float(ds.total_time.values[i]) / 1000,
-                     int(ds.transferred.values[i]), int(ds.dirty_sync_count.values[i]),
-                     int(ds.cpu_throttle_percentage.values[i]), float(min(share[i], 1.0)),
-                     bool(ds.aborted.values[i]))
-    return out
+def _run(r: dict, ram_size: int, limit: float) -> Run:
+    """The :class:`Run` of one result's scalars ``r`` (:func:`toolkit.schema.scalar_results`
+    of its final state), judged against the downtime budget ``limit`` [ms] (whatever
+    downtime-limit ran)."""
+    code = int(verdict_codes(r["converged"], r["downtime"], limit, r["passes"]))
+    share = 1.0 if r["passes"] > 0 else float(r["last_page"]) * PAGE_SIZE / ram_size
+    return Run(Verdict(code), bool(r["converged"]), float(r["downtime"]),
+               float(r["total_time"]) / 1000, int(r["transferred"]),
+               int(r["dirty_sync_count"]), int(r["cpu_throttle_percentage"]),
+               min(share, 1.0), bool(r["aborted"]))
 
 
 @dataclasses.dataclass
@@ -205,9 +218,27 @@ class Alternative:
     setting: str
     run: Run
 
+    @property
+    def helps(self) -> bool:
+        """Whether it switches over with the real downtime within the limit."""
+        return self.run.within_limit
+
     def to_dict(self) -> dict:
         """Stable keys with units in the names."""
-        return {"name": self.name, "setting": self.setting, **self.run.to_dict()}
+        return {"name": self.name, "setting": self.setting, "helps": self.helps,
+                **self.run.to_dict()}
+
+
+def _how_to_set(layer: str, avail: float) -> str:
+    """How an operator on ``layer`` sets avail-switchover-bandwidth ``avail`` [B/s]:
+    no layer passes it on (field-2026.md), so QEMU's or libvirt's own knob."""
+    qmp = f"QMP migrate-set-parameters avail-switchover-bandwidth={int(avail)}"
+    if layer == "qemu":
+        return qmp
+    if layer == "proxmox":
+        return f"Proxmox has no option for it: {qmp} on the VM's monitor"
+    virsh = f"libvirt bandwidth.avail.switchover = {int(avail // 2**20)} MiB/s, libvirt 11.1+"
+    return virsh if layer == "libvirt" else f"{virsh}; {layer} does not set it"
 
 
 def _gbit(bps) -> str:
@@ -216,6 +247,9 @@ def _gbit(bps) -> str:
 
 class Advice:
     """The answer of :func:`advise`: see its Returns. ``str(advice)`` is a text table."""
+
+    #: the management layers ``advise(layer=...)`` knows: :data:`LAYERS`
+    LAYERS = LAYERS
 
     def __init__(self, **fields):
         self.__dict__.update(fields)
@@ -345,8 +379,7 @@ class Advice:
             lo, hi = self.safe_band
             lines.append(f"safe avail-switchover-bandwidth: {_gbit(lo)} to {_gbit(hi)}; "
                          f"recommended {_gbit(self.recommended)} "
-                         f"(libvirt bandwidth.avail.switchover = "
-                         f"{int(self.recommended // 2**20)} MiB/s)")
+                         f"({_how_to_set(i['layer'], self.recommended)})")
         else:
             lines.append("no avail-switchover-bandwidth is safe")
         lines.append("bands over seeds x dirty-rate headroom (ranges among converged runs):")
@@ -360,14 +393,26 @@ class Advice:
                          f"within limit {d['share_within_limit']:>4.0%} "
                          f"(converge {d['share_converging']:.0%}), downtime {down}, "
                          f"total {total}")
+        def alternative(mark, alt):
+            r = alt.run
+            down = f"{r.downtime_ms:.0f} ms" if r.converged else "-"
+            total = f"{r.total_time_s:.1f} s" if r.converged else f">{r.total_time_s:.0f} s"
+            label = "aborted by the layer" if r.aborted else r.verdict.label
+            lines.append(f"  {mark:>2} {alt.name:<23} {alt.setting:<34} {label:>22} "
+                         f"{total:>9} {down:>9}")
+        helping = [a for a in self.alternatives if a.helps]
         if self.alternatives:
             lines.append("alternatives, ranked by downtime then total time:")
-            for k, alt in enumerate(self.alternatives, 1):
-                r = alt.run
-                down = f"{r.downtime_ms:.0f} ms" if r.converged else "-"
-                total = f"{r.total_time_s:.1f} s" if r.converged else f">{r.total_time_s:.0f} s"
-                lines.append(f"  {k}. {alt.name:<22} {alt.setting:<34} {r.verdict.label:>22} "
-                             f"{total:>9} {down:>9}")
+            for k, alt in enumerate(helping, 1):
+                alternative(f"{k}.", alt)
+            if not helping:
+                lines.append("   none switches over within the limit")
+        if len(helping) < len(self.alternatives):
+            lines.append(f"do not help (no switchover, or a downtime over "
+                         f"{i['downtime_limit_ms']} ms):")
+            for alt in self.alternatives:
+                if not alt.helps:
+                    alternative("-", alt)
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -421,41 +466,190 @@ class Advice:
         return fig
 
 
+class _Pool:
+    """Worker threads over the ``nogil`` kernel taking the most urgent task first (the
+    lowest ``priority``, then the oldest): the searches' next probes run before the
+    bands and the alternatives, which fill the cores the probes leave idle. A task
+    may belong to a group of speculative work that :meth:`cancel` drops."""
+
+    def __init__(self, workers: int):
+        self._heap, self._order = [], itertools.count()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._work, daemon=True,
+                                          name=f"advise-{k}") for k in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, priority: int, group, fn, *args) -> Future:
+        future = Future()
+        future.group = group
+        with self._ready:
+            if self._closed or (group is not None and group.cancelled):
+                future.cancel()
+                return future
+            heapq.heappush(self._heap, (priority, next(self._order), future, fn, args))
+            self._ready.notify()
+        return future
+
+    def cancel(self, group):
+        """Drop the queued tasks of ``group`` and any it submits later (their
+        Futures are cancelled); its running tasks end on their own."""
+        with self._ready:
+            group.cancelled = True
+            for *_, future, _, _ in self._heap:
+                if future.group is group:
+                    future.cancel()
+
+    def _work(self):
+        while True:
+            with self._ready:
+                while not self._heap and not self._closed:
+                    self._ready.wait()
+                if not self._heap:
+                    return
+                _, _, future, fn, args = heapq.heappop(self._heap)
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as err:        # noqa: B036 (handed to the waiting caller)
+                future.set_exception(err)
+
+    def close(self):
+        """Cancel what has not started, let the running tasks end, join the threads."""
+        with self._ready:
+            self._closed = True
+            for *_, future, _, _ in self._heap:
+                future.cancel()
+            self._heap.clear()
+            self._ready.notify_all()
+        for t in self._threads:
+            t.join()
+
+
+class _Group:
+    """Speculative work (see :meth:`_Pool.cancel`)."""
+
+    cancelled = False
+
+
+# task priorities: the edges' search, then the alternatives' search, then the rest
+URGENT, SEARCH, FILL = 0, 1, 2
+
+
 class _Searcher:
-    """Runs simulations for one base scenario, in parallel sweeps where it can, and
-    keeps every avail value it simulated (the scan)."""
+    """Runs the simulations of one base scenario on one pool of threads, each distinct
+    scenario once (a point's result depends only on its parameters), and keeps every
+    avail value the edges' search simulated (the scan).
+
+    A thread's runs go at the priority and in the group of :meth:`working_as`
+    (default: urgent, no group), so a search code runs unchanged in any of them.
+    """
 
     def __init__(self, base: Scenario, workers):
         self.base = base
         self.budget = base.downtime_limit
-        self.workers = workers
-        self.simulated = 0
+        self.workers = workers or os.cpu_count() or 1
         self.scan: list[tuple[float, Run]] = []
+        self._given = {k: getattr(base, k) for k in base._given}
+        self._runs: dict[tuple, Future] = {}
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._where = threading.local()
+        from ._simulate import check_memory, run_memory
+        check_memory(self.workers * run_memory(base), f"advise ({self.workers} runs at once "
+                     f"of ram_size={format_size(base.ram_size)})", "fewer workers, a "
+                     "smaller ram_size or check=False")
+        self._pool = _Pool(self.workers)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        # the answer is complete (or Ctrl-C, an error): what still runs is not wanted
+        self._cancel.set()
+        self._pool.close()
+
+    @property
+    def simulated(self) -> int:
+        """Distinct scenarios simulated for the answer (dropped speculative work aside)."""
+        with self._lock:
+            return sum(not f.cancelled() and (f.group is None or not f.group.cancelled)
+                       for f in self._runs.values())
+
+    def working_as(self, priority: int, group: _Group | None = None):
+        """Let this thread's runs go at ``priority``, in ``group``."""
+        self._where.priority, self._where.group = priority, group
+
+    def cancel(self, group: _Group):
+        """Drop ``group``'s work (its waiting searches see CancelledError)."""
+        with self._lock:
+            self._pool.cancel(group)
+
+    def submit(self, traces=False, priority=None, **changes) -> Future:
+        """The run of the base scenario with ``changes``: a Future of (Run, Dataset
+        with its per-window trace if ``traces``, else None), shared by every caller
+        asking for the same scenario."""
+        sc = Scenario(**{**self._given, **changes})
+        key = tuple((k, repr(v)) for k, v in sc.to_dict().items())
+        if priority is None:
+            priority = getattr(self._where, "priority", URGENT)
+        group = getattr(self._where, "group", None)
+        with self._lock:
+            future = self._runs.get(key)
+            if future is None or future.cancelled() or (traces and not future.traces):
+                future = self._pool.submit(priority, group, self._simulate, sc, traces)
+                future.traces = traces
+                self._runs[key] = future
+            elif future.group is not group:
+                future.group = None     # wanted beyond its group: never dropped now
+        return future
+
+    def _simulate(self, sc: Scenario, traces: bool):
+        from .schema import build_dataset, scalar_results
+        from ._simulate import run_kernel
+        raw = run_kernel(sc, self._cancel)
+        run = _run(scalar_results(raw.state), sc.ram_size, self.budget)
+        return run, (build_dataset(raw.state, sc.to_dict(), traces=raw.trace) if traces
+                     else None)
 
     def at(self, name: str, values: list, **extra) -> list[Run]:
-        from ._sweep import sweep
-        params = {**{k: getattr(self.base, k) for k in self.base._given}, **extra}
-        params[name] = [int(v) for v in values]
-        self.simulated += len(values)
-        runs = list(_runs(sweep(workers=self.workers, progress=False, **params),
-                          self.budget).ravel())
+        """Runs with ``name`` at each of ``values`` (whole numbers) and ``extra``, at once."""
+        futures = [self.submit(**extra, **{name: int(v)}) for v in values]
+        runs = [f.result()[0] for f in futures]
         if name == "avail_switchover_bandwidth" and not extra:
             self.scan += [(float(int(v)), r) for v, r in zip(values, runs)]
         return runs
 
-    def one(self, **changes) -> tuple[Run, xr.Dataset]:
-        from ._simulate import simulate
-        self.simulated += 1
-        ds = simulate(self.base.replace(**changes))
-        return _runs(ds, self.budget)[()], ds
+    def one(self, traces=False, **changes) -> tuple[Run, xr.Dataset]:
+        """One run, waited for."""
+        return self.submit(traces, **changes).result()
+
+    def background(self, fn, *args, priority=SEARCH, group=None) -> Future:
+        """``fn(*args)`` in a thread of its own whose runs go at ``priority`` in
+        ``group``: a search that runs alongside the caller's."""
+        out = Future()
+
+        def run():
+            self.working_as(priority, group)
+            if out.set_running_or_notify_cancel():
+                try:
+                    out.set_result(fn(*args))
+                except BaseException as err:    # noqa: B036 (handed to the waiting caller)
+                    out.set_exception(err)
+        thread = threading.Thread(target=run, daemon=True, name="advise-search")
+        thread.start()
+        out.thread = thread
+        return out
 
 
 def _bisect(search, name, brackets, **extra) -> list:
     """Narrow brackets ``[bad, good, test]`` of whole numbers on a log scale until their
     ends are within :data:`TOLERANCE` (``test(run)`` False at ``bad``, True at
-    ``good``), all at once: each round simulates one point per bracket in one
-    sweep, or two when only one bracket is left (a 3-way split, on two cores in
-    the time of one).
+    ``good``), all at once: each round simulates the middle of each bracket. (One
+    point a round, not a 3-way split on two cores: the other searches and the
+    bands fill the second core, and halving takes 25 % fewer runs per digit.)
 
     Returns
     -------
@@ -467,10 +661,8 @@ def _bisect(search, name, brackets, **extra) -> list:
         for b in state:
             if abs(b[1] / b[0] - 1) <= TOLERANCE:
                 continue
-            per = 2 if sum(abs(c[1] / c[0] - 1) > TOLERANCE for c in state) == 1 else 1
             lb, lg = math.log(b[0]), math.log(b[1])
-            qs = sorted({round(math.exp(lb + (lg - lb) * (k + 1) / (per + 1)))
-                         for k in range(per)} - {b[0], b[1]}, key=lambda q: abs(q - b[0]))
+            qs = sorted({round(math.exp((lb + lg) / 2))} - {b[0], b[1]})
             if not qs:
                 b[0] = b[1]         # whole numbers side by side: as close as they get
                 continue
@@ -507,6 +699,13 @@ def _base_scenario(layer, measurement, given, params) -> Scenario:
     values = dict(LAYERS[layer]["settings"])
     if measurement is not None:
         values.update(_measurement_parameters(measurement))
+        if "dirty_rate" not in values and given.get("dirty_rate") is None and \
+                "dirty_rate" not in params:
+            # else the default dirty rate would stand in for the guest's, unsaid
+            source = getattr(measurement, "source", type(measurement).__name__)
+            raise ValueError(f"dirty_rate: the measurement {source} gives none (e.g. a "
+                             "completed job's statistics): give the dirty rate too (dirty_rate=, "
+                             "--dirty-rate)")
     values.update({k: v for k, v in given.items() if v is not None})
     values.update(params)
     if values.get("max_bandwidth") == "link":
@@ -516,12 +715,15 @@ def _base_scenario(layer, measurement, given, params) -> Scenario:
     return base
 
 
-def _edges(search) -> tuple[Edge | None, Edge | None]:
+def _edges(search, scanned=None) -> tuple[Edge | None, Edge | None]:
     """The smallest converging and the largest safe avail: a scan on a x4 grid of the
-    link's multiples, then both edges bisected inside their brackets."""
+    link's multiples, then both edges bisected inside their brackets;
+    ``scanned(runs)`` is called with the scan's runs before the bisection."""
     link = search.base.link_bandwidth
     grid = [a for a in (round(link * f) for f in SCAN) if a >= 1]
     runs = search.at("avail_switchover_bandwidth", grid)
+    if scanned is not None:
+        scanned(runs)
     conv = [r.converged for r in runs]
     within = [r.within_limit for r in runs]
     if not any(conv):
@@ -593,7 +795,7 @@ def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=N
     alternatives : bool, optional
         Simulate the alternatives; default only when no avail is safe.
     workers : int, optional
-        Threads for the sweeps (default: CPUs).
+        Threads for the runs (default: CPUs).
     **params
         Any other scenario parameter (``workload``, ``hot_fraction``, ``max_time``, ...).
 
@@ -636,59 +838,95 @@ def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=N
         base.replace(dirty_rate=base.dirty_rate * factors[-1])
     except ValueError as err:
         raise ValueError(f"headroom x{factors[-1]:g}: {err}") from None
-    search = _Searcher(base, workers)
-    notes = []
+    notes = [f"measurement: {n}" for n in getattr(measurement, "notes", ())
+             if isinstance(n, str)]
     if layer == "proxmox":
         notes.append("Proxmox also enables xbzrle, which is not modelled (pages go whole)")
     if LAYERS[layer]["policy"]:
         notes.append(f"the avail analysis keeps downtime-limit at {base.downtime_limit} ms "
                      f"without {layer}'s ramp; the ramp is simulated on its own")
+    with _Searcher(base, workers) as search:
+        return _advise(search, base, layer, factors, seed_list, alternatives, notes)
 
-    estimate, est_ds = search.one(avail_switchover_bandwidth=0)
+
+def _advise(search, base, layer, factors, seed_list, alternatives, notes) -> Advice:
+    """:func:`advise`'s work on a ready searcher. What does not wait on the edges'
+    search runs alongside it: the estimate's band, the layer's ramp, and the
+    alternatives once the scan finds no avail within the limit (dropped if the
+    bisection finds one after all)."""
+    policy = LAYERS[layer]["policy"]
+    est_future = search.submit(traces=True, avail_switchover_bandwidth=0)
+
+    def band(avail):
+        return [[search.submit(priority=FILL, avail_switchover_bandwidth=int(avail),
+                               dirty_rate=base.dirty_rate * f, seed=s) for s in seed_list]
+                for f in factors]
+    estimate_band = band(0)
+    ramp_future = None if not policy else \
+        search.submit(priority=SEARCH, policy=policy, avail_switchover_bandwidth=0)
+    ahead = {}
+
+    def scanned(runs):
+        # the alternatives will likely be wanted when no avail of the scan is within the
+        # limit and the first that converges overshoots by more than the scan's step
+        # (the downtime grows about linearly with avail): their search starts now
+        first = next((r for r in runs if r.converged), None)
+        likely = first is None or (not any(r.within_limit for r in runs) and
+                                   first.downtime_ms > SCAN[1] / SCAN[0] * base.downtime_limit)
+        if alternatives or (alternatives is None and likely):
+            ahead["group"] = None if alternatives else _Group()
+            ahead["future"] = search.background(_alternatives, search, base, layer, ramp_future,
+                                                est_future, group=ahead["group"])
+
+    smallest, largest = _edges(search, scanned)
+    estimate, est_ds = est_future.result()
     from .verdict import describe
     estimate_text = describe(est_ds)
     bw = est_ds["bandwidth"].values
     bw = bw[np.isfinite(bw) & (bw > 0)]
     estimate_bandwidth = float(np.median(bw)) if bw.size else 0.0
-
-    smallest, largest = _edges(search)
-    monotonic, wrong = _monotonic(search.scan)
-    if not monotonic:
-        notes.append("the bisection assumes converging, and the downtime, grow with avail; "
-                     "the simulated values say otherwise after "
-                     f"{', '.join(_gbit(a) for a in wrong)}: the edges bound the first "
-                     "band of safe values only")
+    monotonic = _scan_notes(search.scan, base, smallest, notes)
     advice = Advice(inputs=None, estimate=estimate, estimate_text=estimate_text,
                     estimate_bandwidth=estimate_bandwidth, smallest_converging=smallest,
                     largest_safe=largest, monotonic=monotonic, scan=search.scan,
                     headroom=factors, seeds=seed_list, notes=notes, bands=[],
                     layer_ramp=None, alternatives=[], recommended=None)
+    want_alternatives = alternatives or (alternatives is None and not advice.safe)
+    if "future" in ahead and not want_alternatives:
+        search.cancel(ahead["group"])
     # the safe band's middle (geometric), and the bands over seeds x headroom
-    settings = [("QEMU's estimate", 0.0)]
+    settings = [("QEMU's estimate", 0.0, estimate_band)]
     if advice.safe:
         lo, hi = advice.safe_band
         advice.recommended = float(int(math.sqrt(lo * hi)))
-        settings += [("recommended avail", advice.recommended), ("largest safe avail", hi)]
-    from ._sweep import sweep
-    fixed = {k: getattr(base, k) for k in base._given if k not in ("dirty_rate", "seed")}
-    band_ds = sweep(workers=workers, progress=False, **fixed,
-                    avail_switchover_bandwidth=[int(a) for _, a in settings],
-                    dirty_rate=[base.dirty_rate * f for f in factors], seed=seed_list)
-    search.simulated += band_ds.converged.size
-    band_runs = _runs(band_ds, base.downtime_limit)
-    advice.bands = [Band(label, a, band_runs[k]) for k, (label, a) in enumerate(settings)]
-    if LAYERS[layer]["policy"]:
-        run, _ = search.one(policy=LAYERS[layer]["policy"], avail_switchover_bandwidth=0)
-        advice.layer_ramp = Alternative(f"{layer}'s ramp", LAYERS[layer]["policy"], run)
+        settings += [("recommended avail", advice.recommended, band(advice.recommended)),
+                     ("largest safe avail", hi, band(hi))]
+    for label, avail, futures in settings:
+        runs = np.empty((len(factors), len(seed_list)), object)
+        for i in np.ndindex(runs.shape):
+            runs[i] = futures[i[0]][i[1]].result()[0]
+        advice.bands.append(Band(label, avail, runs))
+    if policy:
+        run = ramp_future.result()[0]
+        advice.layer_ramp = Alternative(f"{layer}'s ramp", policy, run)
         if run.aborted:
             notes.append(f"{layer}'s monitor aborted the migration after "
                          f"{run.total_time_s:.0f} s")
+            if layer == "kubevirt" and run.first_pass_share < 1 and "stall" in policy:
+                notes.append("that was in its first pass, where KubeVirt's stall detector "
+                             "does not look (it judges at iteration boundaries; the model at "
+                             "every poll: see toolkit.policies.KubeVirt)")
         elif not run.converged:
-            notes.append(f"{layer}'s ramp did not switch over within the {base.max_time:g} s "
+            notes.append(f"{layer}'s ramp did not switch over within the {base.max_time:.0f} s "
                          "horizon (give max_time= for a longer one)")
-    if alternatives or (alternatives is None and not advice.safe):
-        advice.alternatives = _alternatives(search, base, advice.layer_ramp,
-                                            float(est_ds.expected_downtime), notes)
+    if want_alternatives:
+        if "future" not in ahead:
+            ahead["future"] = search.background(_alternatives, search, base, layer, ramp_future,
+                                                est_future)
+        advice.alternatives, more = ahead["future"].result()
+        notes += more
+    elif "future" in ahead:
+        ahead["future"].thread.join()           # dropped: it ends at its next wait
     advice.inputs = {
         "ram_size_bytes": base.ram_size, "dirty_rate_bytes_per_s": base.dirty_rate,
         "link_bandwidth_bytes_per_s": base.link_bandwidth,
@@ -699,13 +937,46 @@ def advise(ram_size=None, dirty_rate=None, link_bandwidth=None, downtime_limit=N
     return advice
 
 
-def _alternatives(search, base, layer_ramp, expected_downtime, notes) -> list[Alternative]:
-    """Each way to the switchover besides avail, simulated; ranked."""
-    out = []
+def _scan_notes(scan, base, smallest, notes) -> bool:
+    """Add what the scan says about the edges to ``notes``; whether it is monotonic."""
+    monotonic, wrong = _monotonic(scan)
+    if smallest is not None and smallest.avail > base.link_bandwidth and \
+            not smallest.run.within_limit:
+        notes.append(f"the smallest avail that converges, {_gbit(smallest.avail)}, is above the "
+                     f"link's {_gbit(base.link_bandwidth)}: it tells QEMU the link is faster "
+                     "than it is, so QEMU switches over with more left than the link sends "
+                     "within the limit; it does not help")
+    if not monotonic:
+        notes.append("the bisection assumes converging, and the downtime, grow with avail; "
+                     "the simulated values say otherwise after "
+                     f"{', '.join(_gbit(a) for a in wrong)}: the edges bound the first "
+                     "band of safe values only")
+    return monotonic
+
+
+def _alternatives(search, base, layer, ramp_future, est_future) -> tuple[list, list]:
+    """Each way to the switchover besides avail, simulated and ranked; and notes."""
+    out, notes = [], []
+    others = [("auto-converge", "auto_converge=true", dict(auto_converge=True)),
+              ("dirty-limit",
+               f"dirty_limit=true at {base.vcpu_dirty_limit} MiB/s x {base.vcpus} vCPU",
+               dict(dirty_limit=True, auto_converge=False)),
+              ("postcopy", "postcopy_ram=true after the first pass",
+               dict(postcopy_ram=True, postcopy_start_sync=2))]
+    if base.workload in ("replay", "phases"):
+        others = [o for o in others if o[0] != "dirty-limit"]      # it needs one dirty rate
+    if 0 < base.max_bandwidth < base.link_bandwidth:
+        others.append(("max-bandwidth unlimited", "max_bandwidth=0 (libvirt's default)",
+                       dict(max_bandwidth=0)))
+    # one run each: they fill the cores the search below leaves idle
+    done = [search.submit(priority=FILL, avail_switchover_bandwidth=0, **o[2])
+            for o in others]
     # the downtime-limit QEMU's estimate needs: x4 and x16 per round, then bisection
     lo, run = max(base.downtime_limit, 1), None
-    # QEMU's expected-downtime is about the limit it needs: try either side of it first
-    hint = [round(expected_downtime * f) for f in (0.9, 1.1)]
+    # QEMU's expected-downtime (its pending at the last sync over its bandwidth) is about
+    # the limit it needs, often above it: try either side of it, and half of it, first
+    expected_downtime = float(est_future.result()[1].expected_downtime)
+    hint = [round(expected_downtime * f) for f in (0.5, 0.9, 1.1)]
     hint = sorted({min(max(h, lo + 1), MAX_DOWNTIME_LIMIT) for h in hint})
     while lo < MAX_DOWNTIME_LIMIT and run is None:
         tries = hint or sorted({min(lo * 4, MAX_DOWNTIME_LIMIT),
@@ -721,24 +992,23 @@ def _alternatives(search, base, layer_ramp, expected_downtime, notes) -> list[Al
         (good, _, better), = _bisect(search, "downtime_limit",
                                      [(lo, hi, lambda r: r.converged)],
                                      avail_switchover_bandwidth=0)
-        out.append(Alternative("downtime-limit needed", f"downtime_limit={int(good)} ms",
-                               better or run))
+        need = Alternative("downtime-limit needed", f"downtime_limit={int(good)} ms",
+                           better or run)
+        out.append(need)
+        if good > SANE_DOWNTIME_LIMIT:
+            notes.append(f"QEMU's estimate switches over only at downtime-limit "
+                         f"{good / 1000:.0f} s, beyond any sane setting (over "
+                         f"{SANE_DOWNTIME_LIMIT // 1000} s): the guest cannot be migrated "
+                         f"within a sane downtime-limit (the real downtime there: "
+                         f"{need.run.downtime_ms:.0f} ms, against the "
+                         f"{base.downtime_limit} ms budget)")
     else:
         notes.append("QEMU's estimate does not converge even at downtime-limit 2,000,000 ms")
-    if layer_ramp is not None:
-        out.append(layer_ramp)
-    others = [("auto-converge", "auto_converge=true", dict(auto_converge=True)),
-              ("dirty-limit", f"dirty_limit=true, {base.vcpus} x {base.vcpu_dirty_limit} MiB/s",
-               dict(dirty_limit=True, auto_converge=False)),
-              ("postcopy", "postcopy_ram=true after the first pass",
-               dict(postcopy_ram=True, postcopy_start_sync=2))]
-    if base.workload in ("replay", "phases"):
-        others = [o for o in others if o[0] != "dirty-limit"]      # it needs one dirty rate
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(search.workers or os.cpu_count() or 1) as pool:
-        done = list(pool.map(lambda o: search.one(avail_switchover_bandwidth=0, **o[2])[0],
-                             others))
-    for (name, setting, _), run in zip(others, done):
+    if ramp_future is not None:
+        out.append(Alternative(f"{layer}'s ramp", LAYERS[layer]["policy"],
+                               ramp_future.result()[0]))
+    for (name, setting, _), future in zip(others, done):
+        run = future.result()[0]
         if name == "auto-converge":
             setting += f" (throttle reached {run.cpu_throttle_percentage}%)"
         out.append(Alternative(name, setting, run))
@@ -746,4 +1016,4 @@ def _alternatives(search, base, layer_ramp, expected_downtime, notes) -> list[Al
             Verdict.NOT_FINISHED: 3}
     return sorted(out, key=lambda a: (rank[a.run.verdict],
                                       a.run.downtime_ms if a.run.converged else math.inf,
-                                      a.run.total_time_s))
+                                      a.run.total_time_s)), notes

@@ -223,9 +223,9 @@ def _advise_inputs(args) -> dict:
         except (TypeError, ValueError) as err:
             raise UsageError(f"{flag} {value!r}: {err}") from None
         kwargs[name] = _value(value)
-    if args.layer not in LAYERS:
+    if args.layer.lower() not in LAYERS:
         raise UsageError(f"--layer {args.layer!r}: expected one of {', '.join(LAYERS)}")
-    kwargs["layer"] = args.layer
+    kwargs["layer"] = args.layer.lower()
     try:
         lo, _, hi = args.headroom.partition(",")
         kwargs["headroom"] = (float(lo), float(hi or lo))
@@ -241,7 +241,14 @@ def _advise_inputs(args) -> dict:
     kwargs.update(extra)
     if args.measurement:
         from . import measure
-        kwargs["measurement"] = measure.load(args.measurement)
+        try:
+            kwargs["measurement"] = measure.load(args.measurement)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
+            raise UsageError(f"--from {args.measurement}: {err.strerror.lower()}") from None
+        except ValueError as err:
+            # the file's own name and line lead the reader's message
+            raise UsageError(f"--from: {str(err).replace('give kind= one of', 'it reads')}"
+                             ) from None
     if "ram_size" not in kwargs and "measurement" not in kwargs:
         raise UsageError("--ram-size is required (e.g. --ram-size 16GiB), unless --from "
                          "gives it")
@@ -260,12 +267,20 @@ def cmd_advise(args) -> int:
         raise UsageError(f"--plot {plot}: expected a .png, .pdf or .svg path")
     try:
         answer = advise(**kwargs)
+    except KeyboardInterrupt:
+        print("toolkit: interrupted; advise keeps no partial answer", file=sys.stderr)
+        return 130
     except (TypeError, ValueError) as err:
         message = str(err)
         for name in (*ADVISE_OPTIONS, "seeds", "headroom"):  # the option, not the keyword
             if message.startswith(name):
                 message = f"--{name.replace('_', '-')}: {message}"
                 break
+        else:
+            for name in kwargs:
+                if message.startswith((f"{name}=", f"{name}:")):
+                    message = f"--set {name}: {message}"
+                    break
         raise UsageError(message) from None
     if args.json:
         print(json.dumps(answer.to_dict(), indent=2))
@@ -507,8 +522,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=RUN_FORMATS, default="table")
     run.add_argument("--out", help="also write the results as a Dataset (.nc or .zarr)")
     run.set_defaults(func=cmd_run)
-    adv = sub.add_parser("advise", help="will it converge, how long, what downtime, which "
-                                        "avail-switchover-bandwidth is safe")
+    from .advise import LAYERS
+    adv = sub.add_parser(
+        "advise", help="will it converge, how long, what downtime, which "
+                       "avail-switchover-bandwidth is safe",
+        description="The operator's question for one guest: the verdict under QEMU's own "
+                    "estimate, the avail-switchover-bandwidth range that converges within "
+                    "the downtime limit, bands over seeds and dirty-rate headroom, the "
+                    "layer's own downtime ramp and, when no avail is safe, the alternatives "
+                    "(those that do not help listed apart). Exit 0 on an answer, 2 on bad "
+                    "input.",
+        epilog="layers: " + "; ".join(f"{k}: {v['doc']}" for k, v in LAYERS.items()) +
+               ". Example: advise --from reading.json --ram-size 16GiB --link-bandwidth "
+               "25Gbit/s --downtime-limit 300 --layer libvirt --json")
     adv.add_argument("--ram-size", help="guest RAM, e.g. 16GiB")
     adv.add_argument("--dirty-rate", help="dirty rate, e.g. 400MiB/s (calc-dirty-rate)")
     adv.add_argument("--link-bandwidth", help="the link, e.g. 25Gbit/s")
@@ -518,7 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     adv.add_argument("--layer", default="qemu",
                      help="management layer: qemu, libvirt, proxmox, nova, kubevirt, ovirt")
     adv.add_argument("--from", dest="measurement", metavar="FILE",
-                     help="a measurement file (calc-dirty-rate, domjobinfo, ...)")
+                     help="a measurement of the guest (toolkit.load): query-dirty-rate JSON, "
+                          "HMP info dirty_rate, virsh domstats --dirtyrate, virsh "
+                          "domjobinfo, a query-migrate log; the options given win over it")
     adv.add_argument("--headroom", default="1,3", help="dirty-rate factors LOW,HIGH for the "
                                                        "bands (default 1,3)")
     adv.add_argument("--seeds", type=int, default=3, help="seeds for the bands (default 3)")

@@ -264,8 +264,10 @@ def _json_objects(path, text: str) -> list[tuple[int, object]]:
 
 
 def _is_dirty_rate_info(obj) -> bool:
+    # DirtyRateStatus and MigrationStatus share no value: a status alone tells them apart
     return isinstance(obj, dict) and "status" in obj and (
-        "calc-time" in obj or "sample-pages" in obj or obj.get("mode") in MODES)
+        obj["status"] in _STATUSES or "dirty-rate" in obj or "calc-time" in obj or
+        "sample-pages" in obj or obj.get("mode") in MODES)
 
 
 def _key_line(text: str, first: int, key: str) -> int:
@@ -335,7 +337,10 @@ def read_query_dirty_rate(path) -> Measurement:
     if unit not in ("second", "millisecond"):
         raise ValueError(f"{path}:{at('calc-time-unit')}: calc-time-unit must be 'second' or "
                          f"'millisecond', got {unit!r}")
-    calc_time = _number(path, at("calc-time"), "calc-time", info.get("calc-time"), unit=unit)
+    if "calc-time" not in info:
+        raise ValueError(f"{path}:{first}: status 'measured' but no 'calc-time' (QEMU always "
+                         "gives it: is this the whole query-dirty-rate reply?)")
+    calc_time = _number(path, at("calc-time"), "calc-time", info["calc-time"], unit=unit)
     calc_time = calc_time / 1000 if unit == "millisecond" else float(calc_time)
     sample_pages = None
     if mode == "page-sampling" and "sample-pages" in info:

@@ -154,7 +154,16 @@ class KubeVirt:
         reported bandwidth exceeds 1.5 x ``max_downtime`` (postcopy instead when
         allowed), else raises downtime-limit to ``max_downtime``, and after
         ``switchover_timeout`` more forces the switchover (``FORCED_DOWNTIME``).
-        **Not modelled**: ``completionTimeoutFactor``.
+        **Not modelled**: the stall detector's ``completionTimeoutFactor``
+        (default 2). With workload disruption (or postcopy) allowed, KubeVirt at
+        the completion timeout forces the switchover (downtime-limit
+        ``FORCED_DOWNTIME``, or postcopy) if its estimated downtime fits in factor
+        x the timeout, and moves the abort to factor x the timeout; here the
+        timeout's action is the legacy path's (postcopy, or pause the guest). By
+        default (no disruption) both abort at ``completion_timeout_per_gib`` x
+        the RAM in GB, as modelled. Also, KubeVirt judges a stall at iteration
+        boundaries only; the kernel's monitor checks the stall timeout at every
+        poll, so a first pass longer than ``stall_timeout`` is judged stalled.
     downtime_tuning : bool
         VEP 291's downtime ramp: from ``initial_downtime``, ``tuning_steps``
         linear steps to ``max_downtime``, one per new iteration after
