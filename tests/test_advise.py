@@ -374,7 +374,7 @@ def test_the_answer_does_not_depend_on_the_workers_or_the_timing(hopeless):
 def test_dropped_speculative_work_is_cancelled_and_not_counted():
     import threading
 
-    from toolkit.advise import FILL, URGENT, _Group, _Searcher
+    from toolkit._advise import FILL, URGENT, _Group, _Searcher
 
     base = tk.Scenario(ram_size="64MiB", dirty_rate="10MiB/s", max_time=5)
     with _Searcher(base, 1) as search:
@@ -423,7 +423,7 @@ def test_what_does_not_help_is_said_so():
     ("kubevirt", "MiB/s, libvirt 11.1+; kubevirt does not set it"),
 ])
 def test_the_recommended_avail_is_given_as_the_layer_sets_it(layer, words):
-    from toolkit.advise import _how_to_set
+    from toolkit._advise import _how_to_set
     assert words in _how_to_set(layer, 1000)
     assert _how_to_set("libvirt", 300 * 2**20) == \
         "libvirt bandwidth.avail.switchover = 300 MiB/s, libvirt 11.1+"
@@ -456,6 +456,6 @@ def test_ctrl_c_stops_advise_and_the_cli_says_so(monkeypatch, capsys):
 
     def interrupted(**kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(sys.modules["toolkit.advise"], "advise", interrupted)
+    monkeypatch.setattr(sys.modules["toolkit._advise"], "advise", interrupted)
     assert cli.main(["advise", "--ram-size", "64MiB"]) == 130
     assert "interrupted; advise keeps no partial answer" in capsys.readouterr().err

@@ -522,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=RUN_FORMATS, default="table")
     run.add_argument("--out", help="also write the results as a Dataset (.nc or .zarr)")
     run.set_defaults(func=cmd_run)
-    from .advise import LAYERS
+    from ._advise import LAYERS
     adv = sub.add_parser(
         "advise", help="will it converge, how long, what downtime, which "
                        "avail-switchover-bandwidth is safe",
