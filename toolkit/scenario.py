@@ -708,8 +708,12 @@ class Scenario:
 
     Build it with keyword arguments named as in :data:`PARAMETERS`; omitted ones
     take their defaults. Numbers are in the base unit (B, B/s, ms, ns or s as
-    listed); strings may carry units ("4GiB", "10Gbit/s", "300ms"). The
-    Parameters section below is written from :data:`PARAMETERS` at import.
+    listed); strings may carry units ("4GiB", "10Gbit/s", "300ms"). Once made,
+    each field holds its kind's canonical value, the first type of its hint
+    (``ram_size`` an int of whole pages, ``link_bandwidth`` a float, an
+    ``avail_switchover_bandwidth`` of ``"2x link"`` an int read against
+    ``link_bandwidth``). The Parameters section below is written from
+    :data:`PARAMETERS` at import.
 
     Raises
     ------
