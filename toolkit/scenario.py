@@ -79,7 +79,7 @@ class Kind:
     quantity: str | None = None
     numeric = False
     relative = False
-    python_type = "str"      # the canonical type, as a type hint
+    words = "str"            # its type in numpydoc's words
     what = "text"            # what it expects, in a TypeError
 
     def parse(self, spec: Param, value):
@@ -110,11 +110,11 @@ class Kind:
 
     def type_words(self, spec: Param) -> str:
         """The accepted type in numpydoc's words (``int or str``)."""
-        return self.python_type
+        return self.words
 
     def annotation(self, spec: Param) -> str:
         """The honest type hint of a :class:`Scenario` field of it (``int | str | None``)."""
-        return " | ".join(dict.fromkeys(self.type_words(spec).split(" or "))) + " | None"
+        return self.type_words(spec).replace(" or ", " | ") + " | None"
 
     def default_words(self, spec: Param) -> str:
         """The default as one would write it (``4GiB``, ``300``)."""
@@ -167,7 +167,7 @@ class _Policy(Kind):
 
 
 class _Flag(Kind):
-    name, python_type = "bool", "bool"
+    name, words = "bool", "bool"
 
     def parse(self, spec, value):
         if not isinstance(value, (bool, np.bool_)):
@@ -181,7 +181,7 @@ class _Number(Kind):
     (:attr:`Param.integer`); rounded as :attr:`Param.multiple` and
     :attr:`Param.decimals` say."""
 
-    name, numeric, python_type = "int", True, "int"
+    name, numeric, words = "int", True, "int"
     whole = True         # every value is an integer, whatever Param.integer says
     exact = False        # an int stays an int (QEMU's 2^64 - 1 is beyond a float)
     always_float = False
@@ -244,14 +244,14 @@ class _Number(Kind):
 
 
 class _Fraction(_Number):
-    name, python_type, whole, always_float = "fraction", "float", False, True
+    name, words, whole, always_float = "fraction", "float", False, True
 
     def default_words(self, spec):
         return str(spec.default)
 
 
 class _Size(_Number):
-    name, quantity, python_type, whole = "size", "size", "int or str", False
+    name, quantity, words, whole = "size", "size", "int or str", False
 
     def read(self, spec, value):
         return parse_size(value, spec.name)
@@ -300,6 +300,10 @@ class _Duration(_Number):
     type_words = _Rate.type_words
 
 
+def _is_estimate(value) -> bool:
+    return isinstance(value, str) and value.strip().lower() == "estimate"
+
+
 _RELATIVE = re.compile(r"^\s*(?:(?P<factor>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*x\s*)?link\s*$")
 
 
@@ -318,7 +322,7 @@ class _Avail(_Rate):
         ``"0.5x link"``; None for ``"estimate"``, a number or a rate. Raises
         ValueError for a string that mentions ``link`` or ``estimate`` but is
         neither form."""
-        if not isinstance(value, str) or value.strip().lower() == "estimate":
+        if not isinstance(value, str) or _is_estimate(value):
             return None
         match = _RELATIVE.match(value.lower())
         if match is None:
@@ -330,11 +334,10 @@ class _Avail(_Rate):
 
     def is_label(self, spec, value) -> bool:
         """Whether ``value`` is ``"estimate"`` or relative to the link."""
-        return isinstance(value, str) and (value.strip().lower() == "estimate" or
-                                           self.link_factor(spec, value) is not None)
+        return _is_estimate(value) or self.link_factor(spec, value) is not None
 
     def resolve(self, spec, value, against):
-        if isinstance(value, str) and value.strip().lower() == "estimate":
+        if _is_estimate(value):
             return 0
         factor = self.link_factor(spec, value)
         if factor is None:
@@ -347,9 +350,9 @@ class _Avail(_Rate):
         return int(round(rate))
 
     def parse(self, spec, value):
+        if _is_estimate(value):
+            return 0
         if self.is_label(spec, value):
-            if value.strip().lower() == "estimate":
-                return 0
             raise ValueError(f"{spec.name}={value!r} is relative to {spec.resolved_against}: "
                              "it has a value only in a Scenario or a sweep, which know the "
                              f"{spec.resolved_against}")
@@ -649,30 +652,11 @@ GUEST_PARAMETERS = ("ram_size", "dirty_rate", "workload", "hot_fraction", "hot_s
                     "write_range", "write_range_start", "zero_fraction")
 
 
-def _coupled() -> tuple:
-    sources = {p.resolved_against for p in PARAMETERS}
-    return tuple(p.name for p in PARAMETERS
-                 if p.supplies_defaults or p.resolved_against or p.name in sources)
-
-
 #: Parameters whose value changes other fields of a Scenario, or is read against
 #: another's (from :attr:`Param.resolved_against` and :attr:`Param.supplies_defaults`):
 #: a sweep makes each point's Scenario with the point's values of these.
-COUPLED = _coupled()
-
-
-def avail_link_factor(value) -> float | None:
-    """The multiple of the link that a relative avail-switchover-bandwidth names:
-    1 for ``"link"``, 0.5 for ``"0.5x link"``; None for ``"estimate"``, a number or a
-    rate.
-
-    Raises
-    ------
-    ValueError
-        A string that mentions ``link`` or ``estimate`` but is neither form.
-    """
-    spec = PARAMETER_INDEX["avail_switchover_bandwidth"]
-    return spec.rules.link_factor(spec, value)
+COUPLED = tuple(p.name for p in PARAMETERS if p.supplies_defaults or p.resolved_against or
+                any(q.resolved_against == p.name for q in PARAMETERS))
 
 
 def resolve_avail(value, link_bandwidth: float):
@@ -680,7 +664,8 @@ def resolve_avail(value, link_bandwidth: float):
 
     ``"estimate"`` means 0 (QEMU uses its own estimate); ``"link"`` the link
     rate; ``"0.5x link"``, ``"2x link"`` multiples of it, rounded to whole B/s.
-    Anything else is returned unchanged for the usual parsing.
+    Anything else is returned unchanged for the usual parsing. The avail kind's
+    :meth:`Kind.resolve`, for callers that hold no :class:`Param`.
     """
     return PARAMETER_INDEX["avail_switchover_bandwidth"].resolve(value, link_bandwidth)
 
