@@ -18,7 +18,7 @@ import math
 import numbers
 import re
 import textwrap
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -194,8 +194,8 @@ class _Number(Kind):
         return value
 
     def parse(self, spec, value):
-        if (spec.integer or self.whole) and isinstance(value, numbers.Integral) and \
-                not isinstance(value, bool):
+        if type(value) is not int and (spec.integer or self.whole) and \
+                isinstance(value, numbers.Integral) and not isinstance(value, bool):
             value = int(value)       # exact: QEMU's bounds (2^64 - 1 B/s) are beyond a float's
         exact = spec.integer and self.exact and type(value) is int
         x = value if exact else self.read(spec, value)
@@ -400,6 +400,8 @@ class Param:
     # supplies_defaults is a profile giving the defaults of those parameters
     resolved_against: str | None = None
     supplies_defaults: tuple = ()
+    #: Its :class:`Kind` (``KINDS[kind]``): how its values are read, stored, swept and shown.
+    rules: Kind = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -407,11 +409,7 @@ class Param:
         if bool(self.resolved_against) != KINDS[self.kind].relative:
             raise ValueError(f"{self.name}: resolved_against goes with a relative kind "
                              f"({', '.join(k.name for k in KINDS.values() if k.relative)})")
-
-    @property
-    def rules(self) -> Kind:
-        """Its :class:`Kind`: how its values are read, stored, swept and shown."""
-        return KINDS[self.kind]
+        object.__setattr__(self, "rules", KINDS[self.kind])
 
     @property
     def quantity(self) -> str | None:
