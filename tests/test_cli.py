@@ -80,6 +80,11 @@ def test_default_config_is_valid():
     ("[sweep]\ntraces = 'yes'", "sweep.traces"),
     ("[sweep]\nworkers = 2", "sweep.workers"),
     ("[grids]\nx = 1", "grids"),
+    # the parameter the message is about, not the first one it mentions
+    ("[fixed]\nlink_bandwidth = '1Gbit/s'\n[grid]\navail_switchover_bandwidth = "
+     "['1e400x link', 'link']", "grid.avail_switchover_bandwidth: avail_switchover_bandwidth="),
+    ("[fixed]\nram_size = '1MiB'\nworkload = 'sequential'\nwrite_range = '1MiB'\n[grid]\n"
+     "write_range_start = [0, '1MiB']", "grid.write_range_start: write_range_start "),
 ])
 def test_bad_configs_name_the_key(text, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

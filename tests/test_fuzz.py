@@ -71,6 +71,33 @@ def test_formatted_sizes_and_rates_read_back(x):
         assert math.isclose(back, x, rel_tol=5e-3, abs_tol=0.5), (fmt(x), back)
 
 
+# --- each parameter's kind -----------------------------------------------------------------
+
+SETTINGS = st.one_of(VALUES, st.sampled_from(
+    ["estimate", " Estimate ", "link", "0.5x link", "1e400x link", "2 x link", "x link",
+     "uniform", "zipf", "nova", "none", "tcg-loopback", "10.0"]),
+    st.tuples(NUMBERS, st.sampled_from(["x link", " x link", "xlink"])).map("".join))
+
+
+@FUZZ
+@given(st.sampled_from(sorted(PARAMETER_INDEX)), SETTINGS)
+@example("avail_switchover_bandwidth", "1e400x link")
+@example("max_bandwidth", True)
+def test_each_kind_reads_a_value_to_a_fixed_point_or_names_the_parameter(name, value):
+    """A value reads to its canonical form, which reads back to itself (so a Dataset's
+    attributes rebuild the same Scenario); a relative setting read against any link is
+    such a value too; anything else is a TypeError or ValueError naming the parameter."""
+    spec = PARAMETER_INDEX[name]
+    for against in ((None,) if spec.resolved_against is None else (1.25e9, 1000.0)):
+        try:
+            x = spec.parse(value if against is None else spec.resolve(value, against))
+        except (TypeError, ValueError) as err:
+            assert str(err).startswith(name), str(err)
+            continue
+        assert spec.parse(x) == x and type(spec.parse(x)) is type(x), (value, x)
+        assert spec.coordinates([x]) == [x]
+
+
 # --- the TOML config reader -----------------------------------------------------------------
 
 NAMES = sorted(PARAMETER_INDEX)

@@ -97,3 +97,81 @@ def test_scenario_is_immutable_and_replace_validates():
     assert sc.replace(downtime_limit=50).downtime_limit == 50
     with pytest.raises(ValueError, match="downtime_limit"):
         sc.replace(downtime_limit=-50)
+
+
+# --- issue 12: one object per kind; the coupling declared once, in the table -----------------
+
+from toolkit.scenario import COUPLED, KINDS, PARAMETER_INDEX, validate_parameter  # noqa: E402
+
+
+def test_every_parameter_names_a_kind_and_its_field_hint_is_the_kinds():
+    import dataclasses
+    hints = {f.name: f.type for f in dataclasses.fields(Scenario)}
+    assert list(hints) == [p.name for p in PARAMETERS]
+    for spec in PARAMETERS:
+        assert spec.rules is KINDS[spec.kind]
+        assert hints[spec.name] == spec.annotation, spec.name
+    assert hints["ram_size"] == "int | str | None" and hints["hot_share"] == "float | None"
+    assert PARAMETER_INDEX["avail_switchover_bandwidth"].kind == "avail"
+    with pytest.raises(ValueError, match="kind 'speed' is not one of"):
+        tk.scenario.Param("x", "speed", 0, "1")
+    with pytest.raises(ValueError, match="resolved_against goes with a relative kind"):
+        tk.scenario.Param("x", "rate", 0, "B s-1", 0, 1, resolved_against="link_bandwidth")
+
+
+def test_the_coupling_is_declared_in_the_table_and_derived():
+    sources = {p.resolved_against for p in PARAMETERS if p.resolved_against}
+    assert set(COUPLED) == {"host", "link_bandwidth", "avail_switchover_bandwidth"}
+    names = [p.name for p in PARAMETERS]
+    for spec in PARAMETERS:
+        if spec.resolved_against:       # Scenario reads the source first
+            assert names.index(spec.resolved_against) < names.index(spec.name)
+            assert spec.rules.relative and spec.name in COUPLED
+    assert sources <= set(COUPLED)
+    supplied = PARAMETER_INDEX["host"].supplies_defaults
+    for name in tk.hosts.NAMES:
+        if name != "none":
+            assert set(tk.hosts.get(name).values) <= set(supplied), name
+    # a sweep makes each point from its values of exactly these
+    from toolkit import _sweep
+    assert _sweep._COUPLED == COUPLED
+
+
+def test_avail_is_a_rate_the_estimate_or_a_multiple_of_the_link():
+    avail = PARAMETER_INDEX["avail_switchover_bandwidth"]
+    assert validate_parameter(avail.name, "estimate") == 0 == avail.resolve("estimate", 1e9)
+    assert avail.resolve("0.5x link", 1.25e9) == 625_000_000
+    assert avail.resolve("link", 1.25e9) == 1_250_000_000 and avail.resolve(5, 1.0) == 5
+    assert avail.quantity == "rate" and avail.units == "B s-1"
+    with pytest.raises(ValueError, match=r"'2x link' is relative to link_bandwidth"):
+        validate_parameter(avail.name, "2x link")
+    with pytest.raises(ValueError, match=r"'twice link': expected a rate such as '10Gbit/s', "
+                                         r"or 'estimate', 'link', 'Nx link'"):
+        Scenario(avail_switchover_bandwidth="twice link")
+    # beyond QEMU's 2^64 - 1 B/s, even infinite: an error naming the setting, not a traceback
+    for huge in ("1e400x link", "1e30x link"):
+        with pytest.raises(ValueError, match=rf"avail_switchover_bandwidth='{huge}' is out of "
+                                             r"range at link_bandwidth=1250000000.0"):
+            Scenario(avail_switchover_bandwidth=huge)
+    assert Scenario(link_bandwidth="1Gbit/s", avail_switchover_bandwidth="2x link") \
+        .avail_switchover_bandwidth == 250_000_000
+
+
+@pytest.mark.parametrize("name", ["max_bandwidth", "avail_switchover_bandwidth", "seed",
+                                  "downtime_limit", "ram_size"])
+def test_a_flag_is_not_a_number(name):
+    for flag in (True, False, np.bool_(True)):
+        with pytest.raises(TypeError, match=rf"{name}: expected a number"):
+            validate_parameter(name, flag)
+
+
+def test_canonical_values_are_the_kinds():
+    assert validate_parameter("ram_size", 4096 + 5) == 4096           # whole pages
+    assert validate_parameter("zipf_exponent", 1.2345678) == 1.234568
+    assert validate_parameter("workload", np.str_("zipf")) == "zipf"
+    assert type(validate_parameter("workload", np.str_("zipf"))) is str
+    seed = validate_parameter("seed", np.uint64(2**64 - 1))          # exact, not via a float
+    assert seed == 2**64 - 1 and type(seed) is int
+    assert type(validate_parameter("hot_share", 1)) is float
+    assert validate_parameter("max_bandwidth", 2**64 - 1) == 2**64 - 1
+    assert validate_parameter("policy", "nova") == "nova"

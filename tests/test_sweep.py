@@ -170,3 +170,29 @@ def test_a_sweep_checks_its_memory_once(monkeypatch, tmp_path):
     assert main(["sweep", "--config", str(config), "--out", str(tmp_path / "o.nc"),
                  "--workers", "2", "--no-progress", "--no-map"]) == 0
     assert len(calls) == 4 and calls[-1].startswith("the sweep (2 workers")
+
+
+def test_each_kind_makes_its_axis():
+    """Coordinates are the kind's canonical values (whole pages, 6 decimals, labels as
+    given), or labels where one label is another number at each point (avail)."""
+    from toolkit._sweep import _labelled, plan
+    grid = plan(ram_size=[2**30 + 5, "2GiB"], zipf_exponent=[0.5, 1.2345678],
+                workload=["uniform", "zipf"], check=[False, True],
+                link_bandwidth=["1Gbit/s", 2e9], avail_switchover_bandwidth=["estimate", "2x link"],
+                max_bandwidth=[0, "1Gbit/s"])
+    assert grid.dims == {"ram_size": [2**30, 2**31], "zipf_exponent": [0.5, 1.234568],
+                         "workload": ["uniform", "zipf"], "check": [False, True],
+                         "link_bandwidth": [1.25e8, 2e9],
+                         "avail_switchover_bandwidth": ["estimate", "2x link"],
+                         "max_bandwidth": [0, 125_000_000]}
+    assert [name for name, coord in grid.dims.items() if _labelled(name, coord)] == \
+        ["avail_switchover_bandwidth"]
+    assert plan(avail_switchover_bandwidth=[0, "1Gbit/s"]).dims == \
+        {"avail_switchover_bandwidth": [0, 125_000_000]}
+    # every axis is read by its kind before the corners: a bad workload is named at once
+    with pytest.raises(ValueError, match=r"^workload='pareto' is not a known workload: "
+                                         r"expected one of uniform, hotcold"):
+        plan(workload=["uniform", "pareto"])
+    with pytest.raises(ValueError, match="ram_size: swept values 1073741829 and '1GiB' are "
+                                         "the same point"):
+        plan(ram_size=[2**30 + 5, "1GiB"])

@@ -30,7 +30,7 @@ import numpy as np
 from .constants import GIB
 from .kernels import layout as L
 from ._version import __version__
-from .scenario import Scenario, validate_parameter, avail_link_factor, check_names, resolve_avail
+from .scenario import COUPLED, PARAMETER_INDEX, Scenario, check_names
 from ._simulate import check_memory, run_kernel, run_memory
 from .store import ChunkStore
 from .units import format_size, parse_duration, parse_rate, parse_size
@@ -39,10 +39,10 @@ SCHEDULERS = ("threads", "dask")
 #: Largest grid :func:`plan` accepts [points]: each point's results alone take
 #: N_STATE int64 (~0.5 KB), ~5 GB for 10^7 points before the Dataset is built.
 MAX_POINTS = 10**7
-# parameters whose value changes other fields of a Scenario (Scenario.__post_init__):
-# a host profile fills in the host parameters not given, and avail-switchover-
-# bandwidth may be given relative to the link
-_COUPLED = ("host", "link_bandwidth", "avail_switchover_bandwidth")
+# parameters whose value changes other fields of a Scenario, or is read against
+# another's: a host profile fills in the host parameters not given, and avail-
+# switchover-bandwidth may be given relative to the link (declared in PARAMETERS)
+_COUPLED = COUPLED
 
 
 def linspace(start, stop, num: int) -> np.ndarray:
@@ -99,24 +99,11 @@ def _listed(value) -> list | None:
     return None
 
 
-def _coordinate(name: str, values: list):
-    """Coordinate values of a swept parameter: base units, or labels where needed."""
-    if name == "avail_switchover_bandwidth" and any(
-            isinstance(v, str) and resolve_avail(v, 1.0) != v for v in values):
-        return [v if isinstance(v, str) else str(v) for v in values]
-    if name == "workload":
-        return [str(v) for v in values]
-    return [validate_parameter(name, resolve_avail(v, 1.0) if name == "avail_switchover_bandwidth"
-                      else v) for v in values]
-
-
-def _meaning(name: str, value, coord):
-    """What a swept value stands for, so that two spellings of one point compare
-    equal: "link" and "1x link"; "estimate", 0 and "0x link"."""
-    if name != "avail_switchover_bandwidth":
-        return coord
-    factor = avail_link_factor(value)
-    return ("x link", factor) if factor else validate_parameter(name, resolve_avail(value, 0))
+def _labelled(name: str, coord: list) -> bool:
+    """Whether the axis of a numeric parameter holds labels (avail's "2x link"), each
+    standing for another number at each point."""
+    return PARAMETER_INDEX[name].rules.numeric and \
+        any(isinstance(c, str) for c in coord)
 
 
 @dataclass
@@ -261,10 +248,11 @@ def plan(**params) -> Grid:
             continue
         if not values:
             raise ValueError(f"{name}: the list of values to sweep is empty")
-        coord = _coordinate(name, values)
+        spec = PARAMETER_INDEX[name]
+        coord = spec.coordinates(values)
         seen = {}
         for i, (value, c) in enumerate(zip(values, coord)):
-            first = seen.setdefault(_meaning(name, value, c), i)
+            first = seen.setdefault(spec.meaning(value, c), i)
             if first != i:
                 raise ValueError(f"{name}: swept values {values[first]!r} and {value!r} are "
                                  "the same point: give each once")
@@ -520,12 +508,15 @@ def assemble(grid: Grid, parts: list, traces: bool):
         for i, (a, m) in enumerate(zip(starts, lengths)):
             padded[i, :m] = rows[a:a + m]
         padded = padded.reshape(grid.shape + padded.shape[1:])
-    resolved = {}
-    labels = grid.dims.get("avail_switchover_bandwidth")
-    if labels and isinstance(labels[0], str):
-        resolved["avail_switchover_bandwidth"] = np.array(
-            [sc.avail_switchover_bandwidth for sc, _ in grid._points()],
-            dtype=np.float64).reshape(grid.shape)
+    # a labelled axis is resolved per point, so it is one of _COUPLED, whose values
+    # the Scenarios of _points have
+    labelled = [name for name, coord in grid.dims.items() if _labelled(name, coord)]
+    values = {name: [] for name in labelled}
+    for sc, _ in (grid._points() if labelled else ()):
+        for name in labelled:
+            values[name].append(getattr(sc, name))
+    resolved = {name: np.array(v, dtype=np.float64).reshape(grid.shape)
+                for name, v in values.items()}
     fixed = grid.scenario(0).to_dict()
     return build_dataset(states, fixed, traces=padded, dims=grid.dims, resolved=resolved)
 

@@ -10,6 +10,7 @@ name the key, e.g. ``grid.dirty_rate``.
 from __future__ import annotations
 
 import pathlib
+import re
 import tomllib
 
 from .scenario import check_names
@@ -95,7 +96,11 @@ def parse_config(data: dict) -> tuple[dict, dict]:  # noqa: C901
     try:
         plan(**params)
     except (TypeError, ValueError) as err:
-        name = next((k for k in params if k in str(err)), None)
+        # the parameter the message starts with, else the first it names: "avail_
+        # switchover_bandwidth='2x link' ... at link_bandwidth=..." is avail's
+        text = str(err)
+        name = next((k for k in params if re.match(rf"{k}\b", text)), None) or \
+            next((k for k in params if k in text), None)
         where = f"{'grid' if isinstance(params.get(name), list) else 'fixed'}.{name}: " \
             if name else ""
         raise ConfigError(f"{where}{err}") from None

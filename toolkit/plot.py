@@ -82,9 +82,9 @@ def axis_unit(name: str, values) -> tuple[str, float]:
     values = np.asarray(values)
     if spec is None or values.dtype.kind in "OUSb":
         return "", 1.0
-    if spec.kind in ("rate", "size"):
-        return display_unit(spec.kind, values.ravel())
-    if spec.kind == "duration":
+    if spec.quantity in ("rate", "size"):
+        return display_unit(spec.quantity, values.ravel())
+    if spec.quantity == "duration":
         return spec.time_unit, 1.0
     return "", 1.0
 
@@ -102,11 +102,11 @@ def value_labels(name: str, values, with_unit: bool = False) -> list[str]:
     if values.dtype.kind in "OUSb" or spec is None:
         return [str(x) for x in values]
     if with_unit:
-        if spec.kind == "rate":
+        if spec.quantity == "rate":
             return [format_rate(float(x)) for x in values]
-        if spec.kind == "size":
+        if spec.quantity == "size":
             return [format_size(int(x)) for x in values]
-        unit = f" {spec.time_unit}" if spec.kind == "duration" else ""
+        unit = f" {spec.time_unit}" if spec.quantity == "duration" else ""
         return [f"{format_number(x)}{unit}" for x in values]
     _, factor = axis_unit(name, values)
     return [format_number(float(x) / factor) for x in values]
@@ -126,11 +126,11 @@ def parse_value(name: str, value):
     spec = PARAMETER_INDEX.get(name)
     if spec is None or isinstance(value, bool):
         return value
-    if spec.kind == "rate":
+    if spec.quantity == "rate":
         return parse_rate(value, name)
-    if spec.kind == "size":
+    if spec.quantity == "size":
         return parse_size(value, name)
-    if spec.kind == "duration":
+    if spec.quantity == "duration":
         return parse_duration(value, name, spec.time_unit)
     return value
 

@@ -1,8 +1,11 @@
 """One validated, immutable migration scenario, with QEMU's names, defaults and ranges.
 
 Every public parameter is listed once in :data:`PARAMETERS` with its kind, base
-unit, default, allowed range and a one-line description; validation, the
-README's parameter table and the Dataset attributes all read that table.
+unit, default, allowed range and a one-line description; validation, sweep
+coordinates, the README's parameter table and the Dataset attributes all read
+that table. Each kind is one :class:`Kind` object (:data:`KINDS`) that reads a
+value, stores it canonically, makes it a sweep coordinate and describes it in
+words; code that depends on a parameter's kind asks it instead of testing names.
 Values may be numbers in the base unit or strings with units (see
 :mod:`toolkit.units`). Errors name the parameter, the value and the range,
 and are raised before any simulation work starts.
@@ -15,7 +18,7 @@ import math
 import numbers
 import re
 import textwrap
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -32,12 +35,353 @@ WORKLOADS = ("uniform", "hotcold", "sequential", "zipf", "replay", "phases")
 QEMU_VERSIONS = ("8.2", "9.0", "9.1", "9.2", "10.0", "10.1")
 
 
+def _bound(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _power_words(x: float) -> str:
+    """A bound as written in the docs: 2^40, 2^64 - 1 and 10^6 rather than their digits."""
+    if x > 0 and (abs(x) >= 10**6 or abs(x) < 10**-3) and \
+            math.isclose(x, 10.0 ** round(math.log10(x)), rel_tol=1e-12):
+        return f"10^{round(math.log10(x))}"
+    x = int(x) if float(x).is_integer() else x
+    if isinstance(x, int) and x >= 2**20:
+        for k in range(20, 65):
+            if x in (2**k, 2**k - 1):
+                return f"2^{k}" + (" - 1" if x == 2**k - 1 else "")
+    return _bound(x)
+
+
+# --- kinds: how the values of each kind of parameter are read, stored, swept and shown
+
+class Kind:
+    """How the values of one kind of parameter are read, stored, swept and shown.
+
+    One object per kind (:data:`KINDS`); a :class:`Param` names its kind and
+    delegates to it. This base class is a label taken as given (text).
+
+    Attributes
+    ----------
+    name : str
+        What :attr:`Param.kind` says.
+    quantity : str or None
+        What a number of it measures, for display: ``"size"`` [B], ``"rate"``
+        [B/s], ``"duration"``; None for anything else.
+    numeric : bool
+        Its stored values are numbers (a sweep's coordinate of them may still be
+        labels, see :meth:`coordinates`).
+    relative : bool
+        A value may be given relative to another parameter's
+        (:attr:`Param.resolved_against`), read by :meth:`resolve`.
+    """
+
+    name = "text"
+    quantity: str | None = None
+    numeric = False
+    relative = False
+    words = "str"            # its type in numpydoc's words
+    what = "text"            # what it expects, in a TypeError
+
+    def parse(self, spec: Param, value):
+        """``value`` checked and in its canonical form; raises naming ``spec``."""
+        if not isinstance(value, str):
+            raise TypeError(f"{spec.name}: expected {self.what} (str), got "
+                            f"{type(value).__name__} {value!r}")
+        return str(value)
+
+    def resolve(self, spec: Param, value, against):
+        """``value`` with a relative setting read against ``against``, the value of
+        :attr:`Param.resolved_against`; other values unchanged (for :meth:`parse`)."""
+        return value
+
+    def coordinates(self, spec: Param, values: list) -> list:
+        """A sweep's coordinate values for ``values``: canonical values, or labels
+        where a value's meaning differs from point to point."""
+        return [self.parse(spec, v) for v in values]
+
+    def meaning(self, spec: Param, value, coordinate):
+        """What a swept ``value`` (``coordinate`` on its axis) stands for: two values
+        with the same meaning are the same point."""
+        return coordinate
+
+    def units(self, spec: Param) -> str:
+        """UDUNITS of the base value (``B s-1``, ``ms GiB-1``; ``1`` for none)."""
+        return f"{spec.unit} {spec.per}" if spec.per else spec.unit
+
+    def type_words(self, spec: Param) -> str:
+        """The accepted type in numpydoc's words (``int or str``)."""
+        return self.words
+
+    def annotation(self, spec: Param) -> str:
+        """The honest type hint of a :class:`Scenario` field of it (``int | str | None``)."""
+        return self.type_words(spec).replace(" or ", " | ") + " | None"
+
+    def default_words(self, spec: Param) -> str:
+        """The default as one would write it (``4GiB``, ``300``)."""
+        value = spec.default
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    def range_words(self, spec: Param) -> str:
+        """The values it takes, for the docs (``[4 KiB, 16 TiB]``); "" where the
+        type says it all."""
+        return ""
+
+
+class _Path(Kind):
+    name, what = "path", "a file path"
+
+
+class _Choice(Kind):
+    """One of :attr:`Param.choices`."""
+
+    name = "choice"
+
+    def parse(self, spec, value):
+        if not isinstance(value, str):
+            raise TypeError(f"{spec.name}: expected one of {spec.choices}, got "
+                            f"{type(value).__name__} {value!r}")
+        if value not in spec.choices:
+            raise ValueError(f"{spec.name}={value!r} is not a known "
+                             f"{spec.name.replace('_', ' ')}: expected one of "
+                             f"{', '.join(spec.choices)}")
+        return str(value)
+
+    def type_words(self, spec):
+        return "{" + ", ".join(repr(c) for c in spec.choices) + "}"
+
+    def annotation(self, spec):
+        return "str | None"
+
+
+class _Policy(Kind):
+    """A management policy with its options (:mod:`toolkit.policies`), stored as its
+    canonical string."""
+
+    name = "policy"
+
+    def parse(self, spec, value):
+        from . import policies
+        return policies.to_string(policies.parse(value))
+
+
+class _Flag(Kind):
+    name, words = "bool", "bool"
+
+    def parse(self, spec, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{spec.name}: expected True or False, got "
+                            f"{type(value).__name__} {value!r}")
+        return bool(value)
+
+
+class _Number(Kind):
+    """A number in [lo, hi] in the base unit; whole where QEMU takes an integer
+    (:attr:`Param.integer`); rounded as :attr:`Param.multiple` and
+    :attr:`Param.decimals` say."""
+
+    name, numeric, words = "int", True, "int"
+    whole = True         # every value is an integer, whatever Param.integer says
+    exact = False        # an int stays an int (QEMU's 2^64 - 1 is beyond a float)
+    always_float = False
+
+    def read(self, spec, value):
+        """``value`` as a number in the base unit, unchecked."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{spec.name}: expected a number, got {type(value).__name__} "
+                            f"{value!r}")
+        return value
+
+    def parse(self, spec, value):
+        if type(value) is not int and (spec.integer or self.whole) and \
+                isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = int(value)       # exact: QEMU's bounds (2^64 - 1 B/s) are beyond a float's
+        exact = spec.integer and self.exact and type(value) is int
+        x = value if exact else self.read(spec, value)
+        # one canonical type per kind (1 and 1.0 are the same share, and seed the same)
+        x = _to_float(x) if not isinstance(x, int) or self.always_float else x
+        bad = (isinstance(x, float) and not math.isfinite(x)) or \
+            (spec.lo is not None and (x < spec.lo or (spec.lo_open and x == spec.lo))) or \
+            (spec.hi is not None and x > spec.hi)
+        if spec.integer or self.whole:
+            if not bad and float(x) != math.floor(float(x)):
+                bad = True
+            if not bad:
+                x = int(x) if isinstance(x, int) else int(round(x))
+        if bad:
+            raise ValueError(f"{spec.name}={value!r} is out of range: expected "
+                             f"{self.range_text(spec)}")
+        if spec.multiple:
+            x = x // spec.multiple * spec.multiple
+        if spec.decimals is not None:
+            x = round(x, spec.decimals)
+        return x
+
+    def range_text(self, spec) -> str:
+        """The range in an error message: 'an integer in [0, 2000000] ms (QEMU
+        'downtime-limit')' and the like."""
+        kind = "an integer" if spec.integer or self.whole else "a number"
+        # people read B/s, not CF's "B s-1"
+        unit = "" if spec.units == "1" else f" {spec.units.replace(' s-1', '/s')}"
+        text = f"{kind} in {'(' if spec.lo_open else '['}{_bound(spec.lo)}, " \
+            f"{_bound(spec.hi)}]{unit}{self.range_extra(spec)}"
+        return text + (f" (QEMU '{spec.qemu}')" if spec.qemu else "")
+
+    def range_extra(self, spec) -> str:
+        """The range again with readable units, for an error message (sizes, rates)."""
+        return ""
+
+    def bound_words(self, spec, x) -> str:
+        """A bound in the docs (2^40, 10^6)."""
+        return _power_words(x)
+
+    def range_words(self, spec):
+        if spec.lo is None:
+            return ""
+        return f"{'(' if spec.lo_open else '['}{self.bound_words(spec, spec.lo)}, " \
+            f"{self.bound_words(spec, spec.hi)}]"
+
+
+class _Fraction(_Number):
+    name, words, whole, always_float = "fraction", "float", False, True
+
+    def default_words(self, spec):
+        return str(spec.default)
+
+
+class _Size(_Number):
+    name, quantity, words, whole = "size", "size", "int or str", False
+
+    def read(self, spec, value):
+        return parse_size(value, spec.name)
+
+    def range_extra(self, spec):
+        return f" ({format_size(spec.lo)} to {format_size(spec.hi)})"
+
+    def bound_words(self, spec, x):
+        return format_size(x)
+
+
+class _Rate(_Number):
+    name, quantity, whole, exact = "rate", "rate", False, True
+
+    def read(self, spec, value):
+        return parse_rate(value, spec.name)
+
+    def type_words(self, spec):
+        return ("int" if spec.integer else "float") + " or str"
+
+    def default_words(self, spec):
+        value = spec.default
+        if value and not isinstance(value, str):
+            return f"{value} ({format_rate(value)})"
+        return super().default_words(spec)
+
+    def range_extra(self, spec):
+        return f" ({format_rate(spec.lo)} to {format_rate(spec.hi)})"
+
+    def bound_words(self, spec, x):
+        # QEMU's bound 2^64 - 1 reads better as a power than as a rate
+        return format_rate(x) if spec.hi < SIZE_MAX else _power_words(x)
+
+
+class _Duration(_Number):
+    """A duration in :attr:`Param.time_unit`."""
+
+    name, quantity, whole = "duration", "duration", False
+
+    def read(self, spec, value):
+        return parse_duration(value, spec.name, spec.time_unit)
+
+    def units(self, spec):
+        return f"{spec.time_unit} {spec.per}" if spec.per else spec.time_unit
+
+    type_words = _Rate.type_words
+
+
+def _is_estimate(value) -> bool:
+    return isinstance(value, str) and value.strip().lower() == "estimate"
+
+
+_RELATIVE = re.compile(r"^\s*(?:(?P<factor>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*x\s*)?link\s*$")
+
+
+class _Avail(_Rate):
+    """A rate, where 0 (``"estimate"``) means QEMU's own estimate, or a multiple of
+    :attr:`Param.resolved_against` (the link): ``"link"``, ``"0.5x link"``.
+
+    Swept, the relative settings are labels (one label, a different rate at each
+    link) resolved per point; stored, a value is in whole B/s.
+    """
+
+    name, relative = "avail", True
+
+    def link_factor(self, spec, value) -> float | None:
+        """The multiple of the link ``value`` names: 1 for ``"link"``, 0.5 for
+        ``"0.5x link"``; None for ``"estimate"``, a number or a rate. Raises
+        ValueError for a string that mentions ``link`` or ``estimate`` but is
+        neither form."""
+        if not isinstance(value, str) or _is_estimate(value):
+            return None
+        match = _RELATIVE.match(value.lower())
+        if match is None:
+            if "link" in value.lower() or "estimate" in value.lower():
+                raise ValueError(f"{spec.name}={value!r}: expected a rate such as "
+                                 "'10Gbit/s', or 'estimate', 'link', 'Nx link' (e.g. '2x link')")
+            return None
+        return float(match["factor"]) if match["factor"] else 1.0
+
+    def is_label(self, spec, value) -> bool:
+        """Whether ``value`` is ``"estimate"`` or relative to the link."""
+        return _is_estimate(value) or self.link_factor(spec, value) is not None
+
+    def resolve(self, spec, value, against):
+        if _is_estimate(value):
+            return 0
+        factor = self.link_factor(spec, value)
+        if factor is None:
+            return value
+        rate = factor * against
+        if not rate <= spec.hi:            # also an infinite "1e400x link"
+            raise ValueError(f"{spec.name}={value!r} is out of range at "
+                             f"{spec.resolved_against}={against!r} ({rate:g} B/s): expected "
+                             f"{self.range_text(spec)}")
+        return int(round(rate))
+
+    def parse(self, spec, value):
+        if _is_estimate(value):
+            return 0
+        if self.is_label(spec, value):
+            raise ValueError(f"{spec.name}={value!r} is relative to {spec.resolved_against}: "
+                             "it has a value only in a Scenario or a sweep, which know the "
+                             f"{spec.resolved_against}")
+        return super().parse(spec, value)
+
+    def coordinates(self, spec, values):
+        # labels if any value is one: the same label stands for another rate at each link
+        if any(self.is_label(spec, v) for v in values):
+            return [v if isinstance(v, str) else str(v) for v in values]
+        return super().coordinates(spec, values)
+
+    def meaning(self, spec, value, coordinate):
+        # "link" and "1x link" are one point; so are "estimate", 0 and "0x link"
+        factor = self.link_factor(spec, value)
+        return ("x link", factor) if factor else self.parse(spec, self.resolve(spec, value, 0))
+
+
+#: One :class:`Kind` per parameter kind, by :attr:`Kind.name`.
+KINDS = {k.name: k for k in (Kind(), _Path(), _Choice(), _Policy(), _Flag(), _Number(),
+                             _Fraction(), _Size(), _Rate(), _Duration(), _Avail())}
+
+
 @dataclass(frozen=True)
 class Param:
-    """Specification of one scenario parameter."""
+    """Specification of one scenario parameter; what depends on its kind, its
+    :attr:`rules` decide."""
 
     name: str
-    kind: str    # size | rate | duration | fraction | int | choice | bool | path | text | policy
+    kind: str          # a name in KINDS: size | rate | avail | duration | fraction | int | ...
     default: object
     unit: str          # base unit of bare numbers, UDUNITS-style
     lo: float | None = None
@@ -49,12 +393,51 @@ class Param:
     lo_open: bool = False    # the lower bound itself is not allowed
     choices: tuple = ()      # for kind == "choice": the allowed values
     per: str = ""            # a cost per something: UDUNITS of it, e.g. "GiB-1"
+    multiple: int = 0        # stored rounded down to a multiple of this (0: as read)
+    decimals: int | None = None    # stored rounded to this many decimal places
+    # the coupling, declared here only: a relative value of this parameter is read
+    # against the value of resolved_against; the value of a parameter with
+    # supplies_defaults is a profile giving the defaults of those parameters
+    resolved_against: str | None = None
+    supplies_defaults: tuple = ()
+    #: Its :class:`Kind` (``KINDS[kind]``): how its values are read, stored, swept and shown.
+    rules: Kind = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if bool(self.resolved_against) != KINDS[self.kind].relative:
+            raise ValueError(f"{self.name}: resolved_against goes with a relative kind "
+                             f"({', '.join(k.name for k in KINDS.values() if k.relative)})")
+        object.__setattr__(self, "rules", KINDS[self.kind])
+
+    @property
+    def quantity(self) -> str | None:
+        """What a number of it measures: ``"size"``, ``"rate"``, ``"duration"`` or None."""
+        return self.rules.quantity
+
+    def parse(self, value):
+        """``value`` checked and in its canonical form (base unit; a label, a flag or a
+        path as given); raises naming the parameter, the value and the range."""
+        return self.rules.parse(self, value)
+
+    def resolve(self, value, against):
+        """``value`` with a relative setting read against ``against`` (the value of
+        :attr:`resolved_against`); see :meth:`Kind.resolve`."""
+        return self.rules.resolve(self, value, against)
+
+    def coordinates(self, values: list) -> list:
+        """A sweep's coordinate values for ``values`` (:meth:`Kind.coordinates`)."""
+        return self.rules.coordinates(self, values)
+
+    def meaning(self, value, coordinate):
+        """What a swept value stands for (:meth:`Kind.meaning`)."""
+        return self.rules.meaning(self, value, coordinate)
 
     @property
     def units(self) -> str:
         """The units of its base value, as in Dataset attributes (e.g. ``ms GiB-1``)."""
-        base = self.time_unit if self.kind == "duration" else self.unit
-        return f"{base} {self.per}" if self.per else base
+        return self.rules.units(self)
 
     # --- how the table reads in the docs (Scenario's docstring, the README's table)
 
@@ -68,43 +451,29 @@ class Param:
     @property
     def type_words(self) -> str:
         """Its type in numpydoc's words (``int or str``, ``{'legacy', 'none'}``)."""
-        if self.kind == "choice":
-            return "{" + ", ".join(repr(c) for c in self.choices) + "}"
-        if self.kind in ("size", "rate", "duration"):
-            return ("int" if self.integer or self.kind == "size" else "float") + " or str"
-        return {"fraction": "float", "int": "int", "bool": "bool"}.get(self.kind, "str")
+        return self.rules.type_words(self)
+
+    @property
+    def annotation(self) -> str:
+        """The type hint of its :class:`Scenario` field (``int | str | None``)."""
+        return self.rules.annotation(self)
 
     @property
     def default_words(self) -> str:
         """Its default as one would write it (``4GiB``; ``134217728`` with ``128 MiB/s``)."""
-        value = self.default
-        if isinstance(value, str):
-            return value
-        if self.kind == "rate" and value:
-            return f"{value} ({format_rate(value)})"
-        if isinstance(value, float) and value.is_integer() and self.kind != "fraction":
-            return str(int(value))
-        return str(value)
+        return self.default if isinstance(self.default, str) else self.rules.default_words(self)
 
     def range_words(self) -> str:
         """The values it takes (``[4 KiB, 16 TiB]``, ``(0, 10^6]``; sizes and rates with
         their units, other numbers in :attr:`display_units`); "" where the type says it
         all (a choice, a flag, text)."""
-        if self.lo is None:
-            return ""
-        if self.kind == "size":
-            lo, hi = format_size(self.lo), format_size(self.hi)
-        elif self.kind == "rate" and self.hi < SIZE_MAX:
-            lo, hi = format_rate(self.lo), format_rate(self.hi)
-        else:
-            lo, hi = _power_words(self.lo), _power_words(self.hi)
-        return f"{'(' if self.lo_open else '['}{lo}, {hi}]"
+        return self.rules.range_words(self)
 
 
 PARAMETERS = (
     # the guest
     Param("ram_size", "size", "4GiB", "B", PAGE_SIZE, 2**44,
-          "Guest RAM, rounded down to whole 4 KiB pages."),
+          "Guest RAM, rounded down to whole 4 KiB pages.", multiple=PAGE_SIZE),
     Param("dirty_rate", "rate", "100MiB/s", "B s-1", 0, 2**40,
           "Guest page writes per second times 4096 B (writes may hit the same page)."),
     Param("workload", "choice", "uniform", "1", doc="Which pages the guest writes: "
@@ -121,7 +490,7 @@ PARAMETERS = (
           "hotcold: share of writes that hit the hot set."),
     Param("zipf_exponent", "fraction", 1.0, "1", 1e-6, 10,
           "zipf: the exponent s of the page popularity (i + 1) ** -s, rounded to 6 decimal "
-          "places."),
+          "places.", decimals=6),
     Param("phases", "text", "", "1",
           doc="phases: 'workload:rate:duration, ...' (e.g. 'uniform:100MiB/s:10s, "
           "hotcold:1GiB/s:2s'), cycling; the other guest parameters are shared."),
@@ -161,10 +530,10 @@ PARAMETERS = (
     Param("downtime_limit", "duration", 300, "ms", 0, MAX_MIGRATE_DOWNTIME,
           "QEMU downtime-limit: the switchover threshold is bandwidth x this.",
           integer=True, qemu="downtime-limit"),
-    Param("avail_switchover_bandwidth", "rate", 0, "B s-1", 0, SIZE_MAX,
+    Param("avail_switchover_bandwidth", "avail", 0, "B s-1", 0, SIZE_MAX,
           "QEMU avail-switchover-bandwidth: used instead of the estimate when non-zero; "
           "also 'estimate' (0), 'link' or 'Nx link'.",
-          integer=True, qemu="avail-switchover-bandwidth"),
+          integer=True, qemu="avail-switchover-bandwidth", resolved_against="link_bandwidth"),
     # QEMU's release and its convergence features
     Param("zero_page_detection", "choice", "multifd", "1", qemu="zero-page-detection",
           doc="QEMU 9.0+ zero-page-detection: 'legacy' scans every page and sends a zero "
@@ -207,7 +576,8 @@ PARAMETERS = (
     Param("host", "choice", "none", "1", doc="Named host profile (toolkit.hosts) whose values "
           "the host parameters (link_bandwidth and the costs below) take unless given: "
           "'none' (these defaults), 'tcg-loopback' (calibrated on this project's real QEMU "
-          "runs), 'kvm-10g', 'kvm-25g' (order of magnitude).", choices=hosts.NAMES),
+          "runs), 'kvm-10g', 'kvm-25g' (order of magnitude).", choices=hosts.NAMES,
+          supplies_defaults=hosts.HOST_PARAMETERS),
     Param("page_send_time", "duration", 250.0, "ns", 0, 1e9,
           "CPU time of the migration thread per normal page sent.", time_unit="ns"),
     Param("zero_page_scan_time", "duration", 100.0, "ns", 0, 1e9,
@@ -248,19 +618,6 @@ PARAMETERS = (
 PARAMETER_INDEX = {p.name: p for p in PARAMETERS}
 
 
-def _power_words(x: float) -> str:
-    """A bound as written in the docs: 2^40, 2^64 - 1 and 10^6 rather than their digits."""
-    if x > 0 and (abs(x) >= 10**6 or abs(x) < 10**-3) and \
-            math.isclose(x, 10.0 ** round(math.log10(x)), rel_tol=1e-12):
-        return f"10^{round(math.log10(x))}"
-    x = int(x) if float(x).is_integer() else x
-    if isinstance(x, int) and x >= 2**20:
-        for k in range(20, 65):
-            if x in (2**k, 2**k - 1):
-                return f"2^{k}" + (" - 1" if x == 2**k - 1 else "")
-    return _bound(x)
-
-
 _NBSP = "\u00a0"
 
 
@@ -293,79 +650,11 @@ GUEST_PARAMETERS = ("ram_size", "dirty_rate", "workload", "hot_fraction", "hot_s
                     "write_range", "write_range_start", "zero_fraction")
 
 
-def _bound(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-def _range_text(spec: Param) -> str:
-    """'an integer in [0, 2000000] ms (QEMU 'downtime-limit')' and the like."""
-    kind = "an integer" if spec.integer or spec.kind == "int" else "a number"
-    # people read B/s, not CF's "B s-1"
-    unit = "" if spec.units == "1" else f" {spec.units.replace(' s-1', '/s')}"
-    text = f"{kind} in {'(' if spec.lo_open else '['}{_bound(spec.lo)}, {_bound(spec.hi)}]{unit}"
-    if spec.kind == "size":
-        text += f" ({format_size(spec.lo)} to {format_size(spec.hi)})"
-    elif spec.kind == "rate":
-        text += f" ({format_rate(spec.lo)} to {format_rate(spec.hi)})"
-    if spec.qemu:
-        text += f" (QEMU '{spec.qemu}')"
-    return text
-
-
-def _number(spec: Param, value):
-    """Parse one value to a number in the base unit, then check its range."""
-    name = spec.name
-    if spec.integer and isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = int(value)       # exact: QEMU's bounds (2^64 - 1 B/s) are beyond a float's
-    if spec.integer and isinstance(value, int) and spec.kind != "duration":
-        x = value
-    elif spec.kind == "size":
-        x = parse_size(value, name)
-    elif spec.kind == "rate":
-        x = parse_rate(value, name)
-    elif spec.kind == "duration":
-        x = parse_duration(value, name, spec.time_unit)
-    else:  # fraction, int
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
-        x = value
-    # one canonical type per kind (1 and 1.0 are the same share, and seed the same)
-    x = _to_float(x) if not isinstance(x, int) or spec.kind == "fraction" else x
-    bad = (isinstance(x, float) and not math.isfinite(x)) or \
-        (spec.lo is not None and (x < spec.lo or (spec.lo_open and x == spec.lo))) or \
-        (spec.hi is not None and x > spec.hi)
-    if spec.integer or spec.kind == "int":
-        if not bad and float(x) != math.floor(float(x)):
-            bad = True
-        if not bad:
-            x = int(x) if isinstance(x, int) else int(round(x))
-    if bad:
-        raise ValueError(f"{name}={value!r} is out of range: expected {_range_text(spec)}")
-    return x
-
-
-_RELATIVE = re.compile(r"^\s*(?:(?P<factor>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*x\s*)?link\s*$")
-
-
-def avail_link_factor(value) -> float | None:
-    """The multiple of the link that a relative avail-switchover-bandwidth names:
-    1 for ``"link"``, 0.5 for ``"0.5x link"``; None for ``"estimate"``, a number or a
-    rate.
-
-    Raises
-    ------
-    ValueError
-        A string that mentions ``link`` or ``estimate`` but is neither form.
-    """
-    if not isinstance(value, str) or value.strip().lower() == "estimate":
-        return None
-    match = _RELATIVE.match(value.lower())
-    if match is None:
-        if "link" in value.lower() or "estimate" in value.lower():
-            raise ValueError(f"avail_switchover_bandwidth={value!r}: expected a rate such as "
-                             "'10Gbit/s', or 'estimate', 'link', 'Nx link' (e.g. '2x link')")
-        return None
-    return float(match["factor"]) if match["factor"] else 1.0
+#: Parameters whose value changes other fields of a Scenario, or is read against
+#: another's (from :attr:`Param.resolved_against` and :attr:`Param.supplies_defaults`):
+#: a sweep makes each point's Scenario with the point's values of these.
+COUPLED = tuple(p.name for p in PARAMETERS if p.supplies_defaults or p.resolved_against or
+                any(q.resolved_against == p.name for q in PARAMETERS))
 
 
 def resolve_avail(value, link_bandwidth: float):
@@ -373,12 +662,10 @@ def resolve_avail(value, link_bandwidth: float):
 
     ``"estimate"`` means 0 (QEMU uses its own estimate); ``"link"`` the link
     rate; ``"0.5x link"``, ``"2x link"`` multiples of it, rounded to whole B/s.
-    Anything else is returned unchanged for the usual parsing.
+    Anything else is returned unchanged for the usual parsing. The avail kind's
+    :meth:`Kind.resolve`, for callers that hold no :class:`Param`.
     """
-    if isinstance(value, str) and value.strip().lower() == "estimate":
-        return 0
-    factor = avail_link_factor(value)
-    return value if factor is None else int(round(factor * link_bandwidth))
+    return PARAMETER_INDEX["avail_switchover_bandwidth"].resolve(value, link_bandwidth)
 
 
 def check_names(names) -> None:
@@ -392,31 +679,10 @@ def check_names(names) -> None:
 
 
 def validate_parameter(name: str, value):
-    """``value`` of parameter ``name`` checked and in its base unit (a label, a
-    flag or a path as given); raises naming the parameter, the value and the range."""
-    spec = PARAMETER_INDEX[name]
-    if spec.kind == "choice":
-        if not isinstance(value, str):
-            raise TypeError(f"{name}: expected one of {spec.choices}, got "
-                            f"{type(value).__name__} {value!r}")
-        if value not in spec.choices:
-            raise ValueError(f"{name}={value!r} is not a known {name.replace('_', ' ')}: "
-                             f"expected one of {', '.join(spec.choices)}")
-        return value
-    if spec.kind in ("path", "text"):
-        if not isinstance(value, str):
-            what = "a file path" if spec.kind == "path" else "text"
-            raise TypeError(f"{name}: expected {what} (str), got {type(value).__name__} "
-                            f"{value!r}")
-        return value
-    if spec.kind == "policy":
-        from . import policies
-        return policies.to_string(policies.parse(value))
-    if spec.kind == "bool":
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
-        return bool(value)
-    return _number(spec, value)
+    """``value`` of parameter ``name`` checked and in its canonical form (base unit; a
+    label, a flag or a path as given); raises naming the parameter, the value and the
+    range. The same as ``PARAMETER_INDEX[name].parse(value)``."""
+    return PARAMETER_INDEX[name].parse(value)
 
 
 @dataclass(frozen=True)
@@ -425,8 +691,12 @@ class Scenario:
 
     Build it with keyword arguments named as in :data:`PARAMETERS`; omitted ones
     take their defaults. Numbers are in the base unit (B, B/s, ms, ns or s as
-    listed); strings may carry units ("4GiB", "10Gbit/s", "300ms"). The
-    Parameters section below is written from :data:`PARAMETERS` at import.
+    listed); strings may carry units ("4GiB", "10Gbit/s", "300ms"). Once made,
+    each field holds its kind's canonical value, the first type of its hint
+    (``ram_size`` an int of whole pages, ``link_bandwidth`` a float, an
+    ``avail_switchover_bandwidth`` of ``"2x link"`` an int read against
+    ``link_bandwidth``). The Parameters section below is written from
+    :data:`PARAMETERS` at import.
 
     Raises
     ------
@@ -436,55 +706,55 @@ class Scenario:
         A value that cannot be read, or is outside its range.
     """
 
-    ram_size: int = None
-    dirty_rate: float = None
-    workload: str = None
-    hot_fraction: float = None
-    hot_share: float = None
-    zipf_exponent: float = None
-    phases: str = None
-    write_trace: str = None
-    write_range: int = None
-    write_range_start: int = None
-    zero_fraction: float = None
-    zero_allocated_fraction: float = None
-    zero_write_share: float = None
-    mem_prealloc: bool = None
-    write_stride: int = None
-    write_cursor: int = None
-    link_bandwidth: float = None
-    max_bandwidth: int = None
-    downtime_limit: int = None
-    avail_switchover_bandwidth: int = None
-    zero_page_detection: str = None
-    qemu_version: str = None
-    auto_converge: bool = None
-    throttle_trigger_threshold: int = None
-    cpu_throttle_initial: int = None
-    cpu_throttle_increment: int = None
-    cpu_throttle_tailslow: bool = None
-    max_cpu_throttle: int = None
-    dirty_limit: bool = None
-    vcpu_dirty_limit: int = None
-    vcpus: int = None
-    postcopy_ram: bool = None
-    postcopy_start_sync: int = None
-    policy: str = None
-    host: str = None
-    page_send_time: float = None
-    zero_page_scan_time: float = None
-    untouched_page_scan_time: float = None
-    dst_first_copy_time: float = None
-    dst_copy_time: float = None
-    sync_time_fixed: float = None
-    sync_time_per_gib: float = None
-    sync_time_per_dirty_page: float = None
-    setup_overhead: float = None
-    vm_stop_time: float = None
-    device_state_size: int = None
-    max_time: float = None
-    seed: int = None
-    check: bool = None
+    ram_size: int | str | None = None
+    dirty_rate: float | str | None = None
+    workload: str | None = None
+    hot_fraction: float | None = None
+    hot_share: float | None = None
+    zipf_exponent: float | None = None
+    phases: str | None = None
+    write_trace: str | None = None
+    write_range: int | str | None = None
+    write_range_start: int | str | None = None
+    zero_fraction: float | None = None
+    zero_allocated_fraction: float | None = None
+    zero_write_share: float | None = None
+    mem_prealloc: bool | None = None
+    write_stride: int | None = None
+    write_cursor: int | None = None
+    link_bandwidth: float | str | None = None
+    max_bandwidth: int | str | None = None
+    downtime_limit: int | str | None = None
+    avail_switchover_bandwidth: int | str | None = None
+    zero_page_detection: str | None = None
+    qemu_version: str | None = None
+    auto_converge: bool | None = None
+    throttle_trigger_threshold: int | None = None
+    cpu_throttle_initial: int | None = None
+    cpu_throttle_increment: int | None = None
+    cpu_throttle_tailslow: bool | None = None
+    max_cpu_throttle: int | None = None
+    dirty_limit: bool | None = None
+    vcpu_dirty_limit: int | None = None
+    vcpus: int | None = None
+    postcopy_ram: bool | None = None
+    postcopy_start_sync: int | None = None
+    policy: str | None = None
+    host: str | None = None
+    page_send_time: float | str | None = None
+    zero_page_scan_time: float | str | None = None
+    untouched_page_scan_time: float | str | None = None
+    dst_first_copy_time: float | str | None = None
+    dst_copy_time: float | str | None = None
+    sync_time_fixed: float | str | None = None
+    sync_time_per_gib: float | str | None = None
+    sync_time_per_dirty_page: float | str | None = None
+    setup_overhead: float | str | None = None
+    vm_stop_time: float | str | None = None
+    device_state_size: int | str | None = None
+    max_time: float | str | None = None
+    seed: int | None = None
+    check: bool | None = None
 
     def __post_init__(self):  # noqa: C901 (one check per rule, in QEMU's order)
         given = frozenset(f.name for f in fields(self) if getattr(self, f.name) is not None)
@@ -493,13 +763,12 @@ class Scenario:
         profile = {} if host == "none" else hosts.get(host).values
         for f in fields(self):
             value = getattr(self, f.name)
+            spec = PARAMETER_INDEX[f.name]
             if value is None:
-                value = profile.get(f.name, PARAMETER_INDEX[f.name].default)
-            if f.name == "avail_switchover_bandwidth":
-                value = resolve_avail(value, self.link_bandwidth)
-            object.__setattr__(self, f.name, validate_parameter(f.name, value))
-        object.__setattr__(self, "ram_size", self.ram_size // PAGE_SIZE * PAGE_SIZE)
-        object.__setattr__(self, "zipf_exponent", round(self.zipf_exponent, 6))
+                value = profile.get(f.name, spec.default)
+            if spec.resolved_against:      # read before it in the table: done already
+                value = spec.resolve(value, getattr(self, spec.resolved_against))
+            object.__setattr__(self, f.name, spec.parse(value))
         # toolkit.plan checks the rules below at a grid's corners only: keep each
         # monotonic in every number it reads
         if self.workload in ("sequential", "phases") and \
