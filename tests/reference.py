@@ -637,7 +637,15 @@ class Monitor:
         now = self.next_poll
         self.next_poll += self.period
         remaining = len(self.run.dirty) * PAGE
-        if self.deadline and now > self.deadline:
+        due = self.deadline and now > self.deadline
+        if due and self.stall is not None and self.action == "pause":
+            # VEP 248 does not pause: maxDowntimeMs, the forced switchover after the
+            # switchover timeout
+            self.deadline = 0
+            self.run.downtime_limit = max(self.run.downtime_limit, self.stall.max_downtime)
+            if self.stalled_at is None:
+                self.stalled_at = now
+        elif due:
             if self.action == "postcopy" and not self.run.postcopy_requested:
                 self.deadline = 0
                 return "postcopy"
@@ -699,27 +707,31 @@ class Monitor:
 
     def stall_poll(self, now, remaining, new_iteration):
         """KubeVirt's stall detector: EWMA (alpha 0.4) of the last window's rate;
-        a stall is 40 s without remaining at an iteration start falling 4 % below
-        its lowest; then abort beyond 1.5 x maxDowntimeMs of estimated downtime,
-        else maxDowntimeMs, and the forced switchover 60 s later."""
+        judged at the iterations after the first pass only: a stall is such an
+        iteration starting more than 40 s after remaining at an iteration start last
+        fell 4 % below its lowest (the first such start sets it); then abort beyond
+        1.5 x maxDowntimeMs of estimated downtime, else maxDowntimeMs, and the
+        forced switchover 60 s later."""
         kv = self.stall
         if self.run.last_bw is not None:
             bw = self.run.last_bw
             self.ewma = bw if self.ewma is None else (4 * bw + 6 * self.ewma) // 10
+        if self.stalled_at is not None:
+            if now - self.stalled_at > kv.switchover_timeout * 1000:
+                self.run.downtime_limit = 2_000_000
+            return None
+        if not new_iteration or self.run.syncs < 2:
+            return None
         start = self.run.dirty_bytes_last_sync      # remaining when the iteration began
-        if new_iteration and (self.best is None or
-                              start * 100 < self.best * (100 - kv.stall_margin)):
+        if self.best is None or start * 100 < self.best * (100 - kv.stall_margin):
             self.best = start
             self.best_at = now
-        if self.stalled_at is None:
-            if now - self.best_at > kv.stall_timeout * 1000:
-                self.stalled_at = now
-                if not self.ewma or self.ewma < 0 or \
-                        remaining * 1000 // self.ewma * 100 > 150 * kv.max_downtime:
-                    if self.action == "postcopy":
-                        return None if self.run.postcopy_requested else "postcopy"
-                    return "abort"
-                self.run.downtime_limit = max(self.run.downtime_limit, kv.max_downtime)
-        elif now - self.stalled_at > kv.switchover_timeout * 1000:
-            self.run.downtime_limit = 2_000_000
+        elif now - self.best_at > kv.stall_timeout * 1000:
+            self.stalled_at = now
+            if not self.ewma or self.ewma < 0 or \
+                    remaining * 1000 // self.ewma * 100 > 150 * kv.max_downtime:
+                if self.action == "postcopy":
+                    return None if self.run.postcopy_requested else "postcopy"
+                return "abort"
+            self.run.downtime_limit = max(self.run.downtime_limit, kv.max_downtime)
         return None

@@ -267,7 +267,9 @@ def test_kubevirt_stall_raises_then_forces_the_switchover():
     # estimated downtime 100 MB / 100 MB/s = 1000 ms: within 1.5 x 900 ms
     out = _stalled(kv, 100_000_000)
     stall = next(t for _, d, t in out if d == 900)
-    assert 40_000 < stall <= 40_400 + 400          # 40 s after the first iteration's poll
+    # the baseline is the end of the first pass (sync 2, the second poll at 0.8 s);
+    # the first boundary more than 40 s later is at 41.2 s
+    assert stall == 41_200
     force = next(t for _, d, t in out if d == 2_000_000)
     assert 60_000 < force - stall <= 60_400
     assert all(a == 0 for a, _, _ in out)
@@ -284,18 +286,104 @@ def test_kubevirt_stall_aborts_beyond_1_5x_max_downtime():
     out = _stalled(kv, 140_000_000)
     assert [a for a, _, _ in out].count(1) == 1          # once (the migration ends there)
     aborted_at = next(t for a, _, t in out if a == 1)
-    assert 40_000 < aborted_at <= 41_000
+    assert aborted_at == 41_200
     # with postcopy allowed it switches to postcopy instead
     post = KubeVirt(stall_detection=True, progress_timeout=0, allow_post_copy=True)
     assert 3 in [a for a, _, _ in _stalled(post, 140_000_000)]
 
 
+def _sync_times(ds):
+    """Times [ms] of the windows where dirty_sync_count grew, by the new count."""
+    syncs, t = ds.syncs.values, ds.time.values
+    at = np.nonzero(np.diff(syncs))[0] + 1
+    return {int(syncs[i]): float(t[i]) for i in at}
+
+
 def test_kubevirt_2026_runs_ramp_and_give_up_on_a_stall():
-    # 500 MiB/s over 2 GiB on 1 Gbit/s: no iteration starts 4 % lower than the first
+    # 500 MiB/s over 2 GiB on 1 Gbit/s: the guest outruns the link; no iteration
+    # starts 4 % lower than the one after the first pass (~17 s passes)
     stall = tk.simulate(**NEVER, max_time=300,
                         policy="kubevirt:stall_detection=true,downtime_tuning=true")
-    assert bool(stall.aborted) and 40_000 < stall.total_time.item() <= 41_000
+    syncs = _sync_times(stall)
+    end = stall.total_time.item()
+    assert bool(stall.aborted) and not bool(stall.converged)
+    # judged at a boundary: the first sync more than 40 s after the baseline (sync 2)
+    judged = min(n for n, t in syncs.items() if t > syncs[2] + 40_000 - 400)
+    assert syncs[judged] < end <= syncs[judged] + 500 and end > syncs[2] + 40_000
+    assert judged == 5 and 57_000 < end < 70_000
     ramp = tk.simulate(**NEVER, max_time=300, policy="kubevirt:downtime_tuning=true")
     assert np.unique(ramp.window_downtime_limit.values).tolist() == \
         KubeVirt(downtime_tuning=True).tuning_table()
     assert not bool(ramp.converged) and not bool(ramp.aborted)
+
+
+def test_kubevirt_stall_detector_waits_out_a_long_first_pass():
+    # 64 GiB dirtying 1 MiB/s on 10 Gbit/s: the first pass alone takes ~55 s
+    run = dict(ram_size="64GiB", dirty_rate="1MiB/s", link_bandwidth="10Gbit/s",
+               max_bandwidth=0, max_time=300)
+    ds = tk.simulate(**run, policy="kubevirt:stall_detection=true")
+    assert bool(ds.converged) and not bool(ds.aborted)
+    assert _sync_times(ds)[2] > 50_000                    # sync 2 ends the first pass
+    legacy = tk.simulate(**run, policy="kubevirt")
+    assert ds.total_time.item() == legacy.total_time.item()
+    # at the monitor: 80 s of first pass (no sync after setup's) is never a stall
+    kv = KubeVirt(stall_detection=True, progress_timeout=0)
+    first = [(GIB - i * 2**22, {"S_SYNCS": 1, "S_LAST_BW": 10**6,
+                                "S_DIRTY_BYTES_LAST_SYNC": GIB}) for i in range(200)]
+    assert {(a, d) for a, d, _ in _monitor(kv, first)} == {(0, 300)}
+
+
+def test_kubevirt_stall_is_judged_at_iteration_boundaries_only():
+    kv = KubeVirt(stall_detection=True, progress_timeout=0)
+    # setup's sync at the first poll, the first pass ends at the second (0.8 s),
+    # then a new iteration every 20 s (50 polls), each starting at the same bytes
+    polls = []
+    for i in range(200):
+        syncs = 1 if i == 0 else 2 + (i - 1) // 50
+        polls.append((100_000_000, {"S_SYNCS": syncs, "S_LAST_BW": 10**8,
+                                    "S_DIRTY_BYTES_LAST_SYNC": 100_000_000}))
+    out = _monitor(kv, polls)
+    # boundaries at 0.8, 20.8, 40.8 (40.0 s: not more than the timeout), 60.8 s
+    assert next(t for _, d, t in out if d == 900) == 60_800
+    assert all(d == 300 for _, d, t in out if t < 60_800)
+    # a guest 140 MB behind at 100 MB/s (1.4 s > 1.5 x 900 ms) aborts there
+    behind = [(140_000_000, {**c, "S_DIRTY_BYTES_LAST_SYNC": 140_000_000}) for _, c in polls]
+    assert [(a, t) for a, _, t in _monitor(kv, behind) if a] == [(1, 60_800)]
+
+
+def test_kubevirt_stall_detector_completion_timeout_raises_then_forces():
+    # completion timeout 2 s (1 s/GB x 2 GB), workload disruption allowed: VEP 248
+    # never pauses; it raises downtime-limit to maxDowntimeMs, forces 60 s later
+    kv = KubeVirt(stall_detection=True, progress_timeout=0, completion_timeout_per_gib=1,
+                  allow_workload_disruption=True)
+    falling = [(GIB - i * 2**20, {"S_SYNCS": 1, "S_LAST_BW": 10**8}) for i in range(200)]
+    out = _monitor(kv, falling)
+    assert all(a == 0 for a, _, _ in out)                    # no pause, no abort
+    assert next(t for _, d, t in out if d == 900) == 2_400  # the first poll after 2 s
+    assert next(t for _, d, t in out if d == 2_000_000) == 62_800
+    # the legacy path pauses at the same poll (and again: nobody pauses the guest here)
+    legacy = KubeVirt(progress_timeout=0, completion_timeout_per_gib=1,
+                      allow_workload_disruption=True)
+    assert [(a, t) for a, _, t in _monitor(legacy, falling) if a][0] == (2, 2_400)
+    # postcopy allowed: postcopy at the timeout, as on the legacy path
+    post = KubeVirt(stall_detection=True, progress_timeout=0, completion_timeout_per_gib=1,
+                    allow_post_copy=True)
+    assert [(a, t) for a, _, t in _monitor(post, falling) if a] == [(3, 2_400)]
+    # without disruption it aborts at the timeout
+    plain = KubeVirt(stall_detection=True, progress_timeout=0, completion_timeout_per_gib=1)
+    assert [(a, t) for a, _, t in _monitor(plain, falling) if a][0] == (1, 2_400)
+
+
+def test_kubevirt_stall_detector_run_forces_at_its_completion_timeout():
+    # the outrunning guest with a 20 s/GB timeout and disruption allowed: at 60 s
+    # downtime-limit goes to 900 ms (poll at 60.4 s), 60 s later to 2,000,000 ms (the
+    # first poll more than 60 s after it, at 120.8 s), and it converges unpaused
+    ds = tk.simulate(**NEVER, max_time=300, policy=(
+        "kubevirt:stall_detection=true,completion_timeout_per_gib=20,"
+        "allow_workload_disruption=true,stall_timeout=1000"))
+    t, limit = ds.time.values, ds.window_downtime_limit.values
+    assert np.all(limit[t < 60_000] == 300)
+    assert 60_400 < t[limit == 900].min() <= 60_400 + 300
+    assert 120_800 < t[limit == 2_000_000].min() <= 120_800 + 300
+    assert bool(ds.converged) and not bool(ds.aborted)
+    assert int(ds.final_downtime_limit) == 2_000_000 and np.isnan(ds.pause_time.item())

@@ -96,6 +96,17 @@ CASES = {
     "kubevirt-stall-postcopy": dict(dirty_rate="12MiB/s", max_time=20.0, policy=(
         "kubevirt:stall_detection=true,stall_timeout=2,max_downtime=1,initial_downtime=1,"
         "allow_post_copy=true")),
+    # VEP 248 judged at iteration boundaries: a first pass (~4 s) longer than the stall
+    # timeout, a guest that outruns its 2 s passes, and the completion timeout forcing
+    "kubevirt-stall-long-first-pass": dict(
+        dirty_rate="50KiB/s", max_bandwidth="1MB/s", max_time=20.0,
+        policy="kubevirt:stall_detection=true,stall_timeout=1"),
+    "kubevirt-stall-boundaries": dict(dirty_rate="12MiB/s", max_bandwidth="2MB/s",
+                                      max_time=20.0, policy=(
+        "kubevirt:stall_detection=true,stall_timeout=3,max_downtime=1,initial_downtime=1")),
+    "kubevirt-stall-timeout-forces": dict(dirty_rate="12MiB/s", max_time=20.0, policy=(
+        "kubevirt:stall_detection=true,stall_timeout=100,switchover_timeout=3,"
+        "max_downtime=200,completion_timeout_per_gib=2,allow_workload_disruption=true")),
     "kubevirt-tuning": dict(dirty_rate="8MiB/s", max_time=20.0, policy=(
         "kubevirt:downtime_tuning=true,tuning_cooldown=1,initial_downtime=2,"
         "max_downtime=200,stall_detection=true,stall_timeout=3,switchover_timeout=2")),
@@ -204,6 +215,18 @@ def test_kernel_equals_reference(case, check):  # noqa: C901 (one check per case
         assert len(limits) > 2                       # doubled, or ramped
     if case == "kubevirt-stall-forces":
         assert {200, 2_000_000} <= limits and ref.converged
+    if case == "kubevirt-stall-long-first-pass":
+        first_pass_end = min(row[L.W_TIME] for row in ref.trace if row[L.W_SYNCS] >= 2)
+        assert first_pass_end > 2_000 and ref.converged and not ref.aborted
+    if case == "kubevirt-stall-boundaries":
+        syncs = {}
+        for row in ref.trace:
+            syncs.setdefault(int(row[L.W_SYNCS]), row[L.W_TIME])
+        assert ref.aborted and not ref.converged and len(syncs) > 3
+        # judged after a sync more than 3 s after the end of the first pass
+        assert ref.t / 1e9 > syncs[2] + 3_000
+    if case == "kubevirt-stall-timeout-forces":
+        assert limits == {20, 200, 2_000_000} and ref.paused_at is None and ref.converged
     if case == "dirty-limit":
         assert ref.dirty_limit_since is not None and ref.converged
     if case.startswith("phases"):

@@ -912,10 +912,6 @@ def _advise(search, base, layer, factors, seed_list, alternatives, notes) -> Adv
         if run.aborted:
             notes.append(f"{layer}'s monitor aborted the migration after "
                          f"{run.total_time_s:.0f} s")
-            if layer == "kubevirt" and run.first_pass_share < 1 and "stall" in policy:
-                notes.append("that was in its first pass, where KubeVirt's stall detector "
-                             "does not look (it judges at iteration boundaries; the model at "
-                             "every poll: see toolkit.policies.KubeVirt)")
         elif not run.converged:
             notes.append(f"{layer}'s ramp did not switch over within the {base.max_time:.0f} s "
                          "horizon (give max_time= for a longer one)")

@@ -148,22 +148,28 @@ class KubeVirt:
         the timeout) instead of aborting.
     stall_detection : bool
         The migration stall detector (VEP 248, KubeVirt master from 2026-06):
-        downtime-limit starts at min(``max_downtime``, QEMU's); a stall (the
-        remaining bytes at an iteration start not ``stall_margin`` below their
-        lowest for ``stall_timeout``) aborts when ``remaining / EWMA`` of the
-        reported bandwidth exceeds 1.5 x ``max_downtime`` (postcopy instead when
-        allowed), else raises downtime-limit to ``max_downtime``, and after
-        ``switchover_timeout`` more forces the switchover (``FORCED_DOWNTIME``).
-        **Not modelled**: the stall detector's ``completionTimeoutFactor``
-        (default 2). With workload disruption (or postcopy) allowed, KubeVirt at
-        the completion timeout forces the switchover (downtime-limit
-        ``FORCED_DOWNTIME``, or postcopy) if its estimated downtime fits in factor
-        x the timeout, and moves the abort to factor x the timeout; here the
-        timeout's action is the legacy path's (postcopy, or pause the guest). By
-        default (no disruption) both abort at ``completion_timeout_per_gib`` x
-        the RAM in GB, as modelled. Also, KubeVirt judges a stall at iteration
-        boundaries only; the kernel's monitor checks the stall timeout at every
-        poll, so a first pass longer than ``stall_timeout`` is judged stalled.
+        downtime-limit starts at min(``max_downtime``, QEMU's). A stall is
+        judged at iteration boundaries (a new ``dirty_sync_count``, seen at the
+        next poll) only, so a long first pass is never one: the remaining bytes
+        after the sync that ends the first pass are the baseline; a later
+        boundary whose remaining is not ``stall_margin`` below the lowest so
+        far, more than ``stall_timeout`` after that lowest was set, is a stall.
+        It aborts when ``remaining / EWMA`` of the reported bandwidth exceeds
+        1.5 x ``max_downtime`` (postcopy instead when allowed), else raises
+        downtime-limit to ``max_downtime``, and after ``switchover_timeout``
+        more forces the switchover (``FORCED_DOWNTIME``). With workload
+        disruption allowed, the completion timeout never pauses the guest: it
+        starts postcopy when allowed, else does what a stall that fits does
+        (``max_downtime`` now, ``FORCED_DOWNTIME`` after ``switchover_timeout``,
+        on the stall's timer if a stall already started it); without it, it
+        aborts, as on the legacy path. **Simplifications**: the first pass
+        (before sync 2) sets no baseline, as its remaining bytes are the whole
+        RAM; a boundary is seen at the next 0.4 s poll, and several syncs
+        between two polls count as one (the last); the detector's
+        ``completionTimeoutFactor`` (2; with disruption, KubeVirt's abort after
+        factor x the timeout, and its check that the estimated downtime fits)
+        is not modelled: a threshold of 2,000 s of bandwidth normally ends the
+        migration well before it.
     downtime_tuning : bool
         VEP 291's downtime ramp: from ``initial_downtime``, ``tuning_steps``
         linear steps to ``max_downtime``, one per new iteration after

@@ -3,12 +3,13 @@ by the migration thread.
 
 The policy arrives as an ``int64`` array (``layout.POL_*``, built by
 :mod:`toolkit.policies`). At each poll the monitor, in this order: acts on
-the completion timeout (pause the guest, or abort), aborts when remaining has
-made no progress for too long, notices a new iteration (remaining grew since
+the completion timeout (pause the guest, or abort; with KubeVirt's stall
+detector, raise downtime-limit and force the switchover later), aborts when
+remaining has made no progress for too long, notices a new iteration (remaining grew since
 the previous poll), and applies the downtime-limit steps that are due: on time
 (Nova, oVirt), on a counter of polls that saw remaining grow (Proxmox), or on a
 new iteration after a cooldown (KubeVirt VEP 291); then KubeVirt's stall
-detector (VEP 248) looks at remaining at each new iteration.
+detector (VEP 248) judges remaining at each new iteration after the first pass.
 **Simplification:** the real monitors run beside QEMU on their own clocks; here
 a poll runs at the migration thread's next pass after it is due (at most one
 iterate call or one rate-limit sleep late).
@@ -60,7 +61,15 @@ def monitor_poll(pol, st):
     remaining = st[L.S_DIRTY] * PAGE_SIZE
     paused = st[L.S_PAUSED_T] >= 0
     deadline = st[L.S_POL_DEADLINE_MS]
-    if deadline > 0 and now_ms > deadline:
+    due = deadline > 0 and now_ms > deadline
+    if due and pol[L.POL_STALL_MS] > 0 and pol[L.POL_ACTION] == PAUSE:
+        # VEP 248 never pauses: maxDowntimeMs now, the forced switchover after the
+        # switchover timeout (on the stall's timer, if a stall started it)
+        st[L.S_POL_DEADLINE_MS] = 0
+        st[L.S_DOWNTIME_LIMIT] = max(st[L.S_DOWNTIME_LIMIT], pol[L.POL_STALL_DOWNTIME])
+        if st[L.S_POL_STALL_MS] < 0:
+            st[L.S_POL_STALL_MS] = now_ms
+    elif due:
         if pol[L.POL_ACTION] == POSTCOPY and not st[L.S_POSTCOPY_REQUESTED]:
             st[L.S_POL_DEADLINE_MS] = 0
             return POSTCOPY
@@ -140,25 +149,29 @@ def stall_detector(pol, st, now_ms, remaining, new_iteration):
     """KubeVirt's stall detector (VEP 248) at one poll.
 
     Its bandwidth is an EWMA (alpha 0.4) of the last window's rate, as libvirt
-    reports ``MemBps``. Progress is the remaining bytes at an iteration start
+    reports ``MemBps``. A stall is judged only at iteration boundaries (a new
+    sync, noticed at the next poll, 0.4 s): the first one after the first pass
+    sets the baseline; progress is the remaining bytes at an iteration start
     (after its bitmap sync) falling more than the margin below their lowest
-    value so far; a new iteration is noticed at the next poll (0.4 s); without it
-    for the stall timeout, the estimated downtime ``remaining / EWMA`` decides:
-    beyond the abort share of ``maxDowntimeMs`` a precopy-only migration aborts
-    (postcopy when allowed), else downtime-limit goes to ``maxDowntimeMs`` and,
-    if the switchover timeout passes too, to the forcing value.
+    value so far. A boundary without progress more than the stall timeout after
+    the last progress is a stall: the estimated downtime ``remaining / EWMA``
+    decides: beyond the abort share of ``maxDowntimeMs`` a precopy-only
+    migration aborts (postcopy when allowed), else downtime-limit goes to
+    ``maxDowntimeMs`` and, once the switchover timeout has passed too (checked
+    at every poll), to the forcing value.
     """
     if st[L.S_LAST_BW] >= 0:
         ewma = st[L.S_POL_EWMA]
         st[L.S_POL_EWMA] = st[L.S_LAST_BW] if ewma < 0 else (4 * st[L.S_LAST_BW] + 6 * ewma) // 10
-    if new_iteration:                  # libvirt's MIGRATION_PASS event, seen at this poll
+    if st[L.S_POL_STALL_MS] < 0 and new_iteration and st[L.S_SYNCS] > 1:
+        # libvirt's MIGRATION_PASS event, seen at this poll; the first pass (before
+        # sync 2) has no remaining to judge: its end is the first baseline
         start = st[L.S_DIRTY_BYTES_LAST_SYNC]         # remaining as the iteration began
         best = st[L.S_POL_BEST]
         if best < 0 or start * 100 < best * (100 - pol[L.POL_STALL_MARGIN]):
             st[L.S_POL_BEST] = start
             st[L.S_POL_STALL_PROGRESS_MS] = now_ms
-    if st[L.S_POL_STALL_MS] < 0:
-        if now_ms - st[L.S_POL_STALL_PROGRESS_MS] > pol[L.POL_STALL_MS]:
+        elif now_ms - st[L.S_POL_STALL_PROGRESS_MS] > pol[L.POL_STALL_MS]:
             st[L.S_POL_STALL_MS] = now_ms
             ewma = st[L.S_POL_EWMA]
             if ewma <= 0 or (remaining * 1000 // ewma) * 100 > \
@@ -167,6 +180,6 @@ def stall_detector(pol, st, now_ms, remaining, new_iteration):
                     return POSTCOPY if st[L.S_POSTCOPY_REQUESTED] == 0 else KEEP_GOING
                 return ABORT
             st[L.S_DOWNTIME_LIMIT] = max(st[L.S_DOWNTIME_LIMIT], pol[L.POL_STALL_DOWNTIME])
-    elif now_ms - st[L.S_POL_STALL_MS] > pol[L.POL_SWITCHOVER_MS]:
+    elif st[L.S_POL_STALL_MS] >= 0 and now_ms - st[L.S_POL_STALL_MS] > pol[L.POL_SWITCHOVER_MS]:
         st[L.S_DOWNTIME_LIMIT] = pol[L.POL_FORCE_DOWNTIME]
     return KEEP_GOING
