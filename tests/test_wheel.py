@@ -100,3 +100,24 @@ def test_a_shipped_config_regenerates_its_dataset_outside_the_checkout(installed
              "np.testing.assert_array_equal(a.converged.values, b.converged.values); "
              "np.testing.assert_array_equal(a.total_time.values, b.total_time.values)") % str(out)
     subprocess.run([sys.executable, "-c", check], env=env, cwd=work, check=True)
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_with_its_dependencies_in_a_fresh_venv(installed, tmp_path):
+    # the metadata's dependencies are enough: a venv with nothing else, pip resolving them
+    wheel, _, _, work = installed
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    done = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                           str(wheel)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = ("import toolkit; print(toolkit.__file__); "
+            "print(dict(toolkit.open_dataset('rescue-default').sizes))")
+    out = subprocess.run([str(py), "-c", code], cwd=work, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert str(venv) in out.splitlines()[0] and "'dirty_rate': 12" in out
+    info = subprocess.run([str(venv / "bin" / "switchover-lab"), "info", "rescue-default"],
+                          cwd=work, env=env, capture_output=True, text=True)
+    assert info.returncode == 0 and "rescue classes per setting" in info.stdout, info.stderr
