@@ -134,7 +134,7 @@ def test_the_coupling_is_declared_in_the_table_and_derived():
             assert set(tk.hosts.get(name).values) <= set(supplied), name
     # a sweep makes each point from its values of exactly these
     from toolkit import _sweep
-    assert _sweep._COUPLED == COUPLED
+    assert _sweep.COUPLED is COUPLED
 
 
 def test_avail_is_a_rate_the_estimate_or_a_multiple_of_the_link():

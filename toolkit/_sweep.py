@@ -39,10 +39,6 @@ SCHEDULERS = ("threads", "dask")
 #: Largest grid :func:`plan` accepts [points]: each point's results alone take
 #: N_STATE int64 (~0.5 KB), ~5 GB for 10^7 points before the Dataset is built.
 MAX_POINTS = 10**7
-# parameters whose value changes other fields of a Scenario, or is read against
-# another's: a host profile fills in the host parameters not given, and avail-
-# switchover-bandwidth may be given relative to the link (declared in PARAMETERS)
-_COUPLED = COUPLED
 
 
 def linspace(start, stop, num: int) -> np.ndarray:
@@ -159,7 +155,7 @@ class Grid:
 
     def _points(self):
         """Each point in C order, cheaply: a Scenario with the point's values of the
-        _COUPLED axes (and so the point's fields but those of the other axes) and
+        COUPLED axes (and so the point's fields but those of the other axes) and
         the point's index along each axis."""
         names = list(self.values)
         first = {name: values[0] for name, values in self.values.items()}
@@ -169,21 +165,21 @@ class Grid:
             return Scenario(**self.fixed, **{**first, **dict(coupled)})
         for index in itertools.product(*(range(len(v)) for v in self.values.values())):
             yield made(tuple((a, self.values[a][j]) for a, j in zip(names, index)
-                             if a in _COUPLED)), index
+                             if a in COUPLED)), index
 
     def fingerprint(self, traces: bool) -> str:
         """Identifies the sweep, so a checkpoint is only resumed by the same sweep.
 
         The SHA-256 of ``repr((version, traces, [to_dict() of each point]))``, plus
         the replayed traces' SHA-256 when there are any, streamed point by point:
-        a point's dict is that of a Scenario sharing its _COUPLED values with the
+        a point's dict is that of a Scenario sharing its COUPLED values with the
         point's own value of each other swept field.
         """
         first = {name: values[0] for name, values in self.values.items()}
         # the field of each other axis in its every value, as repr shows it
         own = {name: [f"{name!r}: {Scenario(**self.fixed, **{**first, name: v}).to_dict()[name]!r}"
                       for v in values]
-               for name, values in self.values.items() if name not in _COUPLED}
+               for name, values in self.values.items() if name not in COUPLED}
         digest = hashlib.sha256(f"({__version__!r}, {traces!r}, [".encode())
         slots, known, batch = None, {}, []
         for sc, index in self._points():
@@ -508,7 +504,7 @@ def assemble(grid: Grid, parts: list, traces: bool):
         for i, (a, m) in enumerate(zip(starts, lengths)):
             padded[i, :m] = rows[a:a + m]
         padded = padded.reshape(grid.shape + padded.shape[1:])
-    # a labelled axis is resolved per point, so it is one of _COUPLED, whose values
+    # a labelled axis is resolved per point, so it is one of COUPLED, whose values
     # the Scenarios of _points have
     labelled = [name for name, coord in grid.dims.items() if _labelled(name, coord)]
     values = {name: [] for name in labelled}

@@ -657,17 +657,6 @@ COUPLED = tuple(p.name for p in PARAMETERS if p.supplies_defaults or p.resolved_
                 any(q.resolved_against == p.name for q in PARAMETERS))
 
 
-def resolve_avail(value, link_bandwidth: float):
-    """Read avail-switchover-bandwidth given relative to the link.
-
-    ``"estimate"`` means 0 (QEMU uses its own estimate); ``"link"`` the link
-    rate; ``"0.5x link"``, ``"2x link"`` multiples of it, rounded to whole B/s.
-    Anything else is returned unchanged for the usual parsing. The avail kind's
-    :meth:`Kind.resolve`, for callers that hold no :class:`Param`.
-    """
-    return PARAMETER_INDEX["avail_switchover_bandwidth"].resolve(value, link_bandwidth)
-
-
 def check_names(names) -> None:
     """Raise TypeError for a name that is not a scenario parameter, suggesting the closest."""
     for key in names:

@@ -29,9 +29,9 @@ from matplotlib.figure import Figure
 
 from . import plot
 from .constants import GIB, MIB
-from .scenario import PARAMETER_INDEX, WORKLOADS, validate_parameter, check_names, resolve_avail
+from .scenario import PARAMETER_INDEX, WORKLOADS, validate_parameter, check_names
 from ._simulate import simulate
-from .units import format_count, format_rate, format_size, parse_rate, parse_size
+from .units import format_count, format_rate, format_size, parse_size
 from .verdict import Verdict, describe, verdict
 
 DPI = 96                                   # PNG resolution of the figures [dots per inch]
@@ -158,8 +158,8 @@ class Explorer(widgets.VBox):
         v = {name: validate_parameter(name, value) for name, value in values.items()
              if name != "avail_switchover_bandwidth"}
         link = v["link_bandwidth"]
-        avail = parse_rate(resolve_avail(values["avail_switchover_bandwidth"], link),
-                           "avail_switchover_bandwidth")
+        spec = PARAMETER_INDEX["avail_switchover_bandwidth"]
+        avail = spec.parse(spec.resolve(values["avail_switchover_bandwidth"], link))
         get = lambda name: v.get(name, PARAMETER_INDEX[name].default)  # noqa: E731
         if v["dirty_rate"] <= 0:
             raise ValueError("explore: dirty_rate must be > 0 (the slider is logarithmic)")
