@@ -168,3 +168,12 @@ def test_the_study_reruns_nothing_recorded(monkeypatch):
     records = study.run_study(DATASETS / "qemu-validation", only="short-first-pass",
                               progress=lines.append)
     assert len(records) == 126 and lines == []
+
+
+def test_the_probe_reads_the_final_copies_of_recorded_runs(capsys):
+    from toolkit.qemu import probe
+    assert probe.main(["r5000-bw100-dl200-avail0", "--recorded"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    # the README's bimodal example: ~6 MB in 14.3, 14.1 and 3.6 ms
+    assert [r[3] for r in rows] == ["14.3", "14.1", "3.6"]
+    assert probe.main(["no-such-scenario", "--recorded"]) == 2

@@ -14,6 +14,7 @@ autotuned. Needs QEMU (``.ci/install-qemu``); ``ss`` (iproute2) is optional.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -22,15 +23,21 @@ import tempfile
 from pathlib import Path
 
 from . import grid, harness
+from .records import DEFAULT_OUT, record_dirs
 
 DEFAULT_SCENARIO = "r5000-bw40-dl10-avail5000"
 
 
 def checkpoints(run_dir: Path) -> dict:
-    """``vmstate_downtime_checkpoint`` name -> time [s] of both sides' trace logs."""
+    """``vmstate_downtime_checkpoint`` name -> time [s] of both sides' trace logs (a
+    side without a log, as in runs recorded before the study kept the destination's, gives
+    none)."""
     out = {}
     for side in ("src", "dst"):
-        for line in (run_dir / f"{side}-trace.log").read_text().splitlines():
+        log = run_dir / f"{side}-trace.log"
+        if not log.exists():
+            continue
+        for line in log.read_text().splitlines():
             m = re.match(r"\d+@([\d.]+):vmstate_downtime_checkpoint (\S+)", line)
             if m:
                 out[m.group(2)] = float(m.group(1))
@@ -63,6 +70,29 @@ def probe(scenario: dict, out: Path) -> dict:
             "receive_buffer": known[-1] if known else None}
 
 
+def print_recorded(scenario_id: str, out: Path = DEFAULT_OUT) -> int:
+    """Print, for each completed run of ``scenario_id`` the study recorded, QEMU's
+    downtime [ms], the bytes sent in it [MB] and the final copy: the time from
+    ``src-vm-stopped`` to ``src-iterable-saved`` [ms] and its rate [GB/s]."""
+    runs = [d for d in record_dirs(out) if d.name.rsplit("-", 1)[0] == scenario_id]
+    if not runs:
+        print(f"no recorded run of {scenario_id!r} in {out}", file=sys.stderr)
+        return 2
+    print(f"{scenario_id}: recorded runs; final copy = src-vm-stopped to src-iterable-saved")
+    print(f"{'run':>34} {'downtime':>9} {'MB':>6} {'final copy':>11} {'GB/s':>6}")
+    for d in runs:
+        record = json.loads((d / "result.json").read_text())
+        if not record.get("completed"):
+            print(f"{d.name:>34} {'-':>9} (did not complete)")
+            continue
+        cp = checkpoints(d)
+        ram_ms = (cp["src-iterable-saved"] - cp["src-vm-stopped"]) * 1e3
+        mb = record["downtime_bytes"] / 1e6
+        rate = mb / ram_ms if ram_ms > 0 else float("nan")
+        print(f"{d.name:>34} {record['downtime']:>9} {mb:>6.1f} {ram_ms:>11.1f} {rate:>6.2f}")
+    return 0
+
+
 def main(argv=None) -> int:
     """``python -m toolkit.qemu.probe``: print the figures of each run."""
     parser = argparse.ArgumentParser(prog="python -m toolkit.qemu.probe",
@@ -70,7 +100,12 @@ def main(argv=None) -> int:
     parser.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
                         help="a scenario id of toolkit.qemu.grid")
     parser.add_argument("--repeats", type=int, default=6, help="runs, >= 1")
+    parser.add_argument("--recorded", action="store_true",
+                        help="no QEMU: the scenario's runs recorded by the study "
+                             f"({DEFAULT_OUT}), final copy from the source's trace")
     args = parser.parse_args(argv)
+    if args.recorded:
+        return print_recorded(args.scenario)
     by_id = {sc["id"]: sc for sc in grid.SCENARIOS}
     if args.scenario not in by_id:
         print(f"no scenario {args.scenario!r} in toolkit.qemu.grid", file=sys.stderr)
