@@ -623,7 +623,7 @@ def test_slices_of_1_ms_give_the_result_of_one_whole_run(monkeypatch, case):
     n_words, versions = (sc.n_pages + 63) // 64, sc.n_pages if sc.check else 0
     st = np.zeros(L.N_STATE, np.int64)
     trace = np.full((int(sc.max_time * 10) + 2, L.N_TRACE), np.nan)
-    migration_thread(p, streams, st, np.array(sc.stream_seeds, np.uint64),
+    migration_thread(p, streams, st, encode.stream_seeds(sc),
                      np.zeros(n_words, np.uint64), np.zeros(n_words, np.uint64),
                      encode.encode(sc).content, np.zeros(versions, np.int32),
                      np.full(versions, -1, np.int32),
