@@ -39,7 +39,7 @@ from toolkit._simulate import run_kernel  # noqa: E402
 BIG = dict(ram_size="16GiB", workload="uniform", dirty_rate="1GiB/s",
            link_bandwidth="10Gbit/s", max_bandwidth=0, max_time=40.0)
 CONTENT = dict(zero_write_share=0.5, zero_fraction=0.5)
-DESTINATION = dict(dst_first_copy_time=2000.0, dst_copy_time=300.0)
+DESTINATION = dict(dst_populate_time=1.0, dst_copy_time=300.0)
 SMALL = dict(ram_size="32MiB", workload="uniform", dirty_rate="200MiB/s",
              link_bandwidth="1Gbit/s", max_bandwidth=0, downtime_limit=20, max_time=5.0)
 
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     print(f"  kernel speed-up over the reference: {t_ref / t_small:,.0f}x")
     print("page content, 16 GiB guest as above, page events/s relative to it:")
     for label, extra in (("half the writes zeros, half of RAM zero", CONTENT),
-                         ("destination first copies costed", DESTINATION)):
+                         ("destination populating costed", DESTINATION)):
         sc = Scenario(**BIG, **extra)
         t, r = best_of(lambda sc=sc: run_kernel(sc), args.repeats)
         print(f"  {label:42s} {events(r.state) / t / kernel_rate:.2f}")

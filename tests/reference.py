@@ -77,8 +77,8 @@ class Reference:
         # a page takes the longest of the source's, the wire's and the destination's time
         source_or_wire = max(ps(sc.page_send_time * 1e-9), ps(4104 / link))
         self.t_resend = max(source_or_wire, ps(sc.dst_copy_time * 1e-9))
-        self.t_first = self.t_resend if sc.mem_prealloc else \
-            max(source_or_wire, ps(sc.dst_first_copy_time * 1e-9))
+        self.t_populate = 0 if sc.mem_prealloc else ps(sc.dst_populate_time * 1e-3)
+
         self.t_zero = max(ps(sc.zero_page_scan_time * 1e-9), ps(9 / link))
         self.t_zero_untouched = max(ps(sc.untouched_page_scan_time * 1e-9), ps(9 / link))
         self.detect = sc.zero_page_detection != "none"
@@ -112,10 +112,14 @@ class Reference:
         self.running = True
         self.log: set[int] = set()
         self.dirty: set[int] = set()
-        self.nonzero = set(range(sc.zero_start))       # pages holding data
-        self.touched = set(range(n)) if sc.mem_prealloc else set(range(sc.zero_allocated_end))
-        self.dst_holds: set[int] = set()                # normal pages the destination took in
-        self.first_copies = self.untouched = 0
+        data = {q for a, b in (sc.data_page_ranges if sc.data_ranges else ()) for q in range(a, b)}
+        self.nonzero = set(range(sc.zero_start)) | data       # pages holding data
+        self.touched = set(range(n)) if sc.mem_prealloc else \
+            set(range(sc.zero_allocated_end)) | data
+        self.populated: set[int] = set()       # the destination's populated 2 MiB regions
+        self.populations = self.untouched = 0
+        self.dst_t = 0                   # the destination has populated all it got by then
+        self.dst_at = 0                  # the byte of the stream it stopped at to populate
         self.src = [0] * n
         self.dst = [-1] * n
         self.cursor = 0
@@ -355,12 +359,10 @@ class Reference:
         if page in self.nonzero or not self.detect:
             nbytes, self.normal = 4104, self.normal + 1
             self.unflushed = (self.unflushed + 1) % 32
-            if page in self.dst_holds or self.t_first == self.t_resend:
-                self.t += self.t_resend
-            else:
-                self.t += self.t_first
-                self.first_copies += 1
-            self.dst_holds.add(page)
+            self.t += self.t_resend
+            if self.t_populate and page // 512 not in self.populated:
+                self.populations += 1              # the destination's work: see batch()
+                self.populated.add(page // 512)
         else:
             nbytes, self.zero = 9, self.zero + 1
             if page in self.touched:
@@ -376,6 +378,26 @@ class Reference:
         self.transferred += nbytes
         if not self.running:
             self.downtime_bytes += nbytes
+
+    def batch(self, pages, check=None):
+        """Send ``pages`` (one batch) in order, stopping before a page where ``check()``
+        is true; then the destination populates the regions the batch brought,
+        behind the source, reading nothing meanwhile."""
+        t0, bytes0, populations = self.t, self.transferred, self.populations
+        for q in pages:
+            if check is not None and check():
+                break
+            self.send(q)
+        if self.populations > populations:
+            if t0 >= self.dst_t:
+                self.dst_at = bytes0
+            self.dst_t = max(self.dst_t, t0) + (self.populations - populations) * self.t_populate
+        self.wait_for_destination()
+
+    def wait_for_destination(self):
+        """Once the socket buffers are full, the source waits for the destination."""
+        if self.t < self.dst_t and self.transferred - self.dst_at > self.sc.socket_buffer_size:
+            self.t = self.dst_t
 
     def next_dirty(self) -> int:
         """First dirty page at or after the cursor, going round once."""
@@ -396,10 +418,8 @@ class Reference:
             first = self.next_dirty()
             # a batch: the next (up to) 64 dirty pages in address order, not past the end of RAM
             batch = [q for q in range(first, self.n) if q in self.dirty][:64]
-            for q in batch:             # QEMU checks the rate limit before every page
-                if self.exceeded() or self.t >= cut:
-                    break
-                self.send(q)
+            # QEMU checks the rate limit before every page
+            self.batch(batch, lambda: self.exceeded() or self.t >= cut)
             if (self.t - t0) // PS_PER_MS > 50:
                 break
         self.unflushed = 0              # qemu_fflush after the end-of-section marker
@@ -438,9 +458,11 @@ class Reference:
         self.add_bytes(18)
         self.t += self.t_section
         while self.dirty:
-            self.send(self.next_dirty())
+            first = self.next_dirty()
+            self.batch([q for q in range(first, self.n) if q in self.dirty][:64])
         self.add_bytes(self.sc.device_state_size)
         self.t += ps(self.sc.device_state_size / self.sc.link_bandwidth)
+        self.wait_for_destination()
         self.downtime_end = self.t
         self.converged = True
 
@@ -458,6 +480,7 @@ class Reference:
         self.t += self.t_section
         self.add_bytes(self.sc.device_state_size)
         self.t += ps(self.sc.device_state_size / self.sc.link_bandwidth)
+        self.wait_for_destination()
         self.downtime_end = self.postcopy_t = self.t
         self.throttle = 0
         self.dirty_limit_since = None
@@ -476,8 +499,7 @@ class Reference:
                 break
             first = self.next_dirty()
             word_end = (first // 64 + 1) * 64
-            for q in [q for q in range(first, min(word_end, self.n)) if q in self.dirty]:
-                self.send(q)
+            self.batch([q for q in range(first, min(word_end, self.n)) if q in self.dirty])
         self.destination_writes()       # the rest of the writes, on the destination
         self.running = False
         self.converged = True

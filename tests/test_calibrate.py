@@ -17,10 +17,11 @@ DATA = ROOT / "tests" / "data" / "qemu"
 RUNS = ROOT / "datasets" / "qemu-validation" / "runs"
 PAGE = 4096
 
-#: The host the synthetic runs come from: first copies slower than the wire
-#: (4104 B / 2 GB/s = 2.05 us), re-sends wire-bound, allocated zero pages 8x
-#: dearer than never-touched ones.
-TRUTH = dict(link_bandwidth=2e9, dst_first_copy_time=6000.0, dst_copy_time=0.0,
+#: The host the synthetic runs come from: a destination that takes 3 ms to populate a
+#: 2 MiB region behind 2 MiB of socket buffers, re-sends wire-bound (4104 B / 2 GB/s =
+#: 2.05 us), allocated zero pages 8x dearer than never-touched ones.
+TRUTH = dict(link_bandwidth=2e9, dst_populate_time=3.0, socket_buffer_size=2 * 2**20,
+             dst_copy_time=0.0,
              untouched_page_scan_time=150.0, zero_page_scan_time=1200.0, page_send_time=0.0,
              sync_time_fixed=0.3, sync_time_per_gib=0.0, sync_time_per_dirty_page=0.0,
              setup_overhead=1.0, vm_stop_time=2.0, device_state_size=100_000)
@@ -92,14 +93,17 @@ def _user_run(name, **kw):
 
 # ------------------------------------------------------------ known host values
 
-def test_recovers_the_link_first_copies_and_both_zero_page_scans(fitted):
+def test_recovers_the_link_the_destination_and_both_zero_page_scans(fitted):
     v = fitted.values
     assert v["link_bandwidth"] == pytest.approx(2e9, rel=0.02)
-    assert v["dst_first_copy_time"] == pytest.approx(6000, rel=0.05)
+    assert v["dst_populate_time"] == pytest.approx(3.0, rel=0.05)
+    # the buffer is a threshold (the source waits or it does not): the runs pin it down
+    # to the interval between the byte counts at which they would change
+    assert 2**20 < v["socket_buffer_size"] < 4 * 2**20
     assert v["untouched_page_scan_time"] == pytest.approx(150, rel=0.1)
     assert v["zero_page_scan_time"] == pytest.approx(1200, rel=0.05)
-    for k in ("link_bandwidth", "dst_first_copy_time", "untouched_page_scan_time",
-              "zero_page_scan_time"):
+    for k in ("link_bandwidth", "dst_populate_time", "socket_buffer_size",
+              "untouched_page_scan_time", "zero_page_scan_time"):
         assert fitted.identified[k], k
         assert np.isfinite(fitted.errors[k]) and fitted.errors[k] >= 0, k
     # re-sends are wire-bound here: the destination's copy time hides under the link's
@@ -123,18 +127,18 @@ def test_recovers_the_destination_copy_time_once_the_link_is_known():
     """Re-sends slower than the wire: only max(wire, dst_copy_time) shows in the runs.
     With the link known the fit finds the destination's time; with the link fitted
     too, the link takes it and dst_copy_time is reported as not identified."""
-    truth = {**TRUTH, "dst_copy_time": 5000.0, "dst_first_copy_time": 9000.0}
+    truth = {**TRUTH, "dst_copy_time": 5000.0, "dst_populate_time": 4.5}
     runs = synthetic(("early", "resend", "resend-unlimited", "converge"), truth)
-    known = cal.calibrate(runs, fit=("dst_copy_time", "dst_first_copy_time"), bootstrap=0,
+    known = cal.calibrate(runs, fit=("dst_copy_time", "dst_populate_time"), bootstrap=0,
                           known={"link_bandwidth": 2e9})
     assert known.values["dst_copy_time"] == pytest.approx(5000, rel=0.05)
-    assert known.values["dst_first_copy_time"] == pytest.approx(9000, rel=0.05)
-    assert known.identified["dst_copy_time"] and known.identified["dst_first_copy_time"]
+    assert known.values["dst_populate_time"] == pytest.approx(4.5, rel=0.05)
+    assert known.identified["dst_copy_time"] and known.identified["dst_populate_time"]
     assert "link_bandwidth" not in known.identified
     assert known.how["link_bandwidth"] == "known (given)"
 
     both = cal.calibrate(runs, fit=("link_bandwidth", "dst_copy_time"), bootstrap=0,
-                         known={"dst_first_copy_time": 9000.0})
+                         known={"dst_populate_time": 4.5})
     assert both.values["link_bandwidth"] == pytest.approx(4104 / 5000e-9, rel=0.05)
     assert not both.identified["dst_copy_time"]
 
@@ -233,10 +237,10 @@ def test_a_user_run_from_a_trace_and_query_migrate_lines(tmp_path):
     assert (avail.total_time, avail.downtime, avail.dirty_sync_count, avail.transferred) == \
         (1660, 33, 3, 34471566)
     # the caller's Scenario keeps its guest and settings, takes the calibrated host
-    sc = conv.build({"link_bandwidth": 1.5e9, "dst_first_copy_time": 7000.0})
+    sc = conv.build({"link_bandwidth": 1.5e9, "dst_populate_time": 7.0})
     assert sc.ram_size == 256 << 20 and sc.max_bandwidth == 100_000_000
-    assert sc.link_bandwidth == 1.5e9 and sc.dst_first_copy_time == 7000.0
-    c = cal.calibrate(runs, fit=("link_bandwidth", "dst_first_copy_time"), bootstrap=0)
+    assert sc.link_bandwidth == 1.5e9 and sc.dst_populate_time == 7.0
+    c = cal.calibrate(runs, fit=("link_bandwidth", "dst_populate_time"), bootstrap=0)
     assert 1e8 < c.values["link_bandwidth"] < 2e10
     assert list(c.residuals.run.values) == list(USER_RUNS)
     # bare replies, one per line, and QMP responses read the same
@@ -272,7 +276,7 @@ def test_a_study_run_read_as_a_user_run_is_the_same_run():
               "transferred", "normal_pages", "zero_pages", "remaining", "pending_exact"):
         assert getattr(user, k) == getattr(loaded, k), k
     assert user.measured == loaded.measured
-    values = {"link_bandwidth": 1.2e9, "dst_first_copy_time": 8000.0,
+    values = {"link_bandwidth": 1.2e9, "dst_populate_time": 4.0,
               "dirty_rate_efficiency": 0.9}
     assert user.build(values) == loaded.build(values)
 

@@ -59,24 +59,55 @@ def test_never_touched_first_pass_takes_pages_times_untouched_scan():
         sc.replace(zero_fraction=0.5, zero_allocated_fraction=0.6)
 
 
-def test_downtime_of_first_copies_is_at_least_pages_times_first_copy_cost():
+def test_downtime_that_populates_regions_waits_for_the_destination():
     """An over-optimistic avail switches over after the first window with most of RAM
-    not copied: the destination's first copies bound the downtime."""
-    first_ns, copy_ns = 3000.0, 200.0
+    not copied: the destination populates each 2 MiB region it then receives. With
+    no socket buffer the source waits for each; with one larger than the stream it
+    never does, and the downtime (which ends on the source) is the copy alone."""
+    populate_ms, copy_ns = 0.4, 1000.0
     sc = Scenario(**{**IDEAL_HOST, "ram_size": "1GiB", "dirty_rate": 0,
-                     "link_bandwidth": "100Gbit/s", "max_bandwidth": 0,
+                     "link_bandwidth": FAST_LINK, "max_bandwidth": 0,
                      "avail_switchover_bandwidth": 10**12, "downtime_limit": 300,
-                     "dst_first_copy_time": first_ns, "dst_copy_time": copy_ns})
+                     "dst_populate_time": populate_ms, "dst_copy_time": copy_ns,
+                     "socket_buffer_size": 0})
     ds = tk.simulate(sc)
     assert bool(ds.converged)
-    left = float(ds.switchover_pending) / 4096             # pages the downtime copies
+    left = int(float(ds.switchover_pending) / 4096)          # pages the downtime copies
     assert left > sc.n_pages / 2
-    assert float(ds.downtime) >= left * first_ns * 1e-6
-    assert float(ds.downtime) == pytest.approx(left * first_ns * 1e-6, rel=1e-3)
-    assert int(ds.first_copy_pages) == sc.n_pages           # each page arrives once
-    resend = tk.simulate(sc.replace(mem_prealloc=True))     # the destination holds them all
-    assert int(resend.first_copy_pages) == 0
-    assert float(resend.downtime) < float(ds.downtime) / 5
+    regions_left = left // 512                               # whole regions not yet sent
+    assert int(ds.populated_regions) == sc.n_pages // 512    # each region populated once
+    # each region's first batch of 64 pages goes while the destination populates it
+    populating = regions_left + (left % 512 > 0)
+    lo = regions_left * populate_ms + (left - 64 * populating) * copy_ns * 1e-6
+    hi = populating * populate_ms + left * copy_ns * 1e-6
+    assert lo <= float(ds.downtime) <= hi
+    # with buffers that never fill, the destination holds up neither the precopy
+    # nor the downtime (which ends on the source)
+    ample = sc.replace(socket_buffer_size="2GiB")
+    ds = tk.simulate(ample)
+    left = int(float(ds.switchover_pending) / 4096)
+    assert left > 1000 and int(ds.populated_regions) == sc.n_pages // 512
+    assert float(ds.downtime) == pytest.approx(left * copy_ns * 1e-6, rel=1e-3)
+    prealloc = tk.simulate(ample.replace(mem_prealloc=True))   # populated from the start
+    assert int(prealloc.populated_regions) == 0
+    assert float(prealloc.downtime) == pytest.approx(float(ds.downtime), rel=1e-3)
+
+
+def test_zero_pages_populate_nothing_and_data_ranges_hold_data():
+    base = dict(IDEAL_HOST, ram_size="16MiB", dirty_rate=0, link_bandwidth="1Gbit/s",
+                max_bandwidth=0, downtime_limit=300, dst_populate_time=1.0,
+                zero_fraction=0.75)                        # data in region 0 and 1 only
+    assert int(tk.simulate(Scenario(**base)).populated_regions) == 2
+    # a page and a 3-page range in the zero region: their regions (5 and 7) hold data
+    sc = Scenario(**base, data_ranges="10MiB:4KiB, 16372KiB:12KiB")
+    assert sc.data_page_ranges == [(2560, 2561), (4093, 4096)]
+    ds = tk.simulate(sc)
+    assert int(ds.populated_regions) == 4
+    assert int(ds.normal_pages) == 1024 + 4
+    with pytest.raises(ValueError, match=r"data_ranges: item 2 '15MiB:2MiB'.*beyond ram_size"):
+        Scenario(**base, data_ranges="1MiB:4KiB, 15MiB:2MiB")
+    with pytest.raises(ValueError, match=r"data_ranges: item 1 '3MiB'.*'start:size'"):
+        Scenario(**base, data_ranges="3MiB")
 
 
 def test_stride_and_cursor_order_the_sequential_writes():

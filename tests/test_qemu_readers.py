@@ -181,7 +181,7 @@ def test_units_match_simulator(sim):
     # what QEMU does not report: the guest's writes, lost pages, the kinds of pages sent,
     # the passes over RAM and where the page search stands
     assert set(sim.data_vars) - set(ds.data_vars) == {"guest_writes", "lost_pages",
-                                                      "untouched_zero_pages", "first_copy_pages",
+                                                      "untouched_zero_pages", "populated_regions",
                                                       "passes", "last_page"}
     for name in shared:
         assert ds[name].dims == sim[name].dims, name

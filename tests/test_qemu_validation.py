@@ -92,7 +92,7 @@ def test_calibrate_gives_values_with_errors():
         assert not ok or c.errors[k] >= 0, k
     assert 0.9 < c.values["dirty_rate_efficiency"] < 1.05
     assert 3e8 < c.values["link_bandwidth"] < 1e10
-    assert c.identified["link_bandwidth"] and c.identified["dst_first_copy_time"]
+    assert c.identified["link_bandwidth"] and c.identified["dst_populate_time"]
     assert not c.identified["zero_page_scan_time"]    # no preallocated RAM, no zero writes
     assert "link_bandwidth" in c.table()
     assert c.residuals.sizes["run"] == 32

@@ -110,17 +110,17 @@ CASES = {
     "kubevirt-tuning": dict(dirty_rate="8MiB/s", max_time=20.0, policy=(
         "kubevirt:downtime_tuning=true,tuning_cooldown=1,initial_downtime=2,"
         "max_downtime=200,stall_detection=true,stall_timeout=3,switchover_timeout=2")),
-    # page content: zero writes, RAM backing, the destination's first copies, write orders
+    # page content: zero writes, RAM backing, the destination's populated regions, write orders
     "zero-writes-uniform": dict(dirty_rate="4MiB/s", zero_write_share=0.3, zero_fraction=0.5,
                                 zero_page_scan_time=2000, untouched_page_scan_time=300,
-                                dst_first_copy_time="1.5ms", dst_copy_time="700us"),
+                                dst_populate_time="1.5ms", dst_copy_time="700us"),
     "zero-writes-only-sequential": dict(
         workload="sequential", write_range="1MiB", write_range_start="2MiB",
         zero_write_share=1.0, zero_fraction=0.6, dirty_rate="40MiB/s",
         zero_page_scan_time=3000, untouched_page_scan_time=200, max_bandwidth="3MB/s"),
     "prealloc-hotcold-zero-writes": dict(
         workload="hotcold", dirty_rate="6MiB/s", mem_prealloc=True, zero_fraction=0.5,
-        zero_write_share=0.1, zero_page_scan_time=1500, dst_first_copy_time="30us"),
+        zero_write_share=0.1, zero_page_scan_time=1500, dst_populate_time="30us"),
     "prealloc-zero-region": dict(dirty_rate="1MiB/s", mem_prealloc=True, zero_fraction=0.7,
                                  zero_page_scan_time=1500, untouched_page_scan_time=100),
     "allocated-zero-region": dict(dirty_rate="2MiB/s", zero_fraction=0.7,
@@ -131,19 +131,20 @@ CASES = {
         zero_write_share=0.5, zero_page_scan_time=2500, untouched_page_scan_time=150),
     "detection-none": dict(zero_page_detection="none", zero_fraction=0.5,
                            zero_write_share=0.2, dirty_rate="2MiB/s"),
-    "first-copies-in-downtime": dict(dirty_rate="4MiB/s", zero_fraction=0.2,
+    "populated-in-downtime": dict(dirty_rate="4MiB/s", zero_fraction=0.6,
+                                  data_ranges="3000KiB:8KiB, 4000KiB:1KiB",
                                      avail_switchover_bandwidth="1GB/s", downtime_limit=40,
-                                     dst_first_copy_time="2ms", dst_copy_time="100us",
+                                     dst_populate_time="2ms", dst_copy_time="100us",
                                      untouched_page_scan_time=50),
     "sequential-stride-cursor": dict(
         workload="sequential", write_range="1MiB", write_range_start="1MiB", write_stride=7,
         write_cursor=100, dirty_rate="20MiB/s", zero_write_share=0.5, zero_fraction=0.3,
-        avail_switchover_bandwidth="60MB/s", dst_first_copy_time="1ms"),
+        avail_switchover_bandwidth="60MB/s", dst_populate_time="1ms"),
     "phases-zero-writes-postcopy": dict(
-        workload="phases", phases="uniform:3MiB/s:0.8s, sequential:20MiB/s:0.5s",
+        workload="phases", phases="uniform:3MiB/s:0.1s, sequential:20MiB/s:0.5s",
         write_range="1MiB", write_stride=3, zero_write_share=0.25, zero_fraction=0.4,
         postcopy_ram=True, postcopy_start_sync=4, max_time=20.0,
-        dst_first_copy_time="1ms"),
+        dst_populate_time="1ms"),
     "qemu-10.1": dict(workload="sequential", write_range="1MiB", write_range_start=0,
                       dirty_rate="30MiB/s", avail_switchover_bandwidth="80MB/s",
                       qemu_version="10.1"),
@@ -165,7 +166,7 @@ def assert_same(sc: Scenario):
         "aborted": s[L.S_ABORTED], "paused_at": s[L.S_PAUSED_T],
         "downtime_limit": s[L.S_DOWNTIME_LIMIT], "faults": s[L.S_FAULTS],
         "postcopy_t": s[L.S_POSTCOPY_T], "downtime_end": s[L.S_DOWNTIME_END],
-        "first_copies": s[L.S_FIRST_COPIES], "untouched": s[L.S_UNTOUCHED],
+        "populations": s[L.S_POPULATED], "untouched": s[L.S_UNTOUCHED],
     }
     want = {
         "converged": ref.converged, "t": ref.t, "setup": ref.setup_t, "writes": ref.writes,
@@ -179,7 +180,7 @@ def assert_same(sc: Scenario):
         "downtime_limit": ref.downtime_limit, "faults": ref.faults,
         "postcopy_t": -1 if ref.postcopy_t is None else ref.postcopy_t,
         "downtime_end": 0 if ref.downtime_end is None else ref.downtime_end,
-        "first_copies": ref.first_copies, "untouched": ref.untouched,
+        "populations": ref.populations, "untouched": ref.untouched,
     }
     assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in want.items()}
     want_trace = np.array(ref.trace, dtype=float).reshape(-1, L.N_TRACE)
@@ -236,8 +237,8 @@ def test_kernel_equals_reference(case, check):  # noqa: C901 (one check per case
     sc = Scenario(**{**SMALL, **CASES[case]})
     if sc.zero_write_share > 0 and sc.zero_page_detection != "none":
         assert ref.zero > Scenario(**{**SMALL, **CASES[case]}).n_pages - sc.zero_start
-    if ref.t_first > ref.t_resend:
-        assert ref.first_copies > 0
+    if ref.t_populate:
+        assert ref.populations > 0
     if sc.zero_fraction > 0 and not sc.mem_prealloc and sc.zero_page_detection != "none":
         assert ref.untouched > 0
     if sc.mem_prealloc or sc.zero_page_detection == "none":
@@ -259,22 +260,24 @@ def test_cases_cover_both_verdicts():
        max_time=st.sampled_from([1.5, 7.0]),
        zero_writes=st.sampled_from([0.0, 0.0, 0.2, 1.0]), prealloc=st.booleans(),
        detection=st.sampled_from(["multifd", "legacy", "none"]),
-       dst=st.sampled_from([(0, 0), (2_000_000, 20_000), (900_000, 900_000)]),
+       dst=st.sampled_from([(0, 0), (2.0, 20_000), (0.9, 900_000)]),
        stride=st.sampled_from([1, 3, 5]), cursor=st.integers(0, 63),
        scans=st.sampled_from([(100, 100), (3000, 200)]),
-       allocated=st.floats(0, 1))
+       allocated=st.floats(0, 1), ram=st.sampled_from(["1MiB", "1MiB", "3MiB"]),
+       data=st.sampled_from(["", "900KiB:8KiB", "600KiB:1KiB, 1000KiB:24KiB"]))
 def test_kernel_equals_reference_random(dirty, workload, max_bw, downtime, avail, zero, seed,
                                         check, version, auto_converge, max_time, zero_writes,
                                         prealloc, detection, dst, stride, cursor, scans,
-                                        allocated):
-    sc = Scenario(**{**SMALL, "ram_size": "1MiB", "max_time": max_time, "dirty_rate": dirty,
+                                        allocated, ram, data):
+    sc = Scenario(**{**SMALL, "ram_size": ram, "max_time": max_time, "dirty_rate": dirty,
                      "qemu_version": version, "auto_converge": auto_converge,
                      "workload": workload, "write_range": "256KiB",
                      "write_range_start": "128KiB", "max_bandwidth": max_bw,
                      "downtime_limit": downtime, "avail_switchover_bandwidth": avail,
                      "zero_fraction": zero, "seed": seed, "check": check,
                      "zero_write_share": zero_writes, "mem_prealloc": prealloc,
-                     "zero_page_detection": detection, "dst_first_copy_time": dst[0],
+                     "zero_page_detection": detection, "dst_populate_time": dst[0],
+                     "data_ranges": data,
                      "dst_copy_time": dst[1], "write_stride": stride, "write_cursor": cursor,
                      "zero_page_scan_time": scans[0], "untouched_page_scan_time": scans[1],
                      "zero_allocated_fraction": allocated * zero})

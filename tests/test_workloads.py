@@ -74,7 +74,8 @@ def _trace(tmp_path, n=3000, pages=1024, seconds=4.0, seed=0, name="trace.txt"):
 @pytest.mark.parametrize("extra", [{}, {"postcopy_ram": True, "postcopy_start_sync": 2},
                                    {"auto_converge": True, "max_time": 12.0},
                                    {"zero_write_share": 0.3, "zero_fraction": 0.5,
-                                    "dst_first_copy_time": "1ms"}])
+                                    "dst_populate_time": "1ms",
+                                    "data_ranges": "3MiB:8KiB"}])
 def test_replay_equals_the_reference(tmp_path, extra):
     from .test_reference import SMALL, assert_same
     path, t, _ = _trace(tmp_path, n=6000, seconds=8.0)

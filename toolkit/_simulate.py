@@ -179,8 +179,8 @@ def simulate(scenario: Scenario | None = None, **params):
     >>> bool(ds.converged)
     True
     >>> ds = tk.simulate(host="kvm-25g", ram_size="1GiB", dirty_rate="100MiB/s")
-    >>> ds.attrs["host"], ds.attrs["dst_first_copy_time"]
-    ('kvm-25g', 1500.0)
+    >>> ds.attrs["host"], ds.attrs["dst_populate_time"]
+    ('kvm-25g', 0.2)
     """
     from .schema import build_dataset
 

@@ -5,6 +5,7 @@ size prefixes."""
 PAGE_SIZE = 4096        # TARGET_PAGE_SIZE on x86 [B]
 NORMAL_PAGE_WIRE = 4104  # a normal page on the wire: 8 B header + 4096 B data [B]
 ZERO_PAGE_WIRE = 9       # a zero page: 8 B header (RAM_SAVE_FLAG_ZERO) + 1 fill byte [B]
+THP_PAGES = 512         # a transparent huge page (x86-64 PMD, 2 MiB) in 4 KiB pages
 SECTION_WIRE = 18        # an iterate section: header 5 B + footer 5 B + RAM_SAVE_FLAG_EOS 8 B [B]
 
 PS_PER_MS = 10**9        # the kernel's clock: picoseconds per millisecond

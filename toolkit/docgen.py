@@ -22,6 +22,10 @@ END = "<!-- parameters: end -->"
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
+#: The form of each text parameter's value, for the range column.
+TEXT_FORMS = {"phases": "`workload:rate:duration, ...`", "data_ranges": "`start:size, ...`"}
+
+
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -31,7 +35,7 @@ def parameter_table() -> str:
     rows = ["| parameter | default | unit | range | meaning |", "|---|---|---|---|---|"]
     for spec in PARAMETERS:
         values = spec.range_words() or ", ".join(spec.choices) or {
-            "bool": "True, False", "path": "a file", "text": "`workload:rate:duration, ...`",
+            "bool": "True, False", "path": "a file", "text": TEXT_FORMS.get(spec.name, ""),
             "policy": ", ".join(("none", *POLICIES)) + " (+ `:option=value,...`)"}[spec.kind]
         cells = (f"`{spec.name}`", spec.default_words, spec.display_units, values, spec.doc)
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")

@@ -112,9 +112,9 @@ def kernel_inputs(sc: Scenario, policy=None) -> tuple[np.ndarray, np.ndarray]:
     # the link and for the destination (back-pressure)
     normal = max(_ps(sc.page_send_time * 1e-9), wire_ps(NORMAL_PAGE_WIRE, link))
     p[L.P_PS_NORMAL] = max(normal, _ps(sc.dst_copy_time * 1e-9))
-    # preallocated, the destination holds every page: no first copies
-    p[L.P_PS_FIRST_COPY] = p[L.P_PS_NORMAL] if sc.mem_prealloc else \
-        max(normal, _ps(sc.dst_first_copy_time * 1e-9))
+    # preallocated, the destination's RAM is populated from the start
+    p[L.P_PS_POPULATE] = 0 if sc.mem_prealloc else _ps(sc.dst_populate_time * 1e-3)
+    p[L.P_SOCKET_BUFFER] = sc.socket_buffer_size
     p[L.P_PS_ZERO] = max(_ps(sc.zero_page_scan_time * 1e-9), wire_ps(ZERO_PAGE_WIRE, link))
     p[L.P_PS_ZERO_UNTOUCHED] = max(_ps(sc.untouched_page_scan_time * 1e-9),
                                    wire_ps(ZERO_PAGE_WIRE, link))
@@ -130,7 +130,7 @@ def kernel_inputs(sc: Scenario, policy=None) -> tuple[np.ndarray, np.ndarray]:
     has_written = (p[L.P_ZERO_WRITE_PPM] or sc.zero_allocated_end > sc.zero_start) and \
         not sc.mem_prealloc
     p[L.P_WRITTEN_OFF] = zero_words if has_written else -1
-    track = p[L.P_PS_FIRST_COPY] != p[L.P_PS_NORMAL]      # else a first copy is a re-send
+    track = p[L.P_PS_POPULATE] > 0
     p[L.P_DST_OFF] = zero_words + (n_words if has_written else 0) if track else -1
     p[L.P_SEQ_STRIDE] = sc.write_stride
     p[L.P_SEQ_CURSOR] = sc.write_cursor
@@ -206,8 +206,8 @@ def page_content(p: np.ndarray, sc: Scenario, words: int) -> np.ndarray:
     """The page-content array the kernel starts from (``migration_thread``'s
     ``content``, ``words`` uint64 long as :func:`kernel_arrays` says, laid out by
     ``P_ZERO_WORD0``, ``P_WRITTEN_OFF`` and ``P_DST_OFF``): the zero bits set over
-    the initially-zero region, the written bits over its allocated part, the
-    destination's bits clear."""
+    the initially-zero region but for ``data_ranges``, the written bits over its
+    allocated part and ``data_ranges``, the destination's bits clear."""
     n_words = (sc.n_pages + 63) // 64
     zw0 = int(p[L.P_ZERO_WORD0])
     zero_words = n_words - zw0
@@ -218,6 +218,12 @@ def page_content(p: np.ndarray, sc: Scenario, words: int) -> np.ndarray:
         off = int(p[L.P_WRITTEN_OFF])
         content[off + sc.zero_start // 64: off + (sc.zero_allocated_end + 63) // 64] = \
             ~np.uint64(0)
+    for first, end in sc.data_page_ranges if sc.data_ranges else ():
+        pages = np.arange(max(first, zw0 * 64), end)
+        bits = np.uint64(1) << (pages % 64).astype(np.uint64)
+        np.bitwise_and.at(content, pages // 64 - zw0, ~bits)
+        if p[L.P_WRITTEN_OFF] >= 0:
+            np.bitwise_or.at(content, int(p[L.P_WRITTEN_OFF]) + pages // 64, bits)
     return content
 
 

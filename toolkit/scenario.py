@@ -507,6 +507,10 @@ PARAMETERS = (
           "Share of RAM, at the bottom of the zero region, whose zero pages are allocated "
           "(written with zeros before the migration: a full scan each); the rest of the "
           "zero region was never touched. At most zero_fraction."),
+    Param("data_ranges", "text", "", "1", doc="Byte ranges that hold data at the start "
+          "although they lie in the zero region, as 'start:size, ...' (e.g. the firmware's "
+          "tables at the top of low RAM, '111.88MiB:124KiB, 127.88MiB:12KiB'); each is "
+          "widened to whole pages and must lie within ram_size."),
     Param("zero_write_share", "fraction", 0.0, "1", 0, 1,
           "Share of the guest's writes that write zeros (the page is a zero page again, "
           "as after Linux init_on_free or a balloon deflate), spread evenly over each "
@@ -586,10 +590,15 @@ PARAMETERS = (
     Param("untouched_page_scan_time", "duration", 100.0, "ns", 0, 1e9,
           "CPU time to scan one zero page of never-touched RAM (backed by the host's shared "
           "zero page, which stays in cache).", time_unit="ns"),
-    Param("dst_first_copy_time", "duration", 0.0, "ns", 0, 1e9,
-          "Destination: time to take in a normal page it does not hold yet (allocate, "
-          "populate, copy); the stream goes no faster (socket back-pressure).",
-          time_unit="ns"),
+    Param("dst_populate_time", "duration", 0.0, "ms", 0, 1e6,
+          "Destination: time to populate a 2 MiB region of guest RAM (allocate and clear "
+          "a transparent huge page) at the first normal page it receives there; the "
+          "stream waits for it once the socket buffers are full. Zero pages populate "
+          "nothing."),
+    Param("socket_buffer_size", "size", "4MiB", "B", 0, 2**40,
+          "Bytes the source may queue ahead of the destination (the TCP send and receive "
+          "buffers): how far the destination may fall behind while it populates RAM "
+          "before the source waits for it."),
     Param("dst_copy_time", "duration", 0.0, "ns", 0, 1e9,
           "Destination: time to take in a normal page it already holds (copy only).",
           time_unit="ns"),
@@ -641,7 +650,7 @@ def parameters_section(indent: str = "") -> str:
 
 #: Host costs all zero: the migration thread is never slower than the link.
 IDEAL_HOST = dict(page_send_time=0, zero_page_scan_time=0, untouched_page_scan_time=0,
-                  dst_first_copy_time=0, dst_copy_time=0, sync_time_fixed=0,
+                  dst_populate_time=0, dst_copy_time=0, sync_time_fixed=0,
                   sync_time_per_gib=0, sync_time_per_dirty_page=0, setup_overhead=0,
                   vm_stop_time=0, device_state_size=0)
 
@@ -707,6 +716,7 @@ class Scenario:
     write_range_start: int | str | None = None
     zero_fraction: float | None = None
     zero_allocated_fraction: float | None = None
+    data_ranges: str | None = None
     zero_write_share: float | None = None
     mem_prealloc: bool | None = None
     write_stride: int | None = None
@@ -733,7 +743,8 @@ class Scenario:
     page_send_time: float | str | None = None
     zero_page_scan_time: float | str | None = None
     untouched_page_scan_time: float | str | None = None
-    dst_first_copy_time: float | str | None = None
+    dst_populate_time: float | str | None = None
+    socket_buffer_size: int | str | None = None
     dst_copy_time: float | str | None = None
     sync_time_fixed: float | str | None = None
     sync_time_per_gib: float | str | None = None
@@ -775,6 +786,8 @@ class Scenario:
             raise ValueError(f"zero_allocated_fraction={self.zero_allocated_fraction!r} is out "
                              f"of range: expected a number in [0, zero_fraction = "
                              f"{self.zero_fraction!r}]")
+        if self.data_ranges:
+            self.data_page_ranges       # noqa: B018 (parses and checks them)
         if self.qemu_version == "8.2" and self.zero_page_detection == "none":
             raise ValueError("zero_page_detection='none' needs qemu_version >= 9.0: QEMU 8.2 "
                              "has no zero-page-detection parameter (it always detects)")
@@ -868,6 +881,34 @@ class Scenario:
         """
         start = self.n_pages - int(round(self.zero_fraction * self.n_pages))
         return min(self.n_pages, -(-start // 64) * 64)
+
+    @property
+    def data_page_ranges(self) -> list[tuple[int, int]]:
+        """``data_ranges`` as page ranges ``(first, end)``, end excluded, in the order
+        given. [pages]
+
+        Raises
+        ------
+        ValueError
+            An item that is not ``start:size``, a bad size, or a range beyond
+            ``ram_size``; the message names the item.
+        """
+        out = []
+        for n, item in enumerate(self.data_ranges.split(","), 1):
+            parts = [x.strip() for x in item.split(":")]
+            if len(parts) != 2:
+                raise ValueError(f"data_ranges: item {n} {item.strip()!r}: expected "
+                                 "'start:size', e.g. '127.88MiB:12KiB'")
+            start = parse_size(parts[0], f"data_ranges item {n} start")
+            size = parse_size(parts[1], f"data_ranges item {n} size")
+            if not (math.isfinite(start) and math.isfinite(size)) or start < 0 or size <= 0:
+                raise ValueError(f"data_ranges: item {n} {item.strip()!r}: expected a start "
+                                 ">= 0 B and a size > 0 B")
+            if start + size > self.ram_size:
+                raise ValueError(f"data_ranges: item {n} {item.strip()!r}: start + size = "
+                                 f"{start + size} B is beyond ram_size = {self.ram_size} B")
+            out.append((start // PAGE_SIZE, -(-(start + size) // PAGE_SIZE)))
+        return out
 
     @property
     def zero_allocated_end(self) -> int:

@@ -143,8 +143,11 @@ PARAMS = Table("P_", "int64", (
     _F("DIRTY_LIMIT", _ONE, "dirty-limit", "1: capability dirty-limit", dtype="bool"),
     _F("DIRTY_QUOTA_PPM", _ONE, "dirty-limit run fraction",
       "dirty-limit: the guest's run fraction under its quota [ppm]"),
-    _F("PS_FIRST_COPY", _PS, "first copy time",
-      "one normal page the destination receives for the first time"),
+    _F("PS_POPULATE", _PS, "populate time",
+      "the destination populates one 2 MiB region (a transparent huge page) at the "
+      "first normal page it receives there"),
+    _F("SOCKET_BUFFER", _B, "socket buffer",
+      "bytes the source may queue ahead of a destination busy populating"),
     _F("PS_ZERO_UNTOUCHED", _PS, "untouched zero page time",
       "one zero page of never-touched RAM (the shared zero page)"),
     _F("ZERO_WRITE_PPM", _ONE, "zero write share",
@@ -156,8 +159,9 @@ PARAMS = Table("P_", "int64", (
     _F("WRITTEN_OFF", _ONE, "written bits offset",
       "where the written bits start in ``content``, -1 = none [words]"),
     _F("DST_OFF", _ONE, "destination bits offset",
-      "where the destination's bits start in ``content``, -1 = none: first copies cost "
-      "no more than re-sends, nothing to track [words]"),
+      "where the destination's bits start in ``content`` (a word's bits all set once "
+      "its 2 MiB region is populated), -1 = none: populating costs nothing, nothing "
+      "to track [words]"),
 ))
 
 # --- state: kernel-owned, zero on entry, read back as results ---
@@ -260,6 +264,10 @@ STATE = Table("S_", "int64", (
       "pages the destination's guest touched before they arrived [pages]",
       result="postcopy_faults"),
     _F("DOWNTIME_END", _PS, "end of the downtime"),
+    _F("DST_T", _PS, "destination busy until",
+      "when the destination has populated the regions it was sent so far"),
+    _F("DST_AT", _B, "destination stuck at",
+      "the stream's byte where the destination began populating while it is busy"),
     _F("DIRTY_LIMIT_T", _PS, "dirty-limit started at",
       "when dirty-limit began holding the vCPUs to their quota; NaN if it never did",
       result="dirty_limit_start_time"),
@@ -267,9 +275,9 @@ STATE = Table("S_", "int64", (
     _F("PHASE_START", _PS, "phase start", "phases: when it began, on the guest's running clock"),
     _F("PHASE_DONE", _ONE, "phase writes", "phases: stream s's writes in this phase so far",
       length=N_STREAMS),
-    _F("FIRST_COPIES", _ONE, "first copies on the destination",
-      "normal pages the destination did not hold yet (counted only when a "
-      "first copy costs more than a re-send) [pages]", result="first_copy_pages"),
+    _F("POPULATED", _ONE, "regions the destination populated",
+      "2 MiB regions of guest RAM the destination populated during the migration "
+      "(counted only when populating costs time) [regions]", result="populated_regions"),
     _F("UNTOUCHED", _ONE, "zero pages of never-touched RAM",
       "zero pages sent from RAM never allocated (the cheaper scan) [pages]",
       result="untouched_zero_pages"),

@@ -9,7 +9,8 @@ command; QEMU's own clocks (``now_ms``) are that time truncated to milliseconds.
 import numpy as np
 from numba import njit
 
-from ..constants import NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_MS, SECTION_WIRE, ZERO_PAGE_WIRE
+from ..constants import (NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_MS, SECTION_WIRE, THP_PAGES,
+                         ZERO_PAGE_WIRE)
 from .bitset import lowest_bit, popcount, set_range
 from .guest import guest_fault_pages, guest_run_time, guest_write_pages
 from .policy import ABORT, PAUSE, POSTCOPY, monitor_poll, monitor_start
@@ -204,15 +205,20 @@ def classify_pages(flags, wi, mask, dirty_log, content):
     A page is a zero page when its content is zero (``zero``; without zero
     writes the log's pages are data pages already, though ``zero`` learns it
     only at the next sync); a zero page of never-touched RAM (not preallocated,
-    never written) is the kernel's shared zero page, cheaper to scan. A normal
-    page is a first copy when the destination does not hold the page yet (it
-    must allocate it); then it holds it. With ``zero-page-detection`` none
-    ``zero`` is empty: every page is a normal page.
+    never written) is the kernel's shared zero page, cheaper to scan. With
+    ``zero-page-detection`` none ``zero`` is empty: every page is a normal page.
+
+    The destination's guest RAM is populated in 2 MiB regions (QEMU madvises it
+    MADV_HUGEPAGE: a transparent huge page is allocated and cleared at the first
+    write there). The first normal page it receives in a region populates it; a
+    zero page does not (``ram_handle_zero`` only reads it, which maps the shared
+    huge zero page). A word's 64 pages lie in one region, so a word's populated
+    bits are all set or all clear.
 
     Returns
     -------
-    first, resend, zero_allocated, zero_untouched : int
-        Pages of each kind.
+    populated, normal, zero_allocated, zero_untouched : int
+        Regions this populated (0 or 1), and pages of each kind.
     """
     zw0, zero_writes, prealloc, track, written_off, dst_off = flags
     z = np.uint64(0)
@@ -229,13 +235,15 @@ def classify_pages(flags, wi, mask, dirty_log, content):
                 n_untouched = popcount(z & ~content[written_off + wi]) if written_off >= 0 \
                     else popcount(z)
     normal = mask & ~z
-    n_normal = popcount(normal)
-    n_first = 0
-    if track:
-        n_first = popcount(normal & ~content[dst_off + wi])
-        content[dst_off + wi] |= normal
+    n_populated = 0
+    if track and normal and content[dst_off + wi] == 0:
+        n_populated = 1
+        first = wi - wi % (THP_PAGES // 64)
+        n_words = content.size - dst_off          # the destination's bits end the array
+        content[dst_off + first:dst_off + min(first + THP_PAGES // 64, n_words)] = \
+            ~np.uint64(0)
     n_zero = popcount(z)
-    return n_first, n_normal - n_first, n_zero - n_untouched, n_untouched
+    return n_populated, popcount(normal), n_zero - n_untouched, n_untouched
 
 
 @njit(cache=True, nogil=True)
@@ -248,25 +256,46 @@ def copy_versions(wi, mask, src_version, dst_version):
 
 
 @njit(cache=True, nogil=True)
-def account_pages(p, st, n_first, n_resend, n_zero_allocated, n_zero_untouched):
+def account_pages(p, st, n_populated, n_normal, n_zero_allocated, n_zero_untouched):
     """Count pages sent (ram_save_target_page): a zero page is a 9 B record after a
     scan of its 4 KiB, any other page 4104 B; the thread's clock advances by each
     page's time: the longest of the source's CPU time, the wire time and the
-    destination's time for it (socket back-pressure), by kind of page."""
-    n_normal = n_first + n_resend
+    destination's time for it (socket back-pressure), by kind of page. The
+    ``n_populated`` regions they populate on the destination cost the
+    destination's clock (:func:`destination_pace`)."""
     n_zero = n_zero_allocated + n_zero_untouched
     nbytes = n_normal * NORMAL_PAGE_WIRE + n_zero * ZERO_PAGE_WIRE
     st[L.S_UNFLUSHED] = (st[L.S_UNFLUSHED] + n_normal) % FLUSH_PAGES
     st[L.S_DIRTY] -= n_normal + n_zero
     st[L.S_NORMAL] += n_normal
     st[L.S_ZERO] += n_zero
-    st[L.S_FIRST_COPIES] += n_first
+    st[L.S_POPULATED] += n_populated
     st[L.S_UNTOUCHED] += n_zero_untouched
     st[L.S_TRANSFERRED] += nbytes
     if st[L.S_VM_RUNNING] == 0:
         st[L.S_DOWNTIME_BYTES] += nbytes
-    st[L.S_T] += n_first * p[L.P_PS_FIRST_COPY] + n_resend * p[L.P_PS_NORMAL] + \
+    st[L.S_T] += n_normal * p[L.P_PS_NORMAL] + \
         n_zero_allocated * p[L.P_PS_ZERO] + n_zero_untouched * p[L.P_PS_ZERO_UNTOUCHED]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def destination_pace(p, st, t_batch, bytes_batch, n_populated):
+    """After a batch that began at ``t_batch`` [ps] and byte ``bytes_batch`` of the
+    stream: the destination, which loads the stream behind the source, populates
+    the ``n_populated`` regions the batch brought on its own clock (``S_DST_T``),
+    reading nothing meanwhile; the source may queue ``SOCKET_BUFFER`` bytes past
+    where it stopped (``S_DST_AT``), then waits for it (back-pressure).
+
+    **Simplification**: the destination is paced at batch ends only, only by what
+    it populates (a page it copies costs the source's clock, see
+    :func:`account_pages`), and once done it reads what waits at once."""
+    if n_populated:
+        if t_batch >= st[L.S_DST_T]:              # it was idle: it stops at this batch
+            st[L.S_DST_AT] = bytes_batch
+        st[L.S_DST_T] = max(st[L.S_DST_T], t_batch) + n_populated * p[L.P_PS_POPULATE]
+    if st[L.S_T] < st[L.S_DST_T] and \
+            st[L.S_TRANSFERRED] - st[L.S_DST_AT] > p[L.P_SOCKET_BUFFER]:
+        st[L.S_T] = st[L.S_DST_T]
 
 
 @njit(cache=True, nogil=True)
@@ -333,14 +362,16 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_versio
             guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
         wi, mask = find_dirty_block(bitmap, n_pages, st[L.S_CURSOR], True)
         left = 64
+        t_batch, bytes_batch = st[L.S_T], st[L.S_TRANSFERRED]
         if careful:
             # page by page, in a loop of its own: a branch on ``careful`` in the one
             # below costs it ~20 %
-            ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content, src_version,
-                                   dst_version, t_cut)
+            populated = ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content,
+                                               src_version, dst_version, t_cut)
+            destination_pace(p, st, t_batch, bytes_batch, populated)
             return st[L.S_T] >= t_wait
         n_sent = 0
-        n_first = 0
+        n_populated = 0
         n_zero = 0
         n_untouched = 0
         while True:
@@ -356,9 +387,9 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_versio
                 n_zero += z
                 n_untouched += 0 if prealloc else z
             else:
-                first, _, zero_allocated, zero_untouched = classify_pages(
+                populated, _, zero_allocated, zero_untouched = classify_pages(
                     flags, wi, mask, dirty_log, content)
-                n_first += first
+                n_populated += populated
                 n_zero += zero_allocated + zero_untouched
                 n_untouched += zero_untouched
             bitmap[wi] &= ~mask
@@ -377,8 +408,8 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_versio
             if left == 0 or wi >= n_words:
                 break
             mask = bitmap[wi]
-        account_pages(p, st, n_first, n_sent - n_zero - n_first, n_zero - n_untouched,
-                      n_untouched)
+        account_pages(p, st, n_populated, n_sent - n_zero, n_zero - n_untouched, n_untouched)
+        destination_pace(p, st, t_batch, bytes_batch, n_populated)
         set_cursor(p, st, last_wi, last_mask)
         if st[L.S_T] >= t_wait:
             return True
@@ -392,13 +423,16 @@ def ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content, src_vers
                            dst_version, t_cut):
     """A batch from the dirty pages ``mask`` of word ``wi`` on, page by page: each
     page is counted at once, and the rate limit and ``t_cut`` [ps] are checked
-    before each (:func:`ram_save_batches` near the byte budget or ``max_time``)."""
+    before each (:func:`ram_save_batches` near the byte budget or ``max_time``).
+    Returns the regions the destination populates."""
     left = 64
+    n_populated = 0
     while left > 0 and not migration_rate_exceeded(p, st) and st[L.S_T] < t_cut:
         bit = mask & (~mask + np.uint64(1))
-        first, zero, untouched = take_pages(p, wi, bit, bitmap, dirty_log, content,
-                                            src_version, dst_version)
-        account_pages(p, st, first, 1 - zero - first, zero - untouched, untouched)
+        populated, zero, untouched = take_pages(p, wi, bit, bitmap, dirty_log, content,
+                                                src_version, dst_version)
+        account_pages(p, st, populated, 1 - zero, zero - untouched, untouched)
+        n_populated += populated
         set_cursor(p, st, wi, bit)
         left -= 1
         mask &= ~bit
@@ -408,6 +442,7 @@ def ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content, src_vers
             wi, mask = find_dirty_block(bitmap, p[L.P_N_PAGES], st[L.S_CURSOR], False)
             if wi < 0:
                 break
+    return n_populated
 
 
 @njit(cache=True, nogil=True)
@@ -417,16 +452,16 @@ def take_pages(p, wi, mask, bitmap, dirty_log, content, src_version, dst_version
 
     Returns
     -------
-    first, zero, untouched : int
-        First copies, zero pages, and of them zero pages of never-touched RAM
-        (:func:`classify_pages`).
+    populated, zero, untouched : int
+        Regions the destination populated, zero pages, and of them zero pages of
+        never-touched RAM (:func:`classify_pages`).
     """
-    first, _, zero_allocated, untouched = classify_pages(content_flags(p), wi, mask,
-                                                         dirty_log, content)
+    populated, _, zero_allocated, untouched = classify_pages(content_flags(p), wi, mask,
+                                                             dirty_log, content)
     bitmap[wi] &= ~mask
     if p[L.P_CHECK] != 0:
         copy_versions(wi, mask, src_version, dst_version)
-    return first, zero_allocated + untouched, untouched
+    return populated, zero_allocated + untouched, untouched
 
 
 @njit(cache=True, nogil=True)
@@ -455,8 +490,9 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
     # (now - start) // 1 ms > MAX_WAIT
     t_wait = st[L.S_T] + (MAX_WAIT + 1) * PS_PER_MS
     limit = p[L.P_RATE_LIMIT_MAX]
-    # a batch may go without looking until its 64 pages, at the longest, end before max_time
-    page_ps = max(p[L.P_PS_FIRST_COPY], p[L.P_PS_ZERO], p[L.P_PS_ZERO_UNTOUCHED])
+    # a batch may go without looking until its 64 pages, at the longest, end before
+    # max_time (waiting for the destination comes after a batch)
+    page_ps = max(p[L.P_PS_NORMAL], p[L.P_PS_ZERO], p[L.P_PS_ZERO_UNTOUCHED])
     batch_until = t_cut - 64 * min(page_ps, t_cut // 64 + 1)
     while st[L.S_DIRTY] > 0:
         # a whole batch fits: the rate limit is not exceeded, max_time not reached
@@ -572,10 +608,12 @@ def migration_stop_vm(p, streams, st, rng, dirty_log, bitmap, content, src_versi
 @njit(cache=True, nogil=True)
 def save_device_state(p, st):
     """The device state goes last (``qemu_savevm_state_complete_precopy_non_iterable``);
-    the downtime ends once it is queued."""
+    the downtime ends once it is queued (on the source: it may still wait for the
+    destination, :func:`destination_pace`)."""
     st[L.S_TRANSFERRED] += p[L.P_DEVICE_BYTES]
     st[L.S_DOWNTIME_BYTES] += p[L.P_DEVICE_BYTES]
     st[L.S_T] += p[L.P_PS_DEVICE]
+    destination_pace(p, st, st[L.S_T], st[L.S_TRANSFERRED], 0)
     st[L.S_DOWNTIME_END] = st[L.S_T]
 
 
@@ -748,9 +786,10 @@ def migration_thread(p, streams, st, rng, dirty_log, bitmap, content,
         ``zero-page-detection`` none); from ``L.P_WRITTEN_OFF`` (-1: none; with
         zero writes or an allocated zero region, RAM not preallocated) the
         written bits, pages allocated (the allocated zero region to start with;
-        zero writes add every page written); from ``L.P_DST_OFF`` (-1: none, when a
-        first copy costs no more than a re-send) the pages the destination
-        holds, clear to start with.
+        zero writes add every page written); from ``L.P_DST_OFF`` (-1: none, when
+        populating costs nothing or RAM is preallocated) the destination's
+        populated bits, all a word's bits set once its 2 MiB region is
+        populated, clear to start with.
     src_version, dst_version : ndarray(int32)
         Check mode: per-page versions (zeros, and -1 for never received);
         empty otherwise.

@@ -49,16 +49,15 @@ ones (not converged by their time limit) the bytes ``transferred`` by then
 ``dirty_sync_count``. The search is by coordinates: each input in turn, a
 log grid over its range (6 points a decade) then a golden-section search in
 the best bracket (:func:`toolkit.fitting.golden_section`), until a round moves
-nothing (at most four); a cost with a ``floor`` (the first copy, which cannot
-be cheaper than a re-send) is held at least at the cost it hides under while
-the others are searched. Repeats of a scenario (runs of one ``group``) are
+nothing (at most four). Repeats of a scenario (runs of one ``group``) are
 simulated once, against the mean of their log quantities, and simulations are
 cached. By default:
 
 * ``link_bandwidth`` [B/s]: the time of a normal page on the wire;
-* ``dst_copy_time``, ``dst_first_copy_time`` [ns]: the destination's time for a
-  normal page it holds already (a re-send) or not yet (a first copy: early
-  switchovers send most of RAM for the first time in the downtime);
+* ``dst_copy_time`` [ns]: the destination's time for a normal page;
+* ``dst_populate_time`` [ms]: the destination's time to populate a 2 MiB region of
+  guest RAM (a transparent huge page allocated and cleared) at the first normal
+  page it receives there: early switchovers populate most of RAM in the downtime;
 * ``untouched_page_scan_time`` [ns]: a zero page of never-touched RAM (the
   first pass over RAM the guest never wrote);
 * ``zero_page_scan_time`` [ns]: a zero page of allocated RAM (preallocated,
@@ -145,12 +144,6 @@ class Fit:
     pages : str, optional
         Kind of page it prices (:data:`PAGE_KINDS`); the fit skips it, as not
         identified, when no simulated run sends a page of that kind.
-    floor : callable, optional
-        ``floor(values)``: the value below which this cost hides under another
-        cost of the same pages (a page costs the longest of its times). While
-        the other inputs are searched it is held at least there, so that they
-        do not move the cost of its pages (a coordinate search would otherwise
-        stall: a slower link would stand in for slow first copies).
     """
 
     name: str
@@ -159,13 +152,12 @@ class Fit:
     start: float | str
     on: tuple = ("total_time", "downtime", "transferred", "dirty_sync_count")
     pages: str | None = None
-    floor: Callable | None = None
 
 
 #: What each kind of page is, and how many of them a simulated run sent.
 PAGE_KINDS = {
-    "first_copy": ("normal pages the destination does not hold yet (RAM not preallocated)",
-                   lambda s: 0.0 if s["mem_prealloc"] else s["normal_pages"]),
+    "populate": ("normal pages into RAM the destination may not have populated yet (RAM not "
+                 "preallocated)", lambda s: 0.0 if s["mem_prealloc"] else s["normal_pages"]),
     "untouched_zero": ("zero pages of never-touched RAM",
                        lambda s: s["untouched_zero_pages"]),
     "allocated_zero": ("zero pages of allocated RAM (preallocated RAM, or pages the guest "
@@ -176,14 +168,15 @@ PAGE_KINDS = {
 FITS = {f.name: f for f in (
     Fit("link_bandwidth", 1e8, 2e10, 1e9),
     Fit("dst_copy_time", 10.0, 1e5, 0.0),
-    Fit("dst_first_copy_time", 10.0, 1e5, 0.0, pages="first_copy", floor=lambda v: max(
-        v["page_send_time"], NORMAL_PAGE_WIRE / v["link_bandwidth"] * 1e9)),
+    Fit("dst_populate_time", 0.01, 100.0, 0.0, pages="populate"),
+    Fit("socket_buffer_size", 2.0**16, 2.0**26, 2.0**22, pages="populate"),
     Fit("untouched_page_scan_time", 1.0, 1e5, 300.0, pages="untouched_zero"),
     Fit("zero_page_scan_time", 1.0, 1e5, "untouched_page_scan_time", pages="allocated_zero"),
     Fit("page_send_time", 10.0, 1e5, 0.0),
 )}
 #: What :func:`calibrate` fits by default, in this order.
-FITTED = ("link_bandwidth", "dst_copy_time", "dst_first_copy_time", "untouched_page_scan_time",
+FITTED = ("link_bandwidth", "dst_copy_time", "dst_populate_time", "socket_buffer_size",
+          "untouched_page_scan_time",
           "zero_page_scan_time")
 
 #: Host values that are neither measured nor fitted (and measured ones no run shows).
@@ -640,7 +633,7 @@ def load_records(out: str | Path = DEFAULT_OUT) -> list[RealRun]:
 # ------------------------------------------------------------------ the fit
 
 _SIM_KEYS = ("total_time", "downtime", "transferred", "dirty_sync_count", "normal_pages",
-             "zero_pages", "untouched_zero_pages", "first_copy_pages")
+             "zero_pages", "untouched_zero_pages", "populated_regions")
 
 
 def _simulate(sc: Scenario, cache: dict) -> dict:
@@ -774,9 +767,6 @@ def _fit(problem: _Problem, values: dict, specs, weights=None, rounds: int = 4,
         for spec in specs:
             if spec.pages and problem.pages(spec.pages, values, weights) == 0:
                 continue
-            for other in specs:
-                if other is not spec and other.floor is not None:
-                    values[other.name] = max(values[other.name], other.floor(values))
 
             def loss(x, k=spec.name):
                 return problem.loss({**values, k: math.exp(x)}, spec.on, weights)[0]

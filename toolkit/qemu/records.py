@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..constants import PAGE_SIZE
+from ..constants import GIB, MIB, PAGE_SIZE
 from ..scenario import PARAMETER_INDEX, QEMU_VERSIONS, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,6 +21,23 @@ DEFAULT_OUT = ROOT / "datasets" / "qemu-validation"
 #: no -mem-prealloc, no auto-converge, the cursor unknown).
 GUEST_DEFAULTS = {"zero_every": 0, "fill": True, "stride": 1, "prealloc": False,
                   "auto_converge": False, "cursor_at_migrate": None, "writes_at_migrate": None}
+
+
+def firmware_data_ranges(ram: int) -> str:
+    """The pages SeaBIOS leaves data in at the top of low RAM, as ``data_ranges``
+    (bytes): one page and 26 pages just below 16 MiB under its top, and 3 pages
+    128 KiB under it. Read off ``pmemsave`` dumps of the harness's guest (QEMU
+    10.0, machine ``pc``) at 64 MiB to 4 GiB; on a ``pc`` machine of 3.5 GiB or
+    more, low RAM ends at 3 GiB (the rest is mapped above 4 GiB).
+
+    These few pages matter because each lies in a 2 MiB region that holds no other
+    data: the destination populates the region when the page arrives
+    (``dst_populate_time``), in the downtime when the first pass had not reached it.
+    """
+    top = 3 * GIB if ram >= 3.5 * GIB else ram
+    pages = ((top - 16 * MIB - 31 * PAGE_SIZE, 1), (top - 16 * MIB - 26 * PAGE_SIZE, 26),
+             (top - 128 * 1024, 3))
+    return ", ".join(f"{start}:{n * PAGE_SIZE}" for start, n in pages)
 
 
 def qemu_release(version) -> str:
@@ -57,7 +74,8 @@ def record_scenario(record: dict, host: dict, dirty_rate: float | None) -> Scena
     (0 without zero writes); the pages below ``start_page + pages`` hold data
     (below ``start_page`` when the range was not filled, or when the guest
     writes zeros and has swept the whole range: then the range holds allocated
-    zero pages), the rest is zero (never touched unless ``prealloc``);
+    zero pages), the rest is zero (never touched unless ``prealloc``) but for the
+    firmware's pages (:func:`firmware_data_ranges`);
     ``mem_prealloc = prealloc``; the extra QMP ``parameters`` of the run
     (auto-converge's ``cpu-throttle-initial`` and the like) by their names. The
     migration: ``max_bandwidth``, ``downtime_limit``,
@@ -121,6 +139,7 @@ def record_scenario(record: dict, host: dict, dirty_rate: float | None) -> Scena
         write_cursor=(int(cursor) + stride) % pages if cursor is not None else 0,
         zero_fraction=(n_pages - zero_start) / n_pages,
         zero_allocated_fraction=allocated / n_pages,
+        data_ranges=firmware_data_ranges(ram),
         zero_write_share=1.0 / zero_every if zero_every else 0.0,
         mem_prealloc=bool(setting("prealloc")),
         max_bandwidth=record["max_bandwidth"], downtime_limit=record["downtime_limit"],
