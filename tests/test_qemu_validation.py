@@ -131,10 +131,12 @@ def test_shipped_table_regenerates_and_meets_the_targets(tmp_path):
     s = validate.scores(table)
     met = validate.meets_targets(s)
     assert met["verdict_agreement"] and met["sync_count_exact"]
-    # not met yet (README, notebook 06): the total-time misses are an extra rate-limit round
-    # at a phase edge, the downtime misses mostly re-sent pages in the downtime; guard what
-    # is reached
-    assert s["median_total_time_error"] <= 0.07 and s["downtime_within"] >= 0.6
+    # met with each scenario counted once; run by run not yet (README, notebook 06): the
+    # destination's population cost is bimodal on this host and a few scenarios take an
+    # extra rate-limit round at a phase edge; guard what is reached
+    by_scenario = validate.meets_targets(validate.scores(table, by="scenario"))
+    assert all(by_scenario.values()), by_scenario
+    assert s["median_total_time_error"] <= 0.06 and s["downtime_within"] >= 0.7
     assert all(b["within_one_step"] for b in validate.boundaries(table).values())
     for baseline in ("geometric", "simgrid"):
         other = validate.scores(table, baseline)
@@ -177,3 +179,18 @@ def test_the_probe_reads_the_final_copies_of_recorded_runs(capsys):
     # the README's bimodal example: ~6 MB in 14.3, 14.1 and 3.6 ms
     assert [r[3] for r in rows] == ["14.3", "14.1", "3.6"]
     assert probe.main(["no-such-scenario", "--recorded"]) == 2
+
+
+def test_the_populate_probe_prints_three_tries_and_refuses_bad_arguments(capsys):
+    from toolkit.qemu import populate
+    assert populate.main(["--mib", "4", "--wait", "0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("2 regions of 2 MiB a try; free page reporting order: ")
+    assert [line.split()[0] for line in out[1:]] == ["memory", "again,", "again"]
+    assert all(" ms a region" in line for line in out[1:])
+    per_region, huge = populate.populate(4 * 2**20)
+    assert per_region > 0 and (huge is None or 0 <= huge <= 2)
+    assert populate.main(["--mib", "1"]) == 2
+    assert "--mib 1: expected an integer in [2, 1048576] MiB" in capsys.readouterr().err
+    assert populate.main(["--wait", "-1"]) == 2
+    assert "--wait -1.0: expected seconds in [0, 3600]" in capsys.readouterr().err

@@ -84,8 +84,9 @@ def _baseline(model, sc) -> dict:
 def _predict_left_out(args) -> dict:
     """Calibrate on the other scenarios' runs, predict this scenario's runs with
     the simulator and both baselines (one task of :func:`validate`)."""
-    sid, records, start = args
-    cal = calibrate([r for r in records if r["scenario"] != sid], bootstrap=0, start=start)
+    sid, records, start, fit, known = args
+    cal = calibrate([r for r in records if r["scenario"] != sid], bootstrap=0, start=start,
+                    fit=fit, known=known)
     rows = {}
     for r in records:
         if r["scenario"] == sid:
@@ -119,8 +120,11 @@ def validate(records: list, bootstrap: int = 4, workers: int = 2) -> xr.Dataset:
     """
     scenario_ids = sorted({r["scenario"] for r in records})
     full = calibrate(records, bootstrap=bootstrap)
-    # each left-out calibration starts from the one on all runs and refits near it
-    tasks = [(sid, records, full.values) for sid in scenario_ids]
+    # each left-out calibration starts from the one on all runs and refits near it what
+    # that one identified (fewer runs do not tell apart what all runs do not)
+    fit = [k for k in full.fitted if full.identified[k]]
+    known = {k: full.values[k] for k in full.fitted if not full.identified[k]}
+    tasks = [(sid, records, full.values, fit, known) for sid in scenario_ids]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             parts = list(pool.map(_predict_left_out, tasks))
