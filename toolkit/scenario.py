@@ -517,8 +517,8 @@ PARAMETERS = (
           "stream's writes; the others write data."),
     Param("mem_prealloc", "bool", False, "1",
           doc="QEMU -mem-prealloc on both sides: all RAM is allocated from the start, so a "
-          "zero page costs the source a full scan (zero_page_scan_time) and no page is a "
-          "first copy for the destination."),
+          "zero page costs the source a full scan (zero_page_scan_time) and the destination "
+          "populates nothing (dst_populate_time)."),
     Param("write_stride", "int", 1, "pages", 1, 2**31 - 1,
           "sequential: pages the write cursor advances per write, modulo the range "
           "(a scattered order when > 1; coprime with the range's pages, it visits all)."),

@@ -235,15 +235,23 @@ def classify_pages(flags, wi, mask, dirty_log, content):
                 n_untouched = popcount(z & ~content[written_off + wi]) if written_off >= 0 \
                     else popcount(z)
     normal = mask & ~z
-    n_populated = 0
-    if track and normal and content[dst_off + wi] == 0:
-        n_populated = 1
-        first = wi - wi % (THP_PAGES // 64)
-        n_words = content.size - dst_off          # the destination's bits end the array
-        content[dst_off + first:dst_off + min(first + THP_PAGES // 64, n_words)] = \
-            ~np.uint64(0)
+    n_populated = populate_region(content, dst_off, wi) if track and normal else 0
     n_zero = popcount(z)
     return n_populated, popcount(normal), n_zero - n_untouched, n_untouched
+
+
+@njit(cache=True, nogil=True, inline="always")
+def populate_region(content, dst_off, wi):
+    """Normal pages of word ``wi`` reach the destination: 1 if that populates their
+    2 MiB region (its words' bits, from ``dst_off`` in ``content``, then all set), else 0."""
+    if content[dst_off + wi] != 0:
+        return 0
+    first = wi - wi % (THP_PAGES // 64)
+    n_words = content.size - dst_off          # the destination's bits end the array
+    # a loop, not a slice: a view would cost NRT reference counting in the hot loop
+    for w in range(dst_off + first, dst_off + min(first + THP_PAGES // 64, n_words)):
+        content[w] = ~np.uint64(0)
+    return 1
 
 
 @njit(cache=True, nogil=True)
@@ -353,8 +361,8 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_versio
     n_pages = p[L.P_N_PAGES]
     n_words = (n_pages + 63) >> 6
     flags = content_flags(p)
-    zw0, zero_writes, prealloc, track, written_off, _ = flags
-    simple = not zero_writes and not track and written_off < 0
+    zw0, zero_writes, prealloc, track, written_off, dst_off = flags
+    simple = not zero_writes and written_off < 0
     check = p[L.P_CHECK] != 0
     maybe_eager = not one_word and writes_looked_at(p, st, n_words)
     while True:
@@ -382,10 +390,14 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_versio
             # take_pages inline: helpers that take arrays cost NRT reference counting
             if wi < zw0 and not track:
                 pass
-            elif simple:           # the common case inline: classify_pages costs ~15 %
-                z = popcount(mask & content[wi - zw0] & ~dirty_log[wi])
+            elif simple:           # the common cases inline: classify_pages costs ~15 %
+                zeros = mask & content[wi - zw0] & ~dirty_log[wi] if wi >= zw0 else \
+                    np.uint64(0)
+                z = popcount(zeros)
                 n_zero += z
                 n_untouched += 0 if prealloc else z
+                if track and mask & ~zeros:
+                    n_populated += populate_region(content, dst_off, wi)
             else:
                 populated, _, zero_allocated, zero_untouched = classify_pages(
                     flags, wi, mask, dirty_log, content)
