@@ -256,7 +256,10 @@ def test_zero_writes_are_sent_as_zero_pages(guest_cache, tmpdir_root, fill):
     # Zero writes during the migration re-dirty pages that the final pass sends
     # as zero pages again: more pages go than the guest has.
     assert ram["duplicate"] + ram["normal"] > ram["total"] // PAGE_SIZE
-    assert result.warmup_write_rate == pytest.approx(20000, rel=0.1)
+    # the warm-up's first sweep populates the source's RAM under the guest: 16 regions of
+    # 2 MiB, ~5 ms each where the host must back the memory again (python -m
+    # toolkit.qemu.populate), so the 1 s warm-up may pace up to ~10% slower without fill
+    assert result.warmup_write_rate == pytest.approx(20000, rel=0.1 if fill else 0.2)
 
 
 def test_no_fill_leaves_the_range_zero(guest_cache, tmpdir_root):

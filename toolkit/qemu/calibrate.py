@@ -963,8 +963,8 @@ def calibrate(runs, scenario: Callable | None = None, fit=None, bootstrap: int =
         Host values known beforehand: neither measured nor fitted.
     start : dict, optional
         Where the fit starts (e.g. a calibration on more runs): the fitted
-        inputs are then searched within a factor 4 of these values, two
-        rounds (a quick refit, as the leave-one-out predictions need).
+        inputs are then searched within a factor 4 of these values, one
+        round (a quick refit, as the leave-one-out predictions need).
 
     Returns
     -------
@@ -1014,7 +1014,7 @@ def calibrate(runs, scenario: Callable | None = None, fit=None, bootstrap: int =
         raise ValueError("calibrate: no run reports the quantities of the fit")
     cache: dict = {}
     problem = _Problem(targets, scenario, cache)
-    fitted = _fit(problem, values, specs, rounds=2 if near else 4, ranges=near)
+    fitted = _fit(problem, values, specs, rounds=1 if near else 4, ranges=near)
     checks = {spec.name: _identified(problem, fitted, spec, len(specs)) for spec in specs}
     moved = False
     for spec in specs:     # in order: a start that names another input follows its value

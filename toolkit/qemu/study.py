@@ -18,7 +18,7 @@ The runs not done yet need QEMU: ``--install-qemu`` installs it with
 ``.ci/install-qemu`` first (library code never installs anything). It runs what is not done yet
 (each run is bounded by its scenario's time limit plus boot and warm-up: about
 6 minutes on 2 cores for the second edition's 78 runs, 4 for the first's 48),
-predicts every run (:mod:`toolkit.qemu.validate`, about 4.5 minutes) and writes
+predicts every run (:mod:`toolkit.qemu.validate`, about 4 minutes) and writes
 the table to ``datasets/qemu-validation.nc``.
 """
 from __future__ import annotations
