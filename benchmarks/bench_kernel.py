@@ -9,7 +9,7 @@ Prints, for a 16 GiB guest:
   * the speed-up of the kernel over the pure-Python reference (tests/reference.py)
     on a guest small enough for the reference,
   * and what page content costs: the same guest with half its writes writing zeros
-    over a half-zero RAM, and with the destination's first copies costed, in page
+    over a half-zero RAM, and with the destination populating RAM costed, in page
     events per second relative to the data-only guest (same run).
 
 Run: ``python benchmarks/bench_kernel.py`` (or ``make bench``). Timings are the

@@ -42,7 +42,7 @@ SYNTHETIC = {
     # the same, preallocated: every zero page is a full scan
     "prealloc": guest(1024, 1024, 2000, max_bandwidth=100_000_000, downtime_limit=300,
                       mem_prealloc=True),
-    # switchover at the first window: most of RAM goes in the downtime, as first copies
+    # switchover at the first window: most of RAM goes in the downtime, populating it
     "early": guest(256, 32768, 5000, max_bandwidth=40_000_000, downtime_limit=200,
                    avail_switchover_bandwidth=5_000_000_000),
     # switchover right after the first pass: the whole range is re-sent in the downtime

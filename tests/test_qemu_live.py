@@ -361,3 +361,25 @@ def test_8gib_guest_boots_and_migrates(guest_cache, tmpdir_root):
     assert result.final["ram"]["normal"] > 0.7 * pages  # the range was filled with data
     assert result.cursor_at_migrate == guest.sequential_cursor(result.writes_at_migrate, pages)
     assert max(max(r) for r in rss) < 1024  # not preallocated: the host holds little of it
+
+
+def test_the_firmware_leaves_data_where_the_model_puts_it(tmp_path):
+    """Above its range the harness guest's RAM is zero but for SeaBIOS's pages at the top
+    of low RAM, the model's toolkit.qemu.records.firmware_data_ranges."""
+    from toolkit import Scenario
+    from toolkit.qemu.records import firmware_data_ranges
+    ram_mib, start, pages = 64, guest.FIRST_PAGE, 1024
+    image = guest.guest_image(guest.build_guest(tmp_path), tmp_path / "guest.img",
+                              start_page=start, pages=pages, rate=1000)
+    run = harness._Run(tmp_path, harness.QEMU)
+    try:
+        qmp = run.start("src", image, ram_mib, [])
+        run.wait_for_boot()
+        qmp.execute("stop")
+        above = run.page_range(qmp, "src", start + pages, ram_mib * 256 - start - pages)
+    finally:
+        run.close()
+    found = (start + pages + np.flatnonzero(above.any(axis=1))).tolist()
+    ranges = Scenario(ram_size=f"{ram_mib}MiB",
+                      data_ranges=firmware_data_ranges(ram_mib << 20)).data_page_ranges
+    assert found == [page for first, end in ranges for page in range(first, end)]

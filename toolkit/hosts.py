@@ -19,11 +19,11 @@ Profiles
     not calibrated: TCP goodput ~94 % of the line rate; one migration thread
     pushing ~2.5 GB/s (so it, not the wire, bounds a 25 Gbit/s link); a zero
     page of allocated RAM scanned at ~10 GB/s, one of never-touched RAM (the
-    host's shared zero page, in cache) ~8x faster; the destination's first copy
-    of a page (fault, zeroed allocation, copy) ~1.5 us against ~0.3 us to
-    copy into a page it holds. Use them to ask "what if", not for numbers to
-    quote; calibrate on your own host for those (README, "Calibrate on your
-    own host").
+    host's shared zero page, in cache) ~8x faster; the destination populating a
+    2 MiB region (a transparent huge page allocated and cleared) in ~0.2 ms
+    behind Linux's default TCP buffers, and ~0.3 us to copy a page. Use them to
+    ask "what if", not for numbers to quote; calibrate on your own host for
+    those (README, "Calibrate on your own host").
 
 Without ``host`` (``"none"``) the Scenario's own defaults apply: the same
 order-of-magnitude guesses, with no destination cost.

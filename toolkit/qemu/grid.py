@@ -82,8 +82,8 @@ def _second_edition() -> list[dict]:
                   rate=30_000, downtime_limit=300),
         _scenario("hot-64m-dl100", "hot set vs threshold", ram_mib=1024, pages=16384,
                   rate=30_000, downtime_limit=100),
-        # an over-optimistic avail with most of RAM not copied yet: the destination's
-        # first copies make the downtime
+        # an over-optimistic avail with most of RAM not copied yet: the destination
+        # populating it makes the downtime
         _scenario("optimistic-avail", "over-optimistic avail", ram_mib=1024, pages=65536,
                   max_bandwidth=100 * MB, downtime_limit=10,
                   avail_switchover_bandwidth=1_000_000 * MB),
