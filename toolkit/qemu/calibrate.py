@@ -58,6 +58,8 @@ cached. By default:
 * ``dst_populate_time`` [ms]: the destination's time to populate a 2 MiB region of
   guest RAM (a transparent huge page allocated and cleared) at the first normal
   page it receives there: early switchovers populate most of RAM in the downtime;
+* ``socket_buffer_size`` [B]: how far the source may queue ahead of a destination
+  busy populating (a threshold: the runs pin it down to an interval);
 * ``untouched_page_scan_time`` [ns]: a zero page of never-touched RAM (the
   first pass over RAM the guest never wrote);
 * ``zero_page_scan_time`` [ns]: a zero page of allocated RAM (preallocated,
@@ -77,8 +79,8 @@ the groups.
 time, downtime, sync count and bytes and their relative errors;
 :func:`predict` simulates a run from its settings with a calibration;
 :func:`simulated_run` makes runs of known host values to check a fit with.
-Calibrating the 48 shipped runs of the study (16 scenarios) takes ~10 s on
-the 2-core development host, bootstrap included.
+Calibrating the 126 shipped runs of the study (42 scenarios) takes ~1 minute on
+the 2-core development host without bootstrap.
 
 Not fitted, set to 0: ``page_send_time`` (the per-page source time is the wire
 time; it can be fitted: ``fit=(*FITTED, "page_send_time")``), and
