@@ -71,6 +71,9 @@ MAX_DOWNTIME_LIMIT = 2000 * 1000
 """QEMU's ``MAX_MIGRATE_DOWNTIME`` [ms]."""
 MAX_RAM_MIB = 8192
 """Largest guest RAM [MiB]; the guest itself reaches only :func:`low_ram_mib` of it."""
+MAX_MULTIFD_CHANNELS = 255          # QEMU's multifd-channels: 1..255
+# QEMU's multifd-compression methods that need no accelerator (qpl, uadk, qatzip do)
+MULTIFD_COMPRESSION = ("none", "zlib", "zstd")
 MACHINE = "pc"
 """The machine type both QEMUs run (in QEMU 10.0 an alias of ``pc-i440fx-10.0``)."""
 LOW_RAM_SPLIT_MIB = 3584
@@ -400,6 +403,7 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
                   prealloc: bool = False,
                   max_bandwidth: int = 128 << 20, downtime_limit: int = 300,
                   avail_switchover_bandwidth: int = 0, auto_converge: bool = False,
+                  multifd_channels: int = 0, multifd_compression: str = "none",
                   capabilities: dict[str, bool] | None = None,
                   parameters: dict[str, object] | None = None,
                   warmup: float = 2.0, time_limit: float = 30.0, sample_interval: float = 0.1,
@@ -444,6 +448,11 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
         ``avail-switchover-bandwidth`` [B/s], 0..SIZE_MAX (0 = use QEMU's estimate).
     auto_converge : bool, optional
         Enable the ``auto-converge`` capability.
+    multifd_channels : int, optional
+        0 (default): one migration stream; 1..255: the ``multifd`` capability on
+        both sides with that many ``multifd-channels``.
+    multifd_compression : str, optional
+        ``multifd-compression`` with multifd: ``"none"``, ``"zlib"`` or ``"zstd"``.
     capabilities, parameters : dict, optional
         Further ``migrate-set-capabilities`` / ``migrate-set-parameters``
         settings by QMP name, passed to QEMU as they are (QEMU checks them).
@@ -489,6 +498,14 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
     _check_int("max_bandwidth", max_bandwidth, 0, SIZE_MAX, "B/s")
     _check_int("downtime_limit", downtime_limit, 0, MAX_DOWNTIME_LIMIT, "ms")
     _check_int("avail_switchover_bandwidth", avail_switchover_bandwidth, 0, SIZE_MAX, "B/s")
+    _check_int("multifd_channels", multifd_channels, 0, MAX_MULTIFD_CHANNELS, "channels",
+               "0 = multifd off")
+    if multifd_compression not in MULTIFD_COMPRESSION:
+        raise ValueError(f"multifd_compression must be one of {', '.join(MULTIFD_COMPRESSION)}, "
+                         f"got {multifd_compression!r}")
+    if multifd_compression != "none" and not multifd_channels:
+        raise ValueError(f"multifd_compression={multifd_compression!r} needs multifd: give "
+                         "multifd_channels in [1, 255]")
     low_mib = low_ram_mib(ram_mib)
     low_why = (f"the range must end below the {low_mib} MiB of the {ram_mib} MiB guest RAM "
                "that lie below the 32-bit PCI hole")
@@ -527,8 +544,15 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
             params = {"max-bandwidth": int(max_bandwidth), "downtime-limit": int(downtime_limit),
                       "avail-switchover-bandwidth": int(avail_switchover_bandwidth),
                       **(parameters or {})}
+            # multifd: both sides, the destination before it listens
+            both = ({"multifd": True}, {"multifd-channels": int(multifd_channels),
+                                        "multifd-compression": multifd_compression}) \
+                if multifd_channels else ({}, {})
+            caps.update(both[0])
+            params.update(both[1])
             result = _migrate(run, image, version, ram_mib=ram_mib, prealloc=bool(prealloc),
                               start_page=start_page, pages=pages, caps=caps, params=params,
+                              incoming=both,
                               warmup=warmup, time_limit=time_limit,
                               sample_interval=sample_interval, verify=verify, callback=callback)
         finally:
@@ -596,9 +620,16 @@ def _keep_files(workdir: Path, output_dir: Path) -> dict[str, Path]:
 
 
 def _migrate(run: _Run, image: Path, version, *, ram_mib, prealloc, start_page, pages, caps,
-             params, warmup, time_limit, sample_interval, verify, callback) -> MigrationResult:
+             params, incoming, warmup, time_limit, sample_interval, verify,
+             callback) -> MigrationResult:
     dst = run.start("dst", image, ram_mib, ["-incoming", "defer"] + (["-S"] if verify else []),
                     prealloc)
+    dst_caps, dst_params = incoming
+    if dst_caps:
+        dst.execute("migrate-set-capabilities", {"capabilities": [
+            {"capability": name, "state": bool(state)} for name, state in dst_caps.items()]})
+    if dst_params:
+        dst.execute("migrate-set-parameters", dst_params)
     # Port 0: the destination binds a free port itself and reports it, no race.
     dst.execute("migrate-incoming", {"uri": "tcp:127.0.0.1:0"})
     port = int(dst.execute("query-migrate")["socket-address"][0]["port"])
