@@ -117,7 +117,7 @@ class Reference:
         self.touched = set(range(n)) if sc.mem_prealloc else \
             set(range(sc.zero_allocated_end)) | data
         self.populated: set[int] = set()       # the destination's populated 2 MiB regions
-        self.populations = self.untouched = 0
+        self.untouched = 0
         self.dst_t = 0                   # the destination has populated all it got by then
         self.dst_at = 0                  # the byte of the stream it stopped at to populate
         self.src = [0] * n
@@ -360,9 +360,8 @@ class Reference:
             nbytes, self.normal = 4104, self.normal + 1
             self.unflushed = (self.unflushed + 1) % 32
             self.t += self.t_resend
-            if self.t_populate and page // 512 not in self.populated:
-                self.populations += 1              # the destination's work: see batch()
-                self.populated.add(page // 512)
+            if self.t_populate:
+                self.populated.add(page // 512)    # the destination's work: see batch()
         else:
             nbytes, self.zero = 9, self.zero + 1
             if page in self.touched:
@@ -383,15 +382,15 @@ class Reference:
         """Send ``pages`` (one batch) in order, stopping before a page where ``check()``
         is true; then the destination populates the regions the batch brought,
         behind the source, reading nothing meanwhile."""
-        t0, bytes0, populations = self.t, self.transferred, self.populations
+        t0, bytes0, populations = self.t, self.transferred, len(self.populated)
         for q in pages:
             if check is not None and check():
                 break
             self.send(q)
-        if self.populations > populations:
+        if len(self.populated) > populations:
             if t0 >= self.dst_t:
                 self.dst_at = bytes0
-            self.dst_t = max(self.dst_t, t0) + (self.populations - populations) * self.t_populate
+            self.dst_t = max(self.dst_t, t0) + (len(self.populated) - populations) * self.t_populate
         self.wait_for_destination()
 
     def wait_for_destination(self):

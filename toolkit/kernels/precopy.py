@@ -301,6 +301,12 @@ def destination_pace(p, st, t_batch, bytes_batch, n_populated):
         if t_batch >= st[L.S_DST_T]:              # it was idle: it stops at this batch
             st[L.S_DST_AT] = bytes_batch
         st[L.S_DST_T] = max(st[L.S_DST_T], t_batch) + n_populated * p[L.P_PS_POPULATE]
+    wait_for_destination(p, st)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def wait_for_destination(p, st):
+    """Once the socket buffers are full, the source waits for the destination."""
     if st[L.S_T] < st[L.S_DST_T] and \
             st[L.S_TRANSFERRED] - st[L.S_DST_AT] > p[L.P_SOCKET_BUFFER]:
         st[L.S_T] = st[L.S_DST_T]
@@ -625,7 +631,7 @@ def save_device_state(p, st):
     st[L.S_TRANSFERRED] += p[L.P_DEVICE_BYTES]
     st[L.S_DOWNTIME_BYTES] += p[L.P_DEVICE_BYTES]
     st[L.S_T] += p[L.P_PS_DEVICE]
-    destination_pace(p, st, st[L.S_T], st[L.S_TRANSFERRED], 0)
+    wait_for_destination(p, st)
     st[L.S_DOWNTIME_END] = st[L.S_T]
 
 

@@ -619,17 +619,22 @@ def _keep_files(workdir: Path, output_dir: Path) -> dict[str, Path]:
     return kept
 
 
+def _set_migration(qmp: QMPClient, caps: dict, params: dict) -> None:
+    """``migrate-set-capabilities`` and ``migrate-set-parameters`` on one side (none
+    sent where there are none)."""
+    if caps:
+        qmp.execute("migrate-set-capabilities", {"capabilities": [
+            {"capability": name, "state": bool(state)} for name, state in caps.items()]})
+    if params:
+        qmp.execute("migrate-set-parameters", params)
+
+
 def _migrate(run: _Run, image: Path, version, *, ram_mib, prealloc, start_page, pages, caps,
              params, incoming, warmup, time_limit, sample_interval, verify,
              callback) -> MigrationResult:
     dst = run.start("dst", image, ram_mib, ["-incoming", "defer"] + (["-S"] if verify else []),
                     prealloc)
-    dst_caps, dst_params = incoming
-    if dst_caps:
-        dst.execute("migrate-set-capabilities", {"capabilities": [
-            {"capability": name, "state": bool(state)} for name, state in dst_caps.items()]})
-    if dst_params:
-        dst.execute("migrate-set-parameters", dst_params)
+    _set_migration(dst, *incoming)
     # Port 0: the destination binds a free port itself and reports it, no race.
     dst.execute("migrate-incoming", {"uri": "tcp:127.0.0.1:0"})
     port = int(dst.execute("query-migrate")["socket-address"][0]["port"])
@@ -639,9 +644,7 @@ def _migrate(run: _Run, image: Path, version, *, ram_mib, prealloc, start_page, 
     time.sleep(warmup)
     run.check_alive()
 
-    src.execute("migrate-set-capabilities", {"capabilities": [
-        {"capability": name, "state": bool(state)} for name, state in caps.items()]})
-    src.execute("migrate-set-parameters", params)
+    _set_migration(src, caps, params)
     # Right before migrate: the write count and the cursor as one consistent pair.
     t_warm, stats_warm = run.paused_stats(src)
     writes_warm = stats_warm.writes

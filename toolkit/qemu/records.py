@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..constants import GIB, MIB, PAGE_SIZE
+from ..constants import MIB, PAGE_SIZE
 from ..scenario import PARAMETER_INDEX, QEMU_VERSIONS, Scenario
+from .harness import low_ram_mib
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "datasets" / "qemu-validation"
@@ -27,14 +28,14 @@ def firmware_data_ranges(ram: int) -> str:
     """The pages SeaBIOS leaves data in at the top of low RAM, as ``data_ranges``
     (bytes): one page and 26 pages just below 16 MiB under its top, and 3 pages
     128 KiB under it. Read off ``pmemsave`` dumps of the harness's guest (QEMU
-    10.0, machine ``pc``) at 64 MiB to 4 GiB; on a ``pc`` machine of 3.5 GiB or
-    more, low RAM ends at 3 GiB (the rest is mapped above 4 GiB).
+    10.0, machine ``pc``) at 64 MiB to 4 GiB; low RAM is
+    :func:`toolkit.qemu.harness.low_ram_mib`.
 
     These few pages matter because each lies in a 2 MiB region that holds no other
     data: the destination populates the region when the page arrives
     (``dst_populate_time``), in the downtime when the first pass had not reached it.
     """
-    top = 3 * GIB if ram >= 3.5 * GIB else ram
+    top = low_ram_mib(ram // MIB) * MIB
     pages = ((top - 16 * MIB - 31 * PAGE_SIZE, 1), (top - 16 * MIB - 26 * PAGE_SIZE, 26),
              (top - 128 * 1024, 3))
     return ", ".join(f"{start}:{n * PAGE_SIZE}" for start, n in pages)
