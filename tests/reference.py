@@ -16,6 +16,7 @@ from toolkit.kernels.layout import TRACE
 MASK64 = (1 << 64) - 1
 PS_PER_MS = 10**9
 PAGE = 4096
+MULTIFD_HEADER = 320 + 8 * 128    # a multifd packet's header and page offsets [B]
 
 
 def splitmix64(state: int) -> tuple[int, int]:
@@ -85,6 +86,28 @@ class Reference:
         self.t_section = ps(18 / link)
         self.t_sync = ps((sc.sync_time_fixed + sc.sync_time_per_gib * sc.ram_size / 2**30) / 1e3)
         self.t_sync_page = ps(sc.sync_time_per_dirty_page * 1e-9)
+        # multifd: channels (0 = off), who finds zero pages, the costs of a packet
+        self.channels = sc.multifd_channels if sc.multifd else 0
+        self.mf_detect = self.channels > 0 and sc.zero_page_detection == "multifd" and \
+            sc.qemu_version != "8.2"
+        page_time = {"none": sc.multifd_page_time, "zlib": sc.zlib_page_time,
+                     "zstd": sc.zstd_page_time}[sc.multifd_compression]
+        self.mf_page_bytes = PAGE if sc.multifd_compression == "none" else \
+            max(1, round(PAGE * sc.compressed_fraction))
+        self.t_mf_queue = ps(sc.multifd_queue_time * 1e-9)
+        self.t_mf_packet = ps(sc.multifd_packet_time * 1e-9)
+        self.t_mf_page = ps(page_time * 1e-9)
+        self.t_mf_zero = ps(sc.zero_page_scan_time * 1e-9)
+        self.t_mf_untouched = ps(sc.untouched_page_scan_time * 1e-9)
+        self.t_mf_dst_page = ps(sc.dst_copy_time * 1e-9)
+        self.t_mf_header = ps(MULTIFD_HEADER / link)
+        self.t_mf_page_wire = ps(self.mf_page_bytes / link)
+        self.ch = [[0, 0] for _ in range(self.channels)]    # [end ps, bytes not yet counted]
+        self.packet = []                 # pages queued: (normal, zero allocated, populates)
+        self.link_t = 0
+        self.multifd_bytes = self.mf_packets = self.mf_wait = 0
+        self.pass_ended = False          # the last page sent was RAM's last, not flushed yet
+        self.main_populations = 0        # regions populated from the main stream
         self.limit = sc.max_bandwidth // 10
         self.avail_per_ms = sc.avail_switchover_bandwidth // 1000
         rate = sc.dirty_rate / PAGE / 10**12
@@ -285,8 +308,7 @@ class Reference:
 
     def exceeded(self) -> bool:
         # the check sees a normal page once the QEMUFile flushes, every 32 of them
-        visible = self.transferred - self.unflushed * 4104
-        return self.limit != 0 and visible - self.rate_start > self.limit
+        return self.limit != 0 and self.visible_bytes() - self.rate_start > self.limit
 
     def sync(self):
         self.catch_up_writes()
@@ -311,7 +333,16 @@ class Reference:
             self.xfer_prev = self.visible_bytes()
 
     def visible_bytes(self) -> int:
-        return self.transferred - self.unflushed * 4104
+        return self.transferred - self.unflushed * 4104 - self.in_flight()
+
+    def in_flight(self) -> int:
+        """multifd: bytes handed to channels whose packet is not written yet (those
+        written by now are counted in multifd_bytes, for good)."""
+        for ch in self.ch:
+            if ch[1] and ch[0] <= self.t:
+                self.multifd_bytes += ch[1]
+                ch[1] = 0
+        return sum(ch[1] for ch in self.ch)
 
     def trigger_throttle(self):
         """Every second rate period whose new dirty bytes exceed the threshold share
@@ -355,13 +386,16 @@ class Reference:
         self.next_tick += 5000 * PS_PER_MS
 
     def send(self, page: int):
+        if self.channels and (page in self.nonzero or not self.detect or self.mf_detect):
+            return self.queue(page)
         self.dirty.remove(page)
         if page in self.nonzero or not self.detect:
             nbytes, self.normal = 4104, self.normal + 1
             self.unflushed = (self.unflushed + 1) % 32
             self.t += self.t_resend
-            if self.t_populate:
+            if self.t_populate and page // 512 not in self.populated:
                 self.populated.add(page // 512)    # the destination's work: see batch()
+                self.main_populations += 1
         else:
             nbytes, self.zero = 9, self.zero + 1
             if page in self.touched:
@@ -372,6 +406,70 @@ class Reference:
         self.add_bytes(nbytes)
         self.dst[page] = self.src[page]
         self.cursor = 0 if page + 1 == self.n else page + 1
+        self.pass_ended = self.pass_ended or page + 1 == self.n
+
+    # --- multifd
+    def queue(self, page: int):
+        """The page into the packet; the packet to a channel once it holds 128."""
+        self.dirty.remove(page)
+        normal = page in self.nonzero or not self.detect
+        populates = False
+        if normal:
+            self.normal += 1
+            if self.t_populate and page // 512 not in self.populated:
+                self.populated.add(page // 512)
+                populates = True
+        else:
+            self.zero += 1
+            if page not in self.touched:
+                self.untouched += 1
+        self.packet.append((normal, page in self.touched, populates))
+        self.t += self.t_mf_queue
+        self.dst[page] = self.src[page]
+        self.cursor = 0 if page + 1 == self.n else page + 1
+        self.pass_ended = self.pass_ended or page + 1 == self.n
+        if len(self.packet) == 128:
+            self.mf_send()
+
+    def mf_send(self):
+        """To the channel free first (the lowest-numbered of those free as soon)."""
+        c = min(range(self.channels), key=lambda i: self.ch[i][0])
+        if self.ch[c][0] > self.t:
+            self.mf_wait += self.ch[c][0] - self.t
+            self.t = self.ch[c][0]
+        self.in_flight()
+        normal = sum(1 for q in self.packet if q[0])
+        zero_alloc = sum(1 for q in self.packet if not q[0] and q[1])
+        untouched = sum(1 for q in self.packet if not q[0] and not q[1])
+        populations = sum(1 for q in self.packet if q[2])
+        cpu = self.t_mf_packet + normal * self.t_mf_page
+        if self.mf_detect:
+            cpu += zero_alloc * self.t_mf_zero + untouched * self.t_mf_untouched
+        self.link_t = max(self.link_t, self.t) + self.t_mf_header + normal * self.t_mf_page_wire
+        dst = normal * self.t_mf_dst_page + populations * self.t_populate
+        nbytes = MULTIFD_HEADER + normal * self.mf_page_bytes
+        self.ch[c] = [max(self.t + cpu, self.link_t, self.t + dst), nbytes]
+        self.add_bytes(nbytes)
+        self.mf_packets += 1
+        self.packet = []
+
+    def mf_sync(self):
+        """Flush the packet, a sync packet on every channel after its work, wait for
+        all, then the flush flag (8 B) on the main stream."""
+        if self.packet:
+            self.mf_send()
+        t0 = self.t
+        done = t0
+        for ch in self.ch:
+            end = max(t0, ch[0]) + max(self.t_mf_packet, self.t_mf_header)
+            self.multifd_bytes += ch[1] + MULTIFD_HEADER
+            self.add_bytes(MULTIFD_HEADER)
+            ch[:] = [end, 0]
+            done = max(done, end)
+        self.mf_wait += done - t0
+        self.t = done
+        self.add_bytes(8)
+        self.pass_ended = False
 
     def add_bytes(self, nbytes: int):
         self.transferred += nbytes
@@ -382,15 +480,22 @@ class Reference:
         """Send ``pages`` (one batch) in order, stopping before a page where ``check()``
         is true; then the destination populates the regions the batch brought,
         behind the source, reading nothing meanwhile."""
-        t0, bytes0, populations = self.t, self.transferred, len(self.populated)
-        for q in pages:
-            if check is not None and check():
+        # multifd: the search went round the end of RAM; QEMU checks before it searches,
+        # so the page it found then goes unchecked
+        flushed = self.channels and pages and (pages[0] < self.cursor or
+                                               (self.cursor == 0 and self.pass_ended))
+        if flushed:
+            self.mf_sync()
+        t0, bytes0, populations = self.t, self.transferred, self.main_populations
+        for i, q in enumerate(pages):
+            if check is not None and not (flushed and i == 0) and check():
                 break
             self.send(q)
-        if len(self.populated) > populations:
+        if self.main_populations > populations:
             if t0 >= self.dst_t:
                 self.dst_at = bytes0
-            self.dst_t = max(self.dst_t, t0) + (len(self.populated) - populations) * self.t_populate
+            self.dst_t = max(self.dst_t, t0) + (self.main_populations - populations) * \
+                self.t_populate
         self.wait_for_destination()
 
     def wait_for_destination(self):
@@ -422,13 +527,16 @@ class Reference:
             if (self.t - t0) // PS_PER_MS > 50:
                 break
         self.unflushed = 0              # qemu_fflush after the end-of-section marker
-        self.t = min(self.t, cut)
+        if self.t > cut:
+            self.mf_wait = max(0, self.mf_wait - (self.t - cut))
+            self.t = cut
 
     def update_counters(self):
         now = self.now_ms()
         if now < self.win_start_ms + 100:
             return
-        transferred = self.transferred - self.win_bytes0
+        current = self.transferred - self.in_flight()
+        transferred = current - self.win_bytes0
         spent = now - self.win_start_ms
         bandwidth = transferred / spent
         self.last_bw = transferred * 1000 // spent
@@ -437,9 +545,9 @@ class Reference:
         mbps = ((transferred * 8.0) / (spent / 1000.0)) / 1e6
         if self.dirty_rate != 0 and transferred > 10000 and expected > 0:
             self.expected_downtime = int(self.dirty_bytes_last_sync / expected)
-        self.rate_start = self.transferred
+        self.rate_start = current
         self.win_start_ms = now
-        self.win_bytes0 = self.transferred
+        self.win_bytes0 = current
         row = dict(TIME=now, TIME_SPENT=spent, BYTES=transferred, BANDWIDTH=bandwidth,
                    THRESHOLD=self.threshold, PENDING=len(self.dirty) * PAGE,
                    TRANSFERRED=self.transferred, SYNCS=self.syncs,
@@ -459,6 +567,8 @@ class Reference:
         while self.dirty:
             first = self.next_dirty()
             self.batch([q for q in range(first, self.n) if q in self.dirty][:64])
+        if self.channels:
+            self.mf_sync()
         self.add_bytes(self.sc.device_state_size)
         self.t += ps(self.sc.device_state_size / self.sc.link_bandwidth)
         self.wait_for_destination()
@@ -555,6 +665,7 @@ class Reference:
                 self.t = max(self.t, min((self.win_start_ms + 100) * PS_PER_MS,
                                          ps(self.sc.max_time)))
         self.catch_up_writes()          # the writes due by the end
+        self.in_flight()                # what the channels wrote by the end
         return self
 
     def lost_pages(self) -> int:

@@ -148,6 +148,23 @@ CASES = {
     "qemu-10.1": dict(workload="sequential", write_range="1MiB", write_range_start=0,
                       dirty_rate="30MiB/s", avail_switchover_bandwidth="80MB/s",
                       qemu_version="10.1"),
+    # multifd: packets, channels waited for, the lagging rate check, per-pass syncs
+    "multifd-rate-limited": dict(multifd=True, dirty_rate="4MiB/s", max_bandwidth="3MB/s",
+                                 multifd_packet_time="300us"),
+    "multifd-cpu-bound-zero-writes": dict(
+        multifd=True, multifd_channels=3, dirty_rate="6MiB/s", zero_fraction=0.5,
+        zero_write_share=0.3, multifd_page_time="30us", zero_page_scan_time=5000,
+        untouched_page_scan_time=400, multifd_queue_time=900, dst_populate_time="1ms",
+        dst_copy_time=2000),
+    "multifd-legacy-zstd": dict(multifd=True, multifd_channels=4, ram_size="16MiB",
+                                multifd_compression="zstd", compressed_fraction=0.6,
+                                zero_page_detection="legacy", zero_fraction=0.4,
+                                dirty_rate="8MiB/s", zero_page_scan_time=3000,
+                                avail_switchover_bandwidth="2MB/s", zstd_page_time="20us"),
+    "multifd-8.2-hotcold": dict(multifd=True, multifd_channels=1, qemu_version="8.2",
+                                workload="hotcold", dirty_rate="5MiB/s", zero_fraction=0.3,
+                                auto_converge=True, max_time=25.0,
+                                multifd_compression="zlib", zlib_page_time="20us"),
 }
 
 
@@ -167,6 +184,8 @@ def assert_same(sc: Scenario):
         "downtime_limit": s[L.S_DOWNTIME_LIMIT], "faults": s[L.S_FAULTS],
         "postcopy_t": s[L.S_POSTCOPY_T], "downtime_end": s[L.S_DOWNTIME_END],
         "populations": s[L.S_POPULATED], "untouched": s[L.S_UNTOUCHED],
+        "multifd_bytes": s[L.S_MULTIFD_BYTES], "packets": s[L.S_MF_PACKETS],
+        "multifd_wait": s[L.S_MF_WAIT],
     }
     want = {
         "converged": ref.converged, "t": ref.t, "setup": ref.setup_t, "writes": ref.writes,
@@ -181,6 +200,8 @@ def assert_same(sc: Scenario):
         "postcopy_t": -1 if ref.postcopy_t is None else ref.postcopy_t,
         "downtime_end": 0 if ref.downtime_end is None else ref.downtime_end,
         "populations": len(ref.populated), "untouched": ref.untouched,
+        "multifd_bytes": ref.multifd_bytes, "packets": ref.mf_packets,
+        "multifd_wait": ref.mf_wait,
     }
     assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in want.items()}
     want_trace = np.array(ref.trace, dtype=float).reshape(-1, L.N_TRACE)
@@ -243,6 +264,8 @@ def test_kernel_equals_reference(case, check):  # noqa: C901 (one check per case
         assert ref.untouched > 0
     if sc.mem_prealloc or sc.zero_page_detection == "none":
         assert ref.untouched == 0
+    if sc.multifd:
+        assert ref.mf_packets > 0 and ref.mf_wait > 0 and ref.multifd_bytes > 0
 
 
 def test_cases_cover_both_verdicts():
@@ -264,11 +287,14 @@ def test_cases_cover_both_verdicts():
        stride=st.sampled_from([1, 3, 5]), cursor=st.integers(0, 63),
        scans=st.sampled_from([(100, 100), (3000, 200)]),
        allocated=st.floats(0, 1), ram=st.sampled_from(["1MiB", "1MiB", "3MiB"]),
-       data=st.sampled_from(["", "900KiB:8KiB", "600KiB:1KiB, 1000KiB:24KiB"]))
+       data=st.sampled_from(["", "900KiB:8KiB", "600KiB:1KiB, 1000KiB:24KiB"]),
+       multifd=st.sampled_from([None, None, (1, "none"), (2, "zstd"), (5, "none"),
+                                (3, "zlib")]),
+       mf_costs=st.sampled_from([(50, 10_000, 250), (2000, 400_000, 30_000), (0, 0, 0)]))
 def test_kernel_equals_reference_random(dirty, workload, max_bw, downtime, avail, zero, seed,
                                         check, version, auto_converge, max_time, zero_writes,
                                         prealloc, detection, dst, stride, cursor, scans,
-                                        allocated, ram, data):
+                                        allocated, ram, data, multifd, mf_costs):
     sc = Scenario(**{**SMALL, "ram_size": ram, "max_time": max_time, "dirty_rate": dirty,
                      "qemu_version": version, "auto_converge": auto_converge,
                      "workload": workload, "write_range": "256KiB",
@@ -280,7 +306,13 @@ def test_kernel_equals_reference_random(dirty, workload, max_bw, downtime, avail
                      "data_ranges": data,
                      "dst_copy_time": dst[1], "write_stride": stride, "write_cursor": cursor,
                      "zero_page_scan_time": scans[0], "untouched_page_scan_time": scans[1],
-                     "zero_allocated_fraction": allocated * zero})
+                     "zero_allocated_fraction": allocated * zero,
+                     "multifd": multifd is not None,
+                     "multifd_channels": multifd[0] if multifd else 2,
+                     "multifd_compression": multifd[1] if multifd else "none",
+                     "multifd_queue_time": mf_costs[0], "multifd_packet_time": mf_costs[1],
+                     "multifd_page_time": mf_costs[2], "zstd_page_time": mf_costs[2] * 3,
+                     "zlib_page_time": mf_costs[2] * 9, "compressed_fraction": 0.4})
     assert_same(sc)
 
 

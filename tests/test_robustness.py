@@ -275,7 +275,7 @@ def test_the_memory_estimate_is_what_run_kernel_allocates(monkeypatch):
     seen = {}
 
     def slice_(p, streams, st, rng, dirty_log, bitmap, content, src, dst, *rest):
-        seen.update(arrays=(dirty_log, bitmap, content, src, dst))
+        seen.update(arrays=(dirty_log, bitmap, content, src, dst, st))
         return True                                   # the migration ended
 
     monkeypatch.setattr(module, "migration_thread_setup", lambda *args: None)
@@ -413,12 +413,12 @@ def test_fingerprints_of_existing_grids_are_unchanged(tmp_path, monkeypatch):
                    zipf_exponent=[0.5, 1.2345678], workload="zipf", check=[False, True])
     # computed by the eager plan() of commit 5d9b9b3, again when the Scenario gained
     # data_ranges, dst_populate_time and socket_buffer_size and tcg-loopback was
-    # recalibrated (a point's identity then changes: a sweep of the older model is not
-    # resumed into this one)
+    # recalibrated, and when it gained multifd (a point's identity then changes: a
+    # sweep of the older model is not resumed into this one)
     assert plan(**test_sweep_grid).fingerprint(False) == \
-        "07c6d94d01b306007d40d297508ab68580f097b7f5a3ea87bcd9852864c73f3d"
+        "ba5289553a5b5853181d650e931da33885597114d38ea8f3518b2ffcb453f2a6"
     assert plan(**coupled).fingerprint(True) == \
-        "943bd78ac104513b094e3e08f0d255e0620544d081ed56e60da775f7f7fb1b10"
+        "6f899e12e7380de4e31834d6d6d146f647a70453dd9b65fae45d1db90ea2c9d7"
     paths = []
     for i in range(2):
         paths.append(str(tmp_path / f"t{i}.txt"))

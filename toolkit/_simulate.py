@@ -64,7 +64,7 @@ def run_kernel(sc: Scenario, cancel: threading.Event | None = None) -> RawRun:
     enc = encode(sc)
     p, streams, pol, rng, content, arrays = (enc.params, enc.streams, enc.monitor, enc.seeds,
                                              enc.content, enc.arrays)
-    st = np.zeros(L.N_STATE, dtype=np.int64)
+    st = np.zeros(*arrays["state"])
     dirty_log, bitmap = np.zeros(*arrays["dirty_log"]), np.zeros(*arrays["bitmap"])
     src_version = np.zeros(*arrays["version"])
     dst_version = np.full(arrays["dst_version"][0], -1, arrays["dst_version"][1])
@@ -90,7 +90,7 @@ def run_kernel(sc: Scenario, cancel: threading.Event | None = None) -> RawRun:
         length = max(PS_PER_MS, int(length * min(8.0, SLICE_WALL_TIME / max(wall, 1e-6))))
     migration_iteration_finish(p, streams, st, rng, dirty_log, content, src_version,
                                dst_version)
-    return RawRun(state=st, trace=trace[: st[L.S_N_WINDOWS]].copy())
+    return RawRun(state=st[: L.N_STATE].copy(), trace=trace[: st[L.S_N_WINDOWS]].copy())
 
 
 # ---------------------------------------------------------------- memory

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import policies
-from .constants import (GIB, NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_S, SECTION_WIRE,
-                        ZERO_PAGE_WIRE)
+from .constants import (GIB, MULTIFD_HEADER_WIRE, NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_S,
+                        SECTION_WIRE, ZERO_PAGE_WIRE)
 from .kernels import layout as L
 from .scenario import QEMU_VERSIONS, Scenario
 from .workloads import parse_phases, read_write_trace
@@ -132,6 +132,7 @@ def kernel_inputs(sc: Scenario, policy=None) -> tuple[np.ndarray, np.ndarray]:
     p[L.P_WRITTEN_OFF] = zero_words if has_written else -1
     track = p[L.P_PS_POPULATE] > 0
     p[L.P_DST_OFF] = zero_words + (n_words if has_written else 0) if track else -1
+    multifd_inputs(p, sc)
     p[L.P_SEQ_STRIDE] = sc.write_stride
     p[L.P_SEQ_CURSOR] = sc.write_cursor
     p[L.P_PS_SECTION] = wire_ps(SECTION_WIRE, link)
@@ -166,6 +167,31 @@ def kernel_inputs(sc: Scenario, policy=None) -> tuple[np.ndarray, np.ndarray]:
     p[L.P_PERIODIC_SYNC] = int(auto_converge and
                                QEMU_VERSIONS.index(sc.qemu_version) >= QEMU_VERSIONS.index("9.2"))
     return p, write_streams(sc)
+
+
+def multifd_inputs(p: np.ndarray, sc: Scenario) -> None:
+    """The multifd slots of ``p`` (all 0 with multifd off): channels, who finds zero
+    pages, the migration thread's, the channels' and the destination's costs, and
+    a packet's bytes and wire time."""
+    if not sc.multifd:
+        return
+    link = sc.link_bandwidth
+    p[L.P_MULTIFD_CHANNELS] = sc.multifd_channels
+    # 'multifd' (9.0+) detects zero pages in the channels; 8.2 and 'legacy' in the thread
+    p[L.P_MF_DETECT] = int(sc.zero_page_detection == "multifd" and sc.qemu_version != "8.2")
+    p[L.P_PS_MF_QUEUE] = _ps(sc.multifd_queue_time * 1e-9)
+    p[L.P_PS_MF_PACKET] = _ps(sc.multifd_packet_time * 1e-9)
+    page_time = {"none": sc.multifd_page_time, "zlib": sc.zlib_page_time,
+                 "zstd": sc.zstd_page_time}[sc.multifd_compression]
+    p[L.P_PS_MF_PAGE] = _ps(page_time * 1e-9)
+    p[L.P_PS_MF_ZERO] = _ps(sc.zero_page_scan_time * 1e-9)
+    p[L.P_PS_MF_UNTOUCHED] = _ps(sc.untouched_page_scan_time * 1e-9)
+    p[L.P_PS_MF_DST_PAGE] = _ps(sc.dst_copy_time * 1e-9)
+    page_bytes = PAGE_SIZE if sc.multifd_compression == "none" else \
+        max(1, round(PAGE_SIZE * sc.compressed_fraction))
+    p[L.P_MF_PAGE_BYTES] = page_bytes
+    p[L.P_PS_MF_HEADER_WIRE] = wire_ps(MULTIFD_HEADER_WIRE, link)
+    p[L.P_PS_MF_PAGE_WIRE] = wire_ps(page_bytes, link)
 
 
 def _stream_rates(dirty_rate: float, workload: str, hot_share: float) -> tuple:
@@ -233,7 +259,9 @@ def kernel_arrays(sc: Scenario, p: np.ndarray) -> dict:
     ``dirty_log`` and ``bitmap`` hold a bit per page in uint64 words;
     ``content`` up to three such bitsets (laid out by ``P_ZERO_WORD0``,
     ``P_WRITTEN_OFF`` and ``P_DST_OFF`` of ``p``, see :func:`page_content`);
-    ``version`` and ``dst_version`` an int32 per page with ``check``, else none.
+    ``version`` and ``dst_version`` an int32 per page with ``check``, else none;
+    ``state`` the kernel's state with a record per multifd channel
+    (``layout.S_CHANNELS``).
     """
     n_words = (sc.n_pages + 63) // 64
     content = n_words - int(p[L.P_ZERO_WORD0]) + \
@@ -241,4 +269,5 @@ def kernel_arrays(sc: Scenario, p: np.ndarray) -> dict:
     versions = sc.n_pages if sc.check else 0
     return {"dirty_log": (n_words, np.uint64), "bitmap": (n_words, np.uint64),
             "content": (content, np.uint64), "version": (versions, np.int32),
-            "dst_version": (versions, np.int32)}
+            "dst_version": (versions, np.int32),
+            "state": (L.N_STATE + int(p[L.P_MULTIFD_CHANNELS]) * L.CH_SIZE, np.int64)}

@@ -526,6 +526,9 @@ PARAMETERS = (
           "sequential: offset in the range of the first write (where the guest's cursor "
           "stands when the migration starts); below the range's pages."),
     # the link and QEMU's migration parameters
+    Param("compressed_fraction", "fraction", 0.5, "1", 0, 1,
+          "multifd compression: the share of its 4096 B a normal page of this guest "
+          "compresses to (how compressible its data is).", lo_open=True),
     Param("link_bandwidth", "rate", "10Gbit/s", "B s-1", 1000, 1e12,
           "What the network carries; the final copy runs at this rate."),
     Param("max_bandwidth", "rate", MAX_THROTTLE, "B s-1", 0, SIZE_MAX,
@@ -545,6 +548,17 @@ PARAMETERS = (
           "i.e. like legacy here (multifd is not modelled); 'none' sends every page as a "
           "normal page. QEMU 8.2 has no such parameter: it behaves as legacy.",
           choices=("multifd", "legacy", "none")),
+    Param("multifd", "bool", False, "1", qemu="multifd",
+          doc="QEMU capability multifd: the migration thread queues pages into 128-page "
+          "packets that multifd_channels sender threads send, each on a connection of "
+          "its own; with zero_page_detection 'multifd' they also find the zero pages."),
+    Param("multifd_channels", "int", 2, "1", 1, 255, qemu="multifd-channels",
+          doc="multifd: sender threads (QEMU's default 2; its docs say 8 usually performs "
+          "best)."),
+    Param("multifd_compression", "choice", "none", "1", qemu="multifd-compression",
+          doc="multifd: 'zlib' or 'zstd' compress each packet's normal pages in the "
+          "channel (zlib_page_time or zstd_page_time each, to compressed_fraction of "
+          "their size); 'none' sends them as they are.", choices=("none", "zlib", "zstd")),
     Param("qemu_version", "choice", "10.0", "1", doc="QEMU release whose rules apply: "
           "8.2, 9.0, 9.1, 9.2, 10.0 or 10.1 (10.1 and later: switchover when pending <= "
           "threshold; 9.2 and later: auto-converge's 5 s dirty sync).", choices=QEMU_VERSIONS),
@@ -602,6 +616,21 @@ PARAMETERS = (
     Param("dst_copy_time", "duration", 0.0, "ns", 0, 1e9,
           "Destination: time to take in a normal page it already holds (copy only).",
           time_unit="ns"),
+    Param("multifd_queue_time", "duration", 50.0, "ns", 0, 1e9,
+          "multifd: CPU time of the migration thread to queue one page into a packet.",
+          time_unit="ns"),
+    Param("multifd_packet_time", "duration", 10000.0, "ns", 0, 1e9,
+          "multifd: CPU time of a channel per packet (its header, the write call).",
+          time_unit="ns"),
+    Param("multifd_page_time", "duration", 250.0, "ns", 0, 1e9,
+          "multifd: CPU time of a channel per normal page sent uncompressed (its copy "
+          "into the socket).", time_unit="ns"),
+    Param("zlib_page_time", "duration", 50000.0, "ns", 0, 1e9,
+          "multifd-compression zlib: CPU time of a channel to compress one normal page "
+          "(level 1).", time_unit="ns"),
+    Param("zstd_page_time", "duration", 5000.0, "ns", 0, 1e9,
+          "multifd-compression zstd: CPU time of a channel to compress one normal page "
+          "(level 1).", time_unit="ns"),
     Param("sync_time_fixed", "duration", 1.0, "ms", 0, 1e6,
           "Bitmap sync: fixed cost per sync."),
     Param("sync_time_per_gib", "duration", 0.5, "ms", 0, 1e6,
@@ -721,11 +750,15 @@ class Scenario:
     mem_prealloc: bool | None = None
     write_stride: int | None = None
     write_cursor: int | None = None
+    compressed_fraction: float | None = None
     link_bandwidth: float | str | None = None
     max_bandwidth: int | str | None = None
     downtime_limit: int | str | None = None
     avail_switchover_bandwidth: int | str | None = None
     zero_page_detection: str | None = None
+    multifd: bool | None = None
+    multifd_channels: int | None = None
+    multifd_compression: str | None = None
     qemu_version: str | None = None
     auto_converge: bool | None = None
     throttle_trigger_threshold: int | None = None
@@ -746,6 +779,11 @@ class Scenario:
     dst_populate_time: float | str | None = None
     socket_buffer_size: int | str | None = None
     dst_copy_time: float | str | None = None
+    multifd_queue_time: float | str | None = None
+    multifd_packet_time: float | str | None = None
+    multifd_page_time: float | str | None = None
+    zlib_page_time: float | str | None = None
+    zstd_page_time: float | str | None = None
     sync_time_fixed: float | str | None = None
     sync_time_per_gib: float | str | None = None
     sync_time_per_dirty_page: float | str | None = None
@@ -809,6 +847,14 @@ class Scenario:
         if self.dirty_limit and self.workload in ("replay", "phases"):
             raise ValueError(f"dirty_limit needs a guest with one dirty_rate; workload="
                              f"{self.workload!r} has none")
+        if self.multifd_compression != "none" and not self.multifd:
+            raise ValueError(f"multifd_compression={self.multifd_compression!r} needs "
+                             "multifd=True (QEMU compresses only in the multifd channels)")
+        if self.multifd and (self.postcopy_ram or
+                             getattr(self.policy_object, "postcopy", False)):
+            raise ValueError("multifd=True with postcopy-ram (postcopy_ram=True or a policy "
+                             "that switches to postcopy) is not modelled: QEMU refuses it "
+                             "before 10.1")
         if self.postcopy_start_sync and not self.postcopy_ram:
             raise ValueError(f"postcopy_start_sync={self.postcopy_start_sync!r} needs "
                              "postcopy_ram=True (QEMU refuses migrate-start-postcopy without "

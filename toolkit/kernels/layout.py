@@ -162,9 +162,36 @@ PARAMS = Table("P_", "int64", (
       "where the destination's bits start in ``content`` (a word's bits all set once "
       "its 2 MiB region is populated), -1 = none: populating costs nothing, nothing "
       "to track [words]"),
+    # multifd (migration/multifd.c, multifd-nocomp.c, multifd-zlib.c, multifd-zstd.c)
+    _F("MULTIFD_CHANNELS", _ONE, "multifd-channels", "sender threads; 0 = multifd off"),
+    _F("MF_DETECT", _ONE, "zero detection in the channels",
+      "1: zero-page-detection=multifd with multifd on (QEMU 9.0+): the channels scan "
+      "the pages; 0: the migration thread does (legacy)", dtype="bool"),
+    _F("PS_MF_QUEUE", _PS, "queue time",
+      "migration thread: one page queued into the packet (multifd_queue_page)"),
+    _F("PS_MF_PACKET", _PS, "packet time", "channel: CPU time per packet (fill, writev)"),
+    _F("PS_MF_PAGE", _PS, "channel page time",
+      "channel: CPU time per normal page (sent as is, or compressed)"),
+    _F("PS_MF_ZERO", _PS, "channel zero page time",
+      "channel: scan of a zero page of allocated RAM (zero detection there)"),
+    _F("PS_MF_UNTOUCHED", _PS, "channel untouched zero page time",
+      "channel: scan of a zero page of never-touched RAM"),
+    _F("PS_MF_DST_PAGE", _PS, "destination page time",
+      "destination receive thread: per normal page (copy)"),
+    _F("PS_MF_HEADER_WIRE", _PS, "packet header wire time",
+      "wire time of a packet's header and page offsets"),
+    _F("PS_MF_PAGE_WIRE", _PS, "packet page wire time",
+      "wire time of one normal page's data in a packet (compressed: its share)"),
+    _F("MF_PAGE_BYTES", _B, "packet page bytes",
+      "bytes of one normal page's data in a packet (4096, or compressed)"),
 ))
 
 # --- state: kernel-owned, zero on entry, read back as results ---
+CHANNEL = Table("CH_", "int64", (      # a record of STATE's multifd channels
+    _F("END", _PS, "packet end", "when the channel's last packet is written"),
+    _F("BYTES", _B, "bytes in flight",
+      "that packet's bytes, until multifd_bytes counts them (0 once counted)"),
+))
 STATE = Table("S_", "int64", (
     _F("T", _PS, "total time", "query-migrate total-time: migrate command to completion "
       "(to max_time if not converged)", result="total_time"),
@@ -298,6 +325,30 @@ STATE = Table("S_", "int64", (
     _F("POL_STALL_PROGRESS_MS", _MS, "stall progress",
       "KubeVirt: when that lowest value last fell by the margin"),
     _F("POL_STALL_MS", _MS, "stall declared", "KubeVirt: when the stall was declared, -1 not yet"),
+    # multifd: the packet being filled, the channels' work in flight, the link
+    _F("MF_FILL", _PAGES, "packet pages", "pages queued in the packet being filled (0..127)"),
+    _F("MF_NORMAL", _PAGES, "packet normal pages", "of them normal pages"),
+    _F("MF_ZERO", _PAGES, "packet zero pages", "of them zero pages of allocated RAM"),
+    _F("MF_UNTOUCHED", _PAGES, "packet untouched zero pages",
+      "of them zero pages of never-touched RAM"),
+    _F("MF_POPULATED", _ONE, "packet populations",
+      "2 MiB regions the packet's normal pages populate on the destination"),
+    _F("MF_INFLIGHT", _B, "multifd bytes in flight",
+      "bytes handed to channels not yet written (multifd_bytes counts them after)"),
+    _F("MF_NEXT_END", _PS, "next packet end",
+      "when the earliest packet in flight is written, INT64_MAX if none"),
+    _F("LINK_T", _PS, "link busy until", "multifd: the channels' packets share the link"),
+    _F("MF_FLUSHED", _ONE, "passes flushed",
+      "passes over RAM whose end multifd_ram_flush_and_sync has handled"),
+    _F("MULTIFD_BYTES", _B, "multifd bytes", "query-migrate ram.multifd-bytes: bytes the "
+      "channels wrote (packets and sync packets)", result="multifd_bytes"),
+    _F("MF_PACKETS", _ONE, "multifd packets", "packets of pages the channels sent",
+      result="multifd_packets"),
+    _F("MF_WAIT", _PS, "waited for a channel",
+      "time the migration thread waited for a free channel or a channel sync "
+      "(multifd_send, multifd_send_sync_main)", result="multifd_wait_time"),
+    _F("CHANNELS", _ONE, "channels", "multifd: per channel, records of CHANNEL",
+      length=0, record=CHANNEL),
 ))
 
 # --- trace: ``trace[window, column]``, one row per closed window ---

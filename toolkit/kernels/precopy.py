@@ -1,9 +1,9 @@
 """The migration thread of QEMU precopy, one 4 KiB page at a time.
 
 Mirrors QEMU 10.0 ``migration/migration.c`` and ``migration/ram.c`` for a
-RAM-only guest without multifd or xbzrle (with auto-converge, dirty-limit
-approximated, and postcopy as a summary); see ``docs/model.md`` for what is
-simplified. Time is an integer number of picoseconds since the ``migrate``
+RAM-only guest without xbzrle (with multifd, see :mod:`.multifd`; auto-converge;
+dirty-limit approximated; postcopy as a summary); see ``docs/model.md`` for what
+is simplified. Time is an integer number of picoseconds since the ``migrate``
 command; QEMU's own clocks (``now_ms``) are that time truncated to milliseconds.
 """
 import numpy as np
@@ -13,6 +13,8 @@ from ..constants import (NORMAL_PAGE_WIRE, PAGE_SIZE, PS_PER_MS, SECTION_WIRE, T
                          ZERO_PAGE_WIRE)
 from .bitset import lowest_bit, popcount, set_range
 from .guest import guest_fault_pages, guest_run_time, guest_write_pages
+from .multifd import (multifd_inflight, multifd_queue_page, multifd_ram_flush_and_sync,
+                      multifd_settle, multifd_setup)
 from .policy import ABORT, PAUSE, POSTCOPY, monitor_poll, monitor_start
 from . import layout as L
 
@@ -37,8 +39,9 @@ def highest_bit(x):
 
 @njit(cache=True, nogil=True)
 def migration_transferred_bytes(st):
-    """Bytes the QEMUFile has flushed (what QEMU's counters see). [B]"""
-    return st[L.S_TRANSFERRED] - st[L.S_UNFLUSHED] * NORMAL_PAGE_WIRE
+    """Bytes the QEMUFile has flushed and the multifd channels have written (what
+    QEMU's counters see). [B]"""
+    return st[L.S_TRANSFERRED] - st[L.S_UNFLUSHED] * NORMAL_PAGE_WIRE - multifd_inflight(st)
 
 
 @njit(cache=True, nogil=True)
@@ -348,9 +351,9 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_versio
     ----------
     careful : bool
         One batch, the rate limit and ``t_cut`` [ps] checked before each page and
-        each page counted at once (near the byte budget or ``max_time``). Otherwise a
-        batch is taken word by word and counted once: nothing looks at the counts
-        inside it.
+        each page counted at once (near the byte budget or ``max_time``; always with
+        multifd, whose pages go one by one into packets). Otherwise a batch is taken
+        word by word and counted once: nothing looks at the counts inside it.
     one_word : bool
         Only the dirty pages of the first dirty word (postcopy, between faults; the
         guest's writes are the caller's).
@@ -370,18 +373,21 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_versio
     zw0, zero_writes, prealloc, track, written_off, dst_off = flags
     simple = not zero_writes and written_off < 0
     check = p[L.P_CHECK] != 0
+    multifd = p[L.P_MULTIFD_CHANNELS] > 0
     maybe_eager = not one_word and writes_looked_at(p, st, n_words)
     while True:
         if maybe_eager and writes_looked_at(p, st, n_words):
             guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
         wi, mask = find_dirty_block(bitmap, n_pages, st[L.S_CURSOR], True)
         left = 64
+        flushed = multifd and multifd_pass_end(p, st, (wi << 6) + lowest_bit(mask))
         t_batch, bytes_batch = st[L.S_T], st[L.S_TRANSFERRED]
-        if careful:
+        if careful or multifd:
             # page by page, in a loop of its own: a branch on ``careful`` in the one
             # below costs it ~20 %
             populated = ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content,
-                                               src_version, dst_version, t_cut)
+                                               src_version, dst_version, limit, t_cut,
+                                               flushed)
             destination_pace(p, st, t_batch, bytes_batch, populated)
             return st[L.S_T] >= t_wait
         n_sent = 0
@@ -438,19 +444,31 @@ def ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_versio
 
 @njit(cache=True, nogil=True)
 def ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content, src_version,
-                           dst_version, t_cut):
+                           dst_version, limit, t_cut, found):
     """A batch from the dirty pages ``mask`` of word ``wi`` on, page by page: each
-    page is counted at once, and the rate limit and ``t_cut`` [ps] are checked
-    before each (:func:`ram_save_batches` near the byte budget or ``max_time``).
-    Returns the regions the destination populates."""
+    page is counted at once, and the rate limit (unless ``limit`` is 0) and
+    ``t_cut`` [ps] are checked before each (:func:`ram_save_batches` near the
+    byte budget or ``max_time``, and with multifd). With multifd a page goes
+    into the packet (``ram_save_target_page_multifd``), but a zero page found
+    by the migration thread (zero-page-detection legacy), which goes as a record
+    on the main stream. With ``found`` the first page goes unchecked: QEMU checks
+    before it searches, and the search has synced the multifd channels
+    (:func:`multifd_pass_end`). Returns the regions the destination populates
+    from the main stream."""
     left = 64
     n_populated = 0
-    while left > 0 and not migration_rate_exceeded(p, st) and st[L.S_T] < t_cut:
+    multifd = p[L.P_MULTIFD_CHANNELS] > 0
+    while left > 0 and (found or not (limit != 0 and migration_rate_exceeded(p, st)) and
+                        st[L.S_T] < t_cut):
+        found = False
         bit = mask & (~mask + np.uint64(1))
         populated, zero, untouched = take_pages(p, wi, bit, bitmap, dirty_log, content,
                                                 src_version, dst_version)
-        account_pages(p, st, populated, 1 - zero, zero - untouched, untouched)
-        n_populated += populated
+        if multifd and (zero == 0 or p[L.P_MF_DETECT] != 0):
+            multifd_queue_page(p, st, populated, 1 - zero, zero - untouched, untouched)
+        else:
+            account_pages(p, st, populated, 1 - zero, zero - untouched, untouched)
+            n_populated += populated
         set_cursor(p, st, wi, bit)
         left -= 1
         mask &= ~bit
@@ -461,6 +479,24 @@ def ram_save_pages_checked(p, st, wi, mask, bitmap, dirty_log, content, src_vers
             if wi < 0:
                 break
     return n_populated
+
+
+@njit(cache=True, nogil=True)
+def multifd_pass_end(p, st, page):
+    """Before sending ``page``: if the page search went past the end of RAM to
+    find it (``find_dirty_block`` at ``complete_round``), multifd syncs its
+    channels first, once per pass (``multifd-flush-after-each-section`` off).
+    Returns whether it did (the page then goes, see :func:`ram_save_pages_checked`)."""
+    cursor = st[L.S_CURSOR]
+    if page < cursor:                  # round the end now; set_cursor counts the pass
+        multifd_ram_flush_and_sync(p, st)
+        st[L.S_MF_FLUSHED] = st[L.S_WRAPS] + 1
+        return True
+    if cursor == 0 and st[L.S_WRAPS] > st[L.S_MF_FLUSHED]:   # the last pass ended at it
+        multifd_ram_flush_and_sync(p, st)
+        st[L.S_MF_FLUSHED] = st[L.S_WRAPS]
+        return True
+    return False
 
 
 @njit(cache=True, nogil=True)
@@ -515,14 +551,16 @@ def ram_save_iterate(p, streams, st, rng, dirty_log, bitmap, content,
     while st[L.S_DIRTY] > 0:
         # a whole batch fits: the rate limit is not exceeded, max_time not reached
         whole = batch_fits(limit, st[L.S_TRANSFERRED] - st[L.S_RATE_START]) and \
-            st[L.S_T] < batch_until
+            st[L.S_T] < batch_until and p[L.P_MULTIFD_CHANNELS] == 0
         if not whole and (migration_rate_exceeded(p, st) or st[L.S_T] >= t_cut):
             break
         if ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_version,
                             dst_version, not whole, False, limit, t_wait, batch_until, t_cut):
             break
     st[L.S_UNFLUSHED] = 0                # qemu_fflush after RAM_SAVE_FLAG_EOS
-    st[L.S_T] = min(st[L.S_T], t_cut)
+    if st[L.S_T] > t_cut:               # the wait for a channel, if any, ends there too
+        st[L.S_MF_WAIT] = max(0, st[L.S_MF_WAIT] - (st[L.S_T] - t_cut))
+        st[L.S_T] = t_cut
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -564,7 +602,9 @@ def migration_update_counters(p, st, trace):
     now_ms = st[L.S_T] // PS_PER_MS
     if now_ms < st[L.S_WIN_START_MS] + BUFFER_DELAY:
         return
-    transferred = st[L.S_TRANSFERRED] - st[L.S_WIN_BYTES0]
+    # with multifd the channels' bytes count once written (multifd_bytes)
+    current = st[L.S_TRANSFERRED] - multifd_inflight(st)
+    transferred = current - st[L.S_WIN_BYTES0]
     time_spent = now_ms - st[L.S_WIN_START_MS]
     bandwidth = np.float64(transferred) / np.float64(time_spent)
     st[L.S_LAST_BW] = transferred * 1000 // time_spent      # what a management layer reads [B/s]
@@ -576,9 +616,9 @@ def migration_update_counters(p, st, trace):
     mbps = ((np.float64(transferred) * 8.0) / (np.float64(time_spent) / 1000.0)) / 1e6
     if st[L.S_DIRTY_RATE] != 0 and transferred > 10000 and expected_bw_per_ms > 0.0:
         st[L.S_EXPECTED_DOWNTIME] = np.int64(st[L.S_DIRTY_BYTES_LAST_SYNC] / expected_bw_per_ms)
-    st[L.S_RATE_START] = st[L.S_TRANSFERRED]          # migration_rate_reset
+    st[L.S_RATE_START] = current                    # migration_rate_reset
     st[L.S_WIN_START_MS] = now_ms                   # update_iteration_initial_status
-    st[L.S_WIN_BYTES0] = st[L.S_TRANSFERRED]
+    st[L.S_WIN_BYTES0] = current
     row = st[L.S_N_WINDOWS]
     if row < trace.shape[0]:
         trace[row, L.W_TIME] = now_ms
@@ -644,9 +684,11 @@ def migration_completion(p, streams, st, rng, dirty_log, bitmap, content,
     ``migration_switchover_start`` (rate limit off) and ``ram_save_complete``.
     """
     migration_stop_vm(p, streams, st, rng, dirty_log, bitmap, content, src_version)
-    if st[L.S_DIRTY] > 0:              # the rate limit is off
+    while st[L.S_DIRTY] > 0:           # the rate limit is off; with multifd a batch a call
         ram_save_batches(p, streams, st, rng, bitmap, dirty_log, content, src_version,
                          dst_version, False, False, 0, INT64_MAX, INT64_MAX, INT64_MAX)
+    if p[L.P_MULTIFD_CHANNELS] > 0:    # ram_save_complete: the channels drain first
+        multifd_ram_flush_and_sync(p, st)
     save_device_state(p, st)
     st[L.S_CONVERGED] = 1
 
@@ -844,6 +886,7 @@ def migration_thread_setup(p, streams, st, rng, dirty_log, bitmap, content, src_
     st[L.S_TICK_PREV] = 2
     st[L.S_POSTCOPY_T] = -1
     st[L.S_DIRTY_LIMIT_T] = -1
+    multifd_setup(st)
     monitor_start(pol, st)
     st[L.S_EXPECTED_DOWNTIME] = st[L.S_DOWNTIME_LIMIT]
     # setup: the window opens before setup, so setup time dilutes the first estimate
@@ -903,6 +946,7 @@ def migration_iteration_finish(p, streams, st, rng, dirty_log, content, src_vers
     """After the loop: the guest's writes due by the end and, in check mode after
     a switchover, the pages whose destination version differs (``L.S_LOST_PAGES``)."""
     guest_write_pages(p, streams, st, rng, dirty_log, content, src_version)
+    multifd_settle(st)                 # what the channels wrote by the end
     if p[L.P_CHECK] != 0 and st[L.S_CONVERGED] == 1:
         lost = 0
         for page in range(p[L.P_N_PAGES]):
