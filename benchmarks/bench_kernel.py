@@ -8,9 +8,10 @@ Prints, for a 16 GiB guest:
   * their ratio (target: the kernel at >= 40 % of the minimal loop),
   * the speed-up of the kernel over the pure-Python reference (tests/reference.py)
     on a guest small enough for the reference,
-  * and what page content costs: the same guest with half its writes writing zeros
-    over a half-zero RAM, and with the destination populating RAM costed, in page
-    events per second relative to the data-only guest (same run).
+  * and what page content and multifd cost: the same guest with half its writes
+    writing zeros over a half-zero RAM, with the destination populating RAM costed,
+    and with multifd (2 channels; 8 with zstd), in page events per second relative
+    to the data-only guest without multifd (same run).
 
 Run: ``python benchmarks/bench_kernel.py`` (or ``make bench``). Timings are the
 best of several repeats; ratios are taken within one run because this machine
@@ -40,6 +41,8 @@ BIG = dict(ram_size="16GiB", workload="uniform", dirty_rate="1GiB/s",
            link_bandwidth="10Gbit/s", max_bandwidth=0, max_time=40.0)
 CONTENT = dict(zero_write_share=0.5, zero_fraction=0.5)
 DESTINATION = dict(dst_populate_time=1.0, dst_copy_time=300.0)
+MULTIFD = dict(multifd=True)
+MULTIFD_ZSTD = dict(multifd=True, multifd_channels=8, multifd_compression="zstd")
 SMALL = dict(ram_size="32MiB", workload="uniform", dirty_rate="200MiB/s",
              link_bandwidth="1Gbit/s", max_bandwidth=0, downtime_limit=20, max_time=5.0)
 
@@ -92,9 +95,11 @@ def main(argv=None) -> int:
     print(f"32 MiB guest ({n_small:,d} page events): kernel {t_small * 1e3:.2f} ms, "
           f"pure-Python reference {t_ref * 1e3:.0f} ms")
     print(f"  kernel speed-up over the reference: {t_ref / t_small:,.0f}x")
-    print("page content, 16 GiB guest as above, page events/s relative to it:")
+    print("page content and multifd, 16 GiB guest as above, page events/s relative to it:")
     for label, extra in (("half the writes zeros, half of RAM zero", CONTENT),
-                         ("destination populating costed", DESTINATION)):
+                         ("destination populating costed", DESTINATION),
+                         ("multifd, 2 channels", MULTIFD),
+                         ("multifd, 8 channels, zstd", MULTIFD_ZSTD)):
         sc = Scenario(**BIG, **extra)
         t, r = best_of(lambda sc=sc: run_kernel(sc), args.repeats)
         print(f"  {label:42s} {events(r.state) / t / kernel_rate:.2f}")

@@ -499,7 +499,7 @@ def multifd_pass_end(p, st, page):
     return False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def take_pages(p, wi, mask, bitmap, dirty_log, content, src_version, dst_version):
     """Take the dirty pages ``mask`` of bitmap word ``wi`` out of the bitmap (in check
     mode the destination gets their versions).
