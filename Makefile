@@ -15,7 +15,7 @@ CHECK_TESTS := tests/test_units.py tests/test_scenario.py tests/test_model.py \
 	tests/test_reference.py tests/test_page_content.py tests/test_schema.py tests/test_cli.py \
 	tests/test_baselines.py tests/test_workloads.py tests/test_convergence_features.py \
 	tests/test_policies.py tests/test_qemu_guest.py tests/test_robustness.py tests/test_fuzz.py \
-	tests/test_docs.py
+	tests/test_docs.py tests/test_multifd.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

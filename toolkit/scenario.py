@@ -543,10 +543,11 @@ PARAMETERS = (
           integer=True, qemu="avail-switchover-bandwidth", resolved_against="link_bandwidth"),
     # QEMU's release and its convergence features
     Param("zero_page_detection", "choice", "multifd", "1", qemu="zero-page-detection",
-          doc="QEMU 9.0+ zero-page-detection: 'legacy' scans every page and sends a zero "
-          "page as a 9 B record; 'multifd' (the default) does so in the multifd threads, "
-          "i.e. like legacy here (multifd is not modelled); 'none' sends every page as a "
-          "normal page. QEMU 8.2 has no such parameter: it behaves as legacy.",
+          doc="QEMU 9.0+ zero-page-detection: 'legacy' scans every page in the migration "
+          "thread and sends a zero page as a 9 B record; 'multifd' (the default) scans "
+          "them in the multifd channels with multifd on, and is legacy without it; 'none' "
+          "sends every page as a normal page. QEMU 8.2 has no such parameter: it behaves "
+          "as legacy.",
           choices=("multifd", "legacy", "none")),
     Param("multifd", "bool", False, "1", qemu="multifd",
           doc="QEMU capability multifd: the migration thread queues pages into 128-page "

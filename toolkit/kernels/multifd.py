@@ -69,21 +69,23 @@ def _add_bytes(st, nbytes):
 
 
 @njit(cache=True, nogil=True)
-def multifd_queue_page(p, st, populated, normal, zero, untouched):
-    """``multifd_queue_page``: one page into the packet (``normal``, ``zero`` and
-    ``untouched`` say which kind it is, 0 or 1 each; ``populated`` whether it
-    populates a 2 MiB region on the destination); a full packet goes at once."""
-    st[L.S_DIRTY] -= 1
+def multifd_queue_pages(p, st, populated, normal, zero, untouched):
+    """``multifd_queue_page``, for ``normal`` normal pages, ``zero`` zero pages of
+    allocated RAM and ``untouched`` ones of never-touched RAM, one after the other,
+    that populate ``populated`` 2 MiB regions on the destination; a full packet
+    goes at once (the caller never queues past one)."""
+    k = normal + zero + untouched
+    st[L.S_DIRTY] -= k
     st[L.S_NORMAL] += normal
     st[L.S_ZERO] += zero + untouched
     st[L.S_UNTOUCHED] += untouched
     st[L.S_POPULATED] += populated
-    st[L.S_T] += p[L.P_PS_MF_QUEUE]
+    st[L.S_T] += k * p[L.P_PS_MF_QUEUE]
     st[L.S_MF_NORMAL] += normal
     st[L.S_MF_ZERO] += zero
     st[L.S_MF_UNTOUCHED] += untouched
     st[L.S_MF_POPULATED] += populated
-    st[L.S_MF_FILL] += 1
+    st[L.S_MF_FILL] += k
     if st[L.S_MF_FILL] == MULTIFD_PAGES:
         multifd_send(p, st)
 

@@ -164,6 +164,14 @@ PAGE_KINDS = {
                        lambda s: s["untouched_zero_pages"]),
     "allocated_zero": ("zero pages of allocated RAM (preallocated RAM, or pages the guest "
                        "zeroed)", lambda s: s["zero_pages"] - s["untouched_zero_pages"]),
+    "multifd": ("pages queued for multifd channels", lambda s: s["multifd_pages"]),
+    "multifd_packet": ("multifd packets", lambda s: s["multifd_packets"]),
+    "multifd_plain": ("normal pages over multifd uncompressed",
+                      lambda s: s["multifd_normal"] if s["compression"] == "none" else 0.0),
+    "zstd": ("normal pages compressed with zstd",
+             lambda s: s["multifd_normal"] if s["compression"] == "zstd" else 0.0),
+    "zlib": ("normal pages compressed with zlib",
+             lambda s: s["multifd_normal"] if s["compression"] == "zlib" else 0.0),
 }
 
 #: The fittable inputs, by name.
@@ -175,11 +183,17 @@ FITS = {f.name: f for f in (
     Fit("untouched_page_scan_time", 1.0, 1e5, 300.0, pages="untouched_zero"),
     Fit("zero_page_scan_time", 1.0, 1e5, "untouched_page_scan_time", pages="allocated_zero"),
     Fit("page_send_time", 10.0, 1e5, 0.0),
+    Fit("multifd_queue_time", 1.0, 1e4, 0.0, pages="multifd"),
+    Fit("multifd_packet_time", 100.0, 1e7, 0.0, pages="multifd_packet"),
+    Fit("multifd_page_time", 10.0, 1e5, 0.0, pages="multifd_plain"),
+    Fit("zstd_page_time", 10.0, 1e6, 5000.0, pages="zstd"),
+    Fit("zlib_page_time", 10.0, 1e6, 50000.0, pages="zlib"),
 )}
 #: What :func:`calibrate` fits by default, in this order.
 FITTED = ("link_bandwidth", "dst_copy_time", "dst_populate_time", "socket_buffer_size",
           "untouched_page_scan_time",
-          "zero_page_scan_time")
+          "zero_page_scan_time", "multifd_queue_time", "multifd_packet_time",
+          "multifd_page_time", "zstd_page_time", "zlib_page_time")
 
 #: Host values that are neither measured nor fitted (and measured ones no run shows).
 DEFAULTS = {"dirty_rate_efficiency": 1.0, "page_send_time": 0.0, "sync_time_per_gib": 0.0,
@@ -635,7 +649,7 @@ def load_records(out: str | Path = DEFAULT_OUT) -> list[RealRun]:
 # ------------------------------------------------------------------ the fit
 
 _SIM_KEYS = ("total_time", "downtime", "transferred", "dirty_sync_count", "normal_pages",
-             "zero_pages", "untouched_zero_pages", "populated_regions")
+             "zero_pages", "untouched_zero_pages", "populated_regions", "multifd_packets")
 
 
 def _simulate(sc: Scenario, cache: dict) -> dict:
@@ -646,6 +660,10 @@ def _simulate(sc: Scenario, cache: dict) -> dict:
         hit["converged"] = bool(r["converged"])
         hit["max_time"] = sc.max_time * 1e3
         hit["mem_prealloc"] = sc.mem_prealloc
+        hit["compression"] = sc.multifd_compression
+        multifd = float(r["multifd_packets"]) > 0
+        hit["multifd_pages"] = hit["normal_pages"] + hit["zero_pages"] if multifd else 0.0
+        hit["multifd_normal"] = hit["normal_pages"] if multifd else 0.0
         cache[sc] = hit
     return hit
 

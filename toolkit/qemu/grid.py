@@ -99,6 +99,34 @@ def _second_edition() -> list[dict]:
                   parameters={"cpu-throttle-initial": 60, "cpu-throttle-increment": 20},
                   time_limit=12.0),
     ]
+    # multifd (issue 15): channel counts, the rate check's lag under max-bandwidth, zero
+    # detection in the channels (and in the migration thread, legacy), compression, a
+    # downtime with channels, an over-optimistic avail and a large never-touched guest
+    mf = dict(ram_mib=1024, pages=65536, rate=20_000)
+    for channels in (1, 2, 4, 8):
+        out.append(_scenario(f"multifd{channels}", "multifd channels", **mf,
+                             multifd_channels=channels))
+    out += [
+        _scenario("multifd2-bw100", "multifd rate limit", multifd_channels=2,
+                  max_bandwidth=100 * MB),
+        _scenario("multifd2-bw40-dl10-avail5000", "multifd rate limit", multifd_channels=2,
+                  max_bandwidth=40 * MB, downtime_limit=10,
+                  avail_switchover_bandwidth=5000 * MB),
+        _scenario("multifd2-zero-writes", "multifd zero writes", ram_mib=1024, pages=65536,
+                  zero_every=1, rate=20_000, warmup=4.0, multifd_channels=2),
+        _scenario("multifd2-zero-writes-legacy", "multifd zero writes", ram_mib=1024,
+                  pages=65536, zero_every=1, rate=20_000, warmup=4.0, multifd_channels=2,
+                  parameters={"zero-page-detection": "legacy"}),
+        _scenario("multifd2-zstd", "multifd compression", **mf, multifd_channels=2,
+                  multifd_compression="zstd"),
+        _scenario("multifd2-zlib", "multifd compression", **mf, multifd_channels=2,
+                  multifd_compression="zlib"),
+        _scenario("multifd4-optimistic-avail", "multifd over-optimistic avail", ram_mib=1024,
+                  pages=65536, max_bandwidth=100 * MB, downtime_limit=10,
+                  avail_switchover_bandwidth=1_000_000 * MB, multifd_channels=4),
+        _scenario("multifd2-big-2g", "multifd large guest", ram_mib=2048,
+                  multifd_channels=2),
+    ]
     # avail sweeps through the convergence boundary, 20 MB/s apart: a 2048-page range
     # rewritten ~10x a second, 40 MB/s rate limit (the estimate never converges)
     for avail in (40, 60, 80, 100, 120):

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..constants import MIB, PAGE_SIZE
+from ..constants import MIB, MULTIFD_HEADER_WIRE, MULTIFD_PAGES, PAGE_SIZE
 from ..scenario import PARAMETER_INDEX, QEMU_VERSIONS, Scenario
 from .harness import low_ram_mib
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "datasets" / "qemu-validation"
 
-#: Guest settings of a record added with the extended test guest, and their values
-#: for the records written before it (a filled range, data writes only, stride 1,
-#: no -mem-prealloc, no auto-converge, the cursor unknown).
+#: Settings of a record added with the extended test guest and with multifd, and their
+#: values for the records written before them (a filled range, data writes only,
+#: stride 1, no -mem-prealloc, no auto-converge, the cursor unknown, no multifd).
 GUEST_DEFAULTS = {"zero_every": 0, "fill": True, "stride": 1, "prealloc": False,
-                  "auto_converge": False, "cursor_at_migrate": None, "writes_at_migrate": None}
+                  "auto_converge": False, "cursor_at_migrate": None, "writes_at_migrate": None,
+                  "multifd_channels": 0, "multifd_compression": "none"}
 
 
 def firmware_data_ranges(ram: int) -> str:
@@ -39,6 +40,24 @@ def firmware_data_ranges(ram: int) -> str:
     pages = ((top - 16 * MIB - 31 * PAGE_SIZE, 1), (top - 16 * MIB - 26 * PAGE_SIZE, 26),
              (top - 128 * 1024, 3))
     return ", ".join(f"{start}:{n * PAGE_SIZE}" for start, n in pages)
+
+
+def compressed_fraction(record: dict) -> float | None:
+    """How far a multifd run's normal pages compressed: its ``multifd-bytes`` less
+    the packets' headers, over its normal pages' 4096 B (None without compression
+    or the figures). The packets: one per 128 pages sent, and a sync packet per
+    channel at each sync and at the end. A property of the guest's data, read off
+    the run as its write rate is."""
+    channels = int(record.get("multifd_channels") or 0)
+    if not channels or record.get("multifd_compression", "none") == "none":
+        return None
+    mfb, normal = record.get("multifd_bytes"), record.get("normal_pages")
+    if not mfb or not normal:
+        return None
+    pages = normal + (record.get("zero_pages") or 0)
+    packets = -(-pages // MULTIFD_PAGES) + channels * ((record.get("dirty_sync_count") or 0) + 1)
+    data = mfb - packets * MULTIFD_HEADER_WIRE
+    return min(1.0, max(data / (normal * PAGE_SIZE), 1e-3))
 
 
 def qemu_release(version) -> str:
@@ -80,10 +99,12 @@ def record_scenario(record: dict, host: dict, dirty_rate: float | None) -> Scena
     ``mem_prealloc = prealloc``; the extra QMP ``parameters`` of the run
     (auto-converge's ``cpu-throttle-initial`` and the like) by their names. The
     migration: ``max_bandwidth``, ``downtime_limit``,
-    ``avail_switchover_bandwidth``, ``auto_converge``, ``max_time =
-    time_limit`` and the QEMU release. Records written before these settings
-    existed take :data:`GUEST_DEFAULTS`. **Simplification**: the guest's
-    ``random`` pattern (a permutation sweep) is modelled as sequential.
+    ``avail_switchover_bandwidth``, ``auto_converge``, multifd (``multifd_channels``
+    > 0, and ``multifd_compression``, with the run's own
+    :func:`compressed_fraction`), ``max_time = time_limit`` and the QEMU release.
+    Records written before these settings existed take :data:`GUEST_DEFAULTS`.
+    **Simplification**: the guest's ``random`` pattern (a permutation sweep) is
+    modelled as sequential.
 
     Parameters
     ----------
@@ -146,6 +167,11 @@ def record_scenario(record: dict, host: dict, dirty_rate: float | None) -> Scena
         max_bandwidth=record["max_bandwidth"], downtime_limit=record["downtime_limit"],
         avail_switchover_bandwidth=record["avail_switchover_bandwidth"],
         auto_converge=bool(setting("auto_converge")),
+        multifd=int(setting("multifd_channels")) > 0,
+        multifd_channels=max(1, int(setting("multifd_channels"))),
+        multifd_compression=setting("multifd_compression"),
+        **({} if compressed_fraction(record) is None else
+           {"compressed_fraction": compressed_fraction(record)}),
         **qmp_parameters(record.get("parameters")),
         qemu_version=qemu_release(record.get("qemu_version")),
         max_time=record["time_limit"], **host)

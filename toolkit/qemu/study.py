@@ -84,6 +84,7 @@ def result_record(scenario: dict, repeat: int, res: harness.MigrationResult) -> 
         "downtime": last.get("downtime"), "dirty_sync_count": ram.get("dirty-sync-count"),
         "transferred": ram.get("transferred"), "downtime_bytes": ram.get("downtime-bytes"),
         "normal_pages": ram.get("normal"), "zero_pages": ram.get("duplicate"),
+        "multifd_bytes": ram.get("multifd-bytes"),
         "ram_total": ram.get("total"),
         "warmup_write_rate": res.warmup_write_rate,
         "migration_write_rate": res.migration_write_rate,
