@@ -1,4 +1,5 @@
 """Calibration and validation against the shipped real QEMU runs (no QEMU needed)."""
+import json
 import math
 import pathlib
 
@@ -8,7 +9,7 @@ import xarray as xr
 
 import toolkit as tk
 from toolkit.qemu import calibrate as cal
-from toolkit.qemu import study, validate
+from toolkit.qemu import records, study, validate
 
 DATASETS = pathlib.Path(__file__).parents[1] / "datasets"
 RECORDS = study.load_records(DATASETS / "qemu-validation")
@@ -194,3 +195,25 @@ def test_the_populate_probe_prints_three_tries_and_refuses_bad_arguments(capsys)
     assert "--mib 1: expected an integer in [2, 1048576] MiB" in capsys.readouterr().err
     assert populate.main(["--wait", "-1"]) == 2
     assert "--wait -1.0: expected seconds in [0, 3600]" in capsys.readouterr().err
+
+
+def test_the_multifd_runs_are_shipped_apart():
+    from toolkit.qemu import grid
+    from toolkit.qemu.records import ROOT
+    runs = [json.loads(p.read_text()) for p in
+            sorted((ROOT / "datasets" / "qemu-multifd" / "runs").glob("*/result.json"))]
+    assert {r["scenario"] for r in runs} == {s["id"] for s in grid.MULTIFD}
+    assert len(runs) == 3 * len(grid.MULTIFD) and len(grid.MULTIFD) >= 8
+    # 1, 2, 4 and 8 channels, both compressions, zero detection in the channels and in
+    # the migration thread; every run's pages went through the channels
+    assert {r["multifd_channels"] for r in runs} >= {1, 2, 4, 8}
+    assert {r["multifd_compression"] for r in runs} == {"none", "zlib", "zstd"}
+    assert all(r["completed"] and r["multifd_bytes"] > 0 for r in runs)
+    assert any(r.get("zero_every") for r in runs) and \
+        any((r.get("parameters") or {}).get("zero-page-detection") == "legacy" for r in runs)
+    # each is a Scenario of the model, multifd on, compression read off the run
+    for r in runs:
+        sc = records.record_scenario(r, cal.host_values({}), 1000.0)
+        assert sc.multifd and sc.multifd_channels == r["multifd_channels"]
+        if r["multifd_compression"] != "none":
+            assert 0 < sc.compressed_fraction < 0.2      # the test guest's data compresses

@@ -192,8 +192,10 @@ FITS = {f.name: f for f in (
 #: What :func:`calibrate` fits by default, in this order.
 FITTED = ("link_bandwidth", "dst_copy_time", "dst_populate_time", "socket_buffer_size",
           "untouched_page_scan_time",
-          "zero_page_scan_time", "multifd_queue_time", "multifd_packet_time",
-          "multifd_page_time", "zstd_page_time", "zlib_page_time")
+          "zero_page_scan_time")
+#: The multifd costs, fitted on runs with multifd: ``fit=(*FITTED, *MULTIFD_FITTED)``.
+MULTIFD_FITTED = ("multifd_queue_time", "multifd_packet_time", "multifd_page_time",
+                  "zstd_page_time", "zlib_page_time")
 
 #: Host values that are neither measured nor fitted (and measured ones no run shows).
 DEFAULTS = {"dirty_rate_efficiency": 1.0, "page_send_time": 0.0, "sync_time_per_gib": 0.0,

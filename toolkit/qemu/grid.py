@@ -99,6 +99,24 @@ def _second_edition() -> list[dict]:
                   parameters={"cpu-throttle-initial": 60, "cpu-throttle-increment": 20},
                   time_limit=12.0),
     ]
+    # avail sweeps through the convergence boundary, 20 MB/s apart: a 2048-page range
+    # rewritten ~10x a second, 40 MB/s rate limit (the estimate never converges)
+    for avail in (40, 60, 80, 100, 120):
+        out.append(_scenario(f"sweep-dl100-avail{avail}", "avail sweep", pages=2048,
+                             rate=20_000, max_bandwidth=40 * MB, downtime_limit=100,
+                             avail_switchover_bandwidth=avail * MB, time_limit=6.0,
+                             sweep="dl100"))
+    for avail in (150, 175, 200, 225):
+        out.append(_scenario(f"sweep-dl40-avail{avail}", "avail sweep", pages=2048,
+                             rate=20_000, max_bandwidth=40 * MB, downtime_limit=40,
+                             avail_switchover_bandwidth=avail * MB, time_limit=6.0,
+                             sweep="dl40"))
+    return out
+
+
+def _multifd() -> list[dict]:
+    """The multifd scenarios: recorded (``datasets/qemu-multifd``), not yet scored."""
+    out = []
     # multifd (issue 15): channel counts, the rate check's lag under max-bandwidth, zero
     # detection in the channels (and in the migration thread, legacy), compression, a
     # downtime with channels, an over-optimistic avail and a large never-touched guest
@@ -106,7 +124,7 @@ def _second_edition() -> list[dict]:
     for channels in (1, 2, 4, 8):
         out.append(_scenario(f"multifd{channels}", "multifd channels", **mf,
                              multifd_channels=channels))
-    out += [
+    out = out + [
         _scenario("multifd2-bw100", "multifd rate limit", multifd_channels=2,
                   max_bandwidth=100 * MB),
         _scenario("multifd2-bw40-dl10-avail5000", "multifd rate limit", multifd_channels=2,
@@ -127,18 +145,6 @@ def _second_edition() -> list[dict]:
         _scenario("multifd2-big-2g", "multifd large guest", ram_mib=2048,
                   multifd_channels=2),
     ]
-    # avail sweeps through the convergence boundary, 20 MB/s apart: a 2048-page range
-    # rewritten ~10x a second, 40 MB/s rate limit (the estimate never converges)
-    for avail in (40, 60, 80, 100, 120):
-        out.append(_scenario(f"sweep-dl100-avail{avail}", "avail sweep", pages=2048,
-                             rate=20_000, max_bandwidth=40 * MB, downtime_limit=100,
-                             avail_switchover_bandwidth=avail * MB, time_limit=6.0,
-                             sweep="dl100"))
-    for avail in (150, 175, 200, 225):
-        out.append(_scenario(f"sweep-dl40-avail{avail}", "avail sweep", pages=2048,
-                             rate=20_000, max_bandwidth=40 * MB, downtime_limit=40,
-                             avail_switchover_bandwidth=avail * MB, time_limit=6.0,
-                             sweep="dl40"))
     return out
 
 
@@ -146,6 +152,10 @@ FIRST_EDITION = _first_edition()
 SECOND_EDITION = _second_edition()
 #: Every scenario of the study, first edition first.
 SCENARIOS = FIRST_EDITION + SECOND_EDITION
+#: multifd's scenarios (issue 15), recorded apart in ``datasets/qemu-multifd`` and not
+#: part of the scored study yet: a table with them takes ~12 minutes here, and the
+#: model's multifd costs are not calibrated into ``tcg-loopback`` yet.
+MULTIFD = _multifd()
 #: Run keywords that are not harness arguments.
 NOT_HARNESS = ("id", "family", "sweep")
 

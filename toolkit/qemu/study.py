@@ -98,7 +98,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def run_study(out: str | os.PathLike = DEFAULT_OUT, repeats: int = REPEATS,
-              only: str | None = None, progress=print) -> list[dict]:
+              only: str | None = None, progress=print,
+              scenarios: list | None = None) -> list[dict]:
     """Run every scenario ``repeats`` times (skipping finished runs) and return all records.
 
     Parameters
@@ -111,13 +112,16 @@ def run_study(out: str | os.PathLike = DEFAULT_OUT, repeats: int = REPEATS,
         Run only the scenarios whose id contains this text.
     progress : callable
         Called with one line of text per run.
+    scenarios : list of dict, optional
+        The scenarios to run (default :func:`scenarios`, the study's; e.g.
+        :data:`toolkit.qemu.grid.MULTIFD` into ``datasets/qemu-multifd``).
     """
     if repeats < 1:
         raise ValueError(f"repeats={repeats!r} is out of range: at least 1")
     runs_dir = Path(out) / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     cache = Path(out) / ".guest-cache"
-    for repeat, sc in _todo(out, repeats, only):
+    for repeat, sc in _todo(out, repeats, only, scenarios):
         rid = run_id(sc, repeat)
         scratch = runs_dir / (rid + ".partial")
         shutil.rmtree(scratch, ignore_errors=True)
@@ -150,9 +154,10 @@ def qemu_missing() -> str | None:
     return None if shutil.which("nasm") else "nasm"
 
 
-def _todo(out, repeats: int, only: str | None) -> list[tuple[int, dict]]:
-    """(repeat, scenario) of each run not recorded yet (no ``result.json``), in run order."""
-    return [(r, sc) for r, sc in itertools.product(range(repeats), scenarios())
+def _todo(out, repeats: int, only: str | None, which=None) -> list[tuple[int, dict]]:
+    """(repeat, scenario) of each run not recorded yet (no ``result.json``), in run order,
+    of the scenarios ``which`` (default the study's)."""
+    return [(r, sc) for r, sc in itertools.product(range(repeats), which or scenarios())
             if not (only and only not in sc["id"])
             and not (Path(out) / "runs" / run_id(sc, r) / "result.json").exists()]
 
