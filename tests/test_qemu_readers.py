@@ -179,10 +179,11 @@ def test_units_match_simulator(sim):
     assert set(TRACE) | {"time", "window"} <= shared
     assert set(ds.data_vars) - set(sim.data_vars) == set()
     # what QEMU does not report: the guest's writes, lost pages, the kinds of pages sent,
-    # the passes over RAM and where the page search stands
+    # the passes over RAM and where the page search stands; multifd's (a run without it)
     assert set(sim.data_vars) - set(ds.data_vars) == {"guest_writes", "lost_pages",
                                                       "untouched_zero_pages", "populated_regions",
-                                                      "passes", "last_page"}
+                                                      "passes", "last_page", "multifd_bytes",
+                                                      "multifd_packets", "multifd_wait_time"}
     for name in shared:
         assert ds[name].dims == sim[name].dims, name
         for attr in ("units", "long_name"):
