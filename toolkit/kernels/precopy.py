@@ -223,20 +223,15 @@ def classify_pages(flags, wi, mask, dirty_log, content):
     populated, normal, zero_allocated, zero_untouched : int
         Regions this populated (0 or 1), and pages of each kind.
     """
-    zw0, zero_writes, prealloc, track, written_off, dst_off = flags
-    z = np.uint64(0)
+    _, zero_writes, prealloc, track, written_off, dst_off = flags
     n_untouched = 0
-    if wi >= zw0:
-        j = wi - zw0
+    z = zero_bits(flags, wi, mask, dirty_log, content)
+    if z and not prealloc:
         if zero_writes:
-            z = mask & content[j]
-            if z and not prealloc:
-                n_untouched = popcount(z & ~(content[written_off + wi] | dirty_log[wi]))
-        else:
-            z = mask & content[j] & ~dirty_log[wi]
-            if not prealloc:       # written: the zero pages allocated before the migration
-                n_untouched = popcount(z & ~content[written_off + wi]) if written_off >= 0 \
-                    else popcount(z)
+            n_untouched = popcount(z & ~(content[written_off + wi] | dirty_log[wi]))
+        else:                      # written: the zero pages allocated before the migration
+            n_untouched = popcount(z & ~content[written_off + wi]) if written_off >= 0 \
+                else popcount(z)
     normal = mask & ~z
     n_populated = populate_region(content, dst_off, wi) if track and normal else 0
     n_zero = popcount(z)

@@ -151,6 +151,7 @@ def record_scenario(record: dict, host: dict, dirty_rate: float | None) -> Scena
             f"run {record.get('run', '?')}: the zero region would start at page {zero_start} "
             f"(start_page {start}{' + pages ' + str(pages) if setting('fill') else ''}), not a "
             "multiple of 64: the model's initially-zero region starts on a 64-page bitmap word")
+    compressed = compressed_fraction(record)
     if dirty_rate is None:
         raise ValueError(f"run {record.get('run', '?')}: no write rate (no pace and no "
                          "migration_write_rate); give dirty_rate=")
@@ -170,8 +171,7 @@ def record_scenario(record: dict, host: dict, dirty_rate: float | None) -> Scena
         multifd=int(setting("multifd_channels")) > 0,
         multifd_channels=max(1, int(setting("multifd_channels"))),
         multifd_compression=setting("multifd_compression"),
-        **({} if compressed_fraction(record) is None else
-           {"compressed_fraction": compressed_fraction(record)}),
+        **({} if compressed is None else {"compressed_fraction": compressed}),
         **qmp_parameters(record.get("parameters")),
         qemu_version=qemu_release(record.get("qemu_version")),
         max_time=record["time_limit"], **host)
