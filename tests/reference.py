@@ -105,7 +105,7 @@ class Reference:
         self.ch = [[0, 0] for _ in range(self.channels)]    # [end ps, bytes not yet counted]
         self.packet = []                 # pages queued: (normal, zero allocated, populates)
         self.link_t = 0
-        self.multifd_bytes = self.mf_packets = self.mf_wait = 0
+        self.multifd_bytes = self.mf_packets = self.mf_wait = self.mf_cpu = 0
         self.pass_ended = False          # the last page sent was RAM's last, not flushed yet
         self.main_populations = 0        # regions populated from the main stream
         self.limit = sc.max_bandwidth // 10
@@ -449,6 +449,7 @@ class Reference:
         dst = normal * self.t_mf_dst_page + populations * self.t_populate
         nbytes = MULTIFD_HEADER + normal * self.mf_page_bytes
         self.ch[c] = [max(self.t + cpu, self.link_t, self.t + dst), nbytes]
+        self.mf_cpu += cpu
         self.add_bytes(nbytes)
         self.mf_packets += 1
         self.packet = []
@@ -465,6 +466,7 @@ class Reference:
             self.multifd_bytes += ch[1] + MULTIFD_HEADER
             self.add_bytes(MULTIFD_HEADER)
             ch[:] = [end, 0]
+            self.mf_cpu += self.t_mf_packet
             done = max(done, end)
         self.mf_wait += done - t0
         self.t = done

@@ -34,6 +34,8 @@ def test_n_channels_carry_the_lesser_of_the_link_and_n_channels(channels):
     assert int(ds.multifd_packets) == packets
     # every packet and one sync packet per channel at the end, in multifd_bytes
     assert int(ds.multifd_bytes) == packets * PACKET + channels * MULTIFD_HEADER_WIRE
+    # the channels' CPU: 10 us a page, whichever bounds the pace [ms]
+    assert float(ds.multifd_cpu_time) == pytest.approx(sc.n_pages * page_time * 1e3)
 
 
 def test_the_rate_check_lags_by_the_packets_in_flight():
@@ -80,6 +82,8 @@ def test_compression_puts_its_share_of_the_bytes_on_the_wire():
     zlib = tk.simulate(**{**common, "multifd_channels": 2}, multifd_compression="zlib",
                        zlib_page_time="40us")
     assert float(zlib.total_time) / 1e3 == pytest.approx(pages * 40e-6 / 2, rel=0.01)
+    # both channels busy all along: two cores' worth of CPU
+    assert float(zlib.multifd_cpu_time) / float(zlib.total_time) == pytest.approx(2, rel=0.02)
 
 
 def test_multifd_off_is_the_model_as_before():

@@ -183,7 +183,8 @@ def test_units_match_simulator(sim):
     assert set(sim.data_vars) - set(ds.data_vars) == {"guest_writes", "lost_pages",
                                                       "untouched_zero_pages", "populated_regions",
                                                       "passes", "last_page", "multifd_bytes",
-                                                      "multifd_packets", "multifd_wait_time"}
+                                                      "multifd_packets", "multifd_wait_time",
+                                                      "multifd_cpu_time"}
     for name in shared:
         assert ds[name].dims == sim[name].dims, name
         for attr in ("units", "long_name"):

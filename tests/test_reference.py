@@ -186,6 +186,7 @@ def assert_same(sc: Scenario):
         "populations": s[L.S_POPULATED], "untouched": s[L.S_UNTOUCHED],
         "multifd_bytes": s[L.S_MULTIFD_BYTES], "packets": s[L.S_MF_PACKETS],
         "multifd_wait": s[L.S_MF_WAIT],
+        "multifd_cpu": s[L.S_MF_CPU],
     }
     want = {
         "converged": ref.converged, "t": ref.t, "setup": ref.setup_t, "writes": ref.writes,
@@ -202,6 +203,7 @@ def assert_same(sc: Scenario):
         "populations": len(ref.populated), "untouched": ref.untouched,
         "multifd_bytes": ref.multifd_bytes, "packets": ref.mf_packets,
         "multifd_wait": ref.mf_wait,
+        "multifd_cpu": ref.mf_cpu,
     }
     assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in want.items()}
     want_trace = np.array(ref.trace, dtype=float).reshape(-1, L.N_TRACE)

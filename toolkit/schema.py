@@ -36,7 +36,7 @@ _DERIVED = {
 _ORDER = ("converged", "total_time", "setup_time", "downtime", "expected_downtime",
           "transferred", "remaining", "dirty_bytes_last_sync", "dirty_sync_count", "passes",
           "last_page", "normal_pages", "zero_pages", "untouched_zero_pages", "populated_regions",
-          "multifd_bytes", "multifd_packets", "multifd_wait_time",
+          "multifd_bytes", "multifd_packets", "multifd_wait_time", "multifd_cpu_time",
           "switchover_threshold", "switchover_pending", "mbps", "downtime_bytes",
           "dirty_pages_rate", "guest_writes", "aborted", "pause_time", "final_downtime_limit",
           "postcopy_start_time", "postcopy_faults", "dirty_limit_start_time",

@@ -347,6 +347,10 @@ STATE = Table("S_", "int64", (
     _F("MF_WAIT", _PS, "waited for a channel",
       "time the migration thread waited for a free channel or a channel sync "
       "(multifd_send, multifd_send_sync_main)", result="multifd_wait_time"),
+    _F("MF_CPU", _PS, "channel CPU time",
+      "CPU time of the channel threads for the packets and sync packets handed to them "
+      "(all channels together: over the total time, the cores they keep busy)",
+      result="multifd_cpu_time"),
     _F("CHANNELS", _ONE, "channels", "multifd: per channel, records of CHANNEL",
       length=0, record=CHANNEL),
 ))

@@ -112,6 +112,7 @@ def multifd_send(p, st):
     dst = normal * p[L.P_PS_MF_DST_PAGE] + st[L.S_MF_POPULATED] * p[L.P_PS_POPULATE]
     end = max(now + cpu, st[L.S_LINK_T], now + dst)
     nbytes = MULTIFD_HEADER_WIRE + normal * p[L.P_MF_PAGE_BYTES]
+    st[L.S_MF_CPU] += cpu
     st[first + L.CH_END] = end
     st[first + L.CH_BYTES] = nbytes
     st[L.S_MF_INFLIGHT] += nbytes
@@ -142,6 +143,7 @@ def multifd_ram_flush_and_sync(p, st):
         st[k + L.CH_END] = end
         st[L.S_MULTIFD_BYTES] += st[k + L.CH_BYTES] + MULTIFD_HEADER_WIRE
         st[k + L.CH_BYTES] = 0
+        st[L.S_MF_CPU] += p[L.P_PS_MF_PACKET]
         _add_bytes(st, MULTIFD_HEADER_WIRE)
         done = max(done, end)
     st[L.S_MF_INFLIGHT] = 0
