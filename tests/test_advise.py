@@ -128,7 +128,8 @@ def test_no_safe_avail_gives_alternatives_simulated_and_ranked(hopeless):
     names = [a.name for a in hopeless.alternatives]
     # QEMU's 128 MiB/s is below the link: lifting it is one of them
     assert {"downtime-limit needed", "auto-converge", "dirty-limit", "postcopy",
-            "max-bandwidth unlimited"} == set(names)
+            "max-bandwidth unlimited", "multifd, 8 channels",
+            "multifd, 8 channels + zstd"} == set(names)
     key = [(a.run.verdict is not Verdict.CONVERGES, a.run.downtime_ms if a.run.converged
             else math.inf, a.run.total_time_s) for a in hopeless.alternatives]
     assert key == sorted(key)
@@ -155,6 +156,33 @@ def test_no_safe_avail_gives_alternatives_simulated_and_ranked(hopeless):
                         max_time=hopeless.inputs["max_time_s"])
     assert bool(at.converged) and not bool(below.converged)
     assert "alternatives, ranked by downtime then total time:" in str(hopeless)
+
+
+# a migration thread CPU-bound at 8 us a page (~500 MB/s) on a 10 Gbit/s link, a guest
+# rewriting 1 GiB at 900 MB/s: no avail is safe; 8 channels of 8 us a page fill the link
+CPU_BOUND = dict(ram_size="2GiB", workload="sequential", write_range="1GiB",
+                 dirty_rate="900MB/s", link_bandwidth="10Gbit/s", downtime_limit=300,
+                 page_send_time="8us", multifd_page_time="8us")
+
+
+@pytest.mark.parametrize("layer, how", [
+    ("libvirt", "virsh migrate --parallel --parallel-connections 8"),
+    ("nova", "Nova live_migration_parallel_connections=8")])
+def test_eight_multifd_channels_converge_without_avail_at_their_cpu_cost(layer, how):
+    advice = tk.advise(**CPU_BOUND, layer=layer, seeds=1, headroom=1)
+    assert not advice.safe
+    multifd = next(a for a in advice.alternatives if a.name == "multifd, 8 channels")
+    assert multifd.helps
+    # the run re-simulated: its CPU share is the channels' CPU time over the total
+    ds = tk.simulate(**CPU_BOUND, **LAYERS[layer]["settings"], multifd=True,
+                     multifd_channels=8, max_time=advice.inputs["max_time_s"])
+    share = float(ds.multifd_cpu_time) / float(ds.total_time)
+    assert multifd.run.total_time_s == pytest.approx(float(ds.total_time) / 1000)
+    assert multifd.run.multifd_cpu_share == pytest.approx(share) and share > 1
+    assert f"({share:.0%} CPU)" in multifd.setting
+    note = next(n for n in advice.notes if n.startswith("multifd, 8 channels:"))
+    assert f"taking {share:.1f} cores" in note and note.endswith(how)
+    assert multifd.to_dict()["multifd_cpu_share"] == pytest.approx(share)
 
 
 def test_three_way_verdict_on_constructed_cases():

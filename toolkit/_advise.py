@@ -14,7 +14,8 @@ downtime budget, how long, what downtime, and which avail-switchover-bandwidth i
   KubeVirt VEP 246);
 * what the layer's own downtime ramp does anyway, and, when no avail is safe,
   the alternatives (the downtime-limit needed, the ramp, auto-converge,
-  dirty-limit, postcopy, lifting max-bandwidth), each simulated; those that switch
+  dirty-limit, postcopy, lifting max-bandwidth, multifd with 8 channels without and
+  with zstd, with the CPU its channels take), each simulated; those that switch
   over within the limit ranked by downtime, then total time, the others said not
   to help.
 
@@ -83,6 +84,8 @@ MAX_DOWNTIME_LIMIT = PARAMETER_INDEX["downtime_limit"].hi
 # a guest paused longer than this loses its TCP peers' patience and cluster heartbeats:
 # a downtime-limit QEMU needs beyond it is no way to migrate the guest [ms]
 SANE_DOWNTIME_LIMIT = 10_000
+# the alternatives' multifd channels: QEMU's docs, "8 usually provides best performance"
+MULTIFD_CHANNELS = 8
 
 
 def _checked_headroom(headroom, steps):
@@ -143,6 +146,7 @@ class Run:
     cpu_throttle_percentage: int
     first_pass_share: float     # [0..1]
     aborted: bool = False       # cancelled by the management layer's monitor
+    multifd_cpu_share: float = 0.0  # the multifd channels' CPU time over the total [cores]
 
     @property
     def within_limit(self) -> bool:
@@ -165,7 +169,8 @@ def _run(r: dict, ram_size: int, limit: float) -> Run:
     return Run(Verdict(code), bool(r["converged"]), float(r["downtime"]),
                float(r["total_time"]) / 1000, int(r["transferred"]),
                int(r["dirty_sync_count"]), int(r["cpu_throttle_percentage"]),
-               min(share, 1.0), bool(r["aborted"]))
+               min(share, 1.0), bool(r["aborted"]),
+               float(r["multifd_cpu_time"]) / max(float(r["total_time"]), 1e-9))
 
 
 @dataclasses.dataclass
@@ -239,6 +244,24 @@ def _how_to_set(layer: str, avail: float) -> str:
         return f"Proxmox has no option for it: {qmp} on the VM's monitor"
     virsh = f"libvirt bandwidth.avail.switchover = {int(avail // 2**20)} MiB/s, libvirt 11.1+"
     return virsh if layer == "libvirt" else f"{virsh}; {layer} does not set it"
+
+
+def _how_to_multifd(layer: str, channels: int, compression: str) -> str:
+    """How an operator on ``layer`` turns multifd on with ``channels`` channels and
+    ``compression`` (field-2026.md: what each layer exposes)."""
+    zstd = compression != "none"
+    if layer == "nova":
+        return f"Nova live_migration_parallel_connections={channels}" + \
+            ("; zstd is not a Nova option" if zstd else "")
+    if layer == "kubevirt":
+        return f"KubeVirt ParallelMigrationThreads={channels}" + \
+            (", zstd compression (VEP 246)" if zstd else "")
+    virsh = f"virsh migrate --parallel --parallel-connections {channels}" + \
+        (" --compressed --comp-methods zstd" if zstd else "")
+    if layer in ("libvirt", "ovirt"):
+        return virsh
+    return "QMP migrate-set-capabilities multifd=on, migrate-set-parameters " \
+        f"multifd-channels={channels}" + (f" multifd-compression={compression}" if zstd else "")
 
 
 def _gbit(bps) -> str:
@@ -398,7 +421,7 @@ class Advice:
             down = f"{r.downtime_ms:.0f} ms" if r.converged else "-"
             total = f"{r.total_time_s:.1f} s" if r.converged else f">{r.total_time_s:.0f} s"
             label = "aborted by the layer" if r.aborted else r.verdict.label
-            lines.append(f"  {mark:>2} {alt.name:<23} {alt.setting:<34} {label:>22} "
+            lines.append(f"  {mark:>2} {alt.name:<26} {alt.setting:<34} {label:>22} "
                          f"{total:>9} {down:>9}")
         helping = [a for a in self.alternatives if a.helps]
         if self.alternatives:
@@ -950,6 +973,27 @@ def _scan_notes(scan, base, smallest, notes) -> bool:
     return monotonic
 
 
+def _multifd_alternatives(base) -> list:
+    """multifd with :data:`MULTIFD_CHANNELS` (or the base's more), without and with zstd:
+    the channels lift a migration thread that is CPU-bound, and find the zero pages
+    themselves (zero-page-detection multifd), so the estimate follows what they carry."""
+    if base.postcopy_ram:
+        return []               # multifd with postcopy is not modelled
+    channels = max(MULTIFD_CHANNELS, base.multifd_channels if base.multifd else 0)
+    out = []
+    for compression in ("none", "zstd"):
+        if base.multifd and channels == base.multifd_channels and \
+                compression == base.multifd_compression:
+            continue            # the base runs it already
+        zstd = compression != "none"
+        out.append((f"multifd, {channels} channels" + (" + zstd" if zstd else ""),
+                    f"multifd_channels={channels}" +
+                    (f", zstd to {base.compressed_fraction:g}" if zstd else ""),
+                    dict(multifd=True, multifd_channels=channels,
+                         multifd_compression=compression)))
+    return out
+
+
 def _alternatives(search, base, layer, ramp_future, est_future) -> tuple[list, list]:
     """Each way to the switchover besides avail, simulated and ranked; and notes."""
     out, notes = [], []
@@ -964,6 +1008,7 @@ def _alternatives(search, base, layer, ramp_future, est_future) -> tuple[list, l
     if 0 < base.max_bandwidth < base.link_bandwidth:
         others.append(("max-bandwidth unlimited", "max_bandwidth=0 (libvirt's default)",
                        dict(max_bandwidth=0)))
+    others += _multifd_alternatives(base)
     # one run each: they fill the cores the search below leaves idle
     done = [search.submit(priority=FILL, avail_switchover_bandwidth=0, **o[2])
             for o in others]
@@ -1003,10 +1048,19 @@ def _alternatives(search, base, layer, ramp_future, est_future) -> tuple[list, l
     if ramp_future is not None:
         out.append(Alternative(f"{layer}'s ramp", LAYERS[layer]["policy"],
                                ramp_future.result()[0]))
-    for (name, setting, _), future in zip(others, done):
+    for (name, setting, changes), future in zip(others, done):
         run = future.result()[0]
         if name == "auto-converge":
             setting += f" (throttle reached {run.cpu_throttle_percentage}%)"
+        elif name.startswith("multifd"):
+            setting += f" ({run.multifd_cpu_share:.0%} CPU)"
+            if run.within_limit:
+                notes.append(f"{name}: switches over within the limit without avail, the "
+                             f"channels taking {run.multifd_cpu_share:.1f} cores of the "
+                             "source (the model gives each channel a core of its own); "
+                             "to set it: " +
+                             _how_to_multifd(layer, changes["multifd_channels"],
+                                             changes["multifd_compression"]))
         out.append(Alternative(name, setting, run))
     rank = {Verdict.CONVERGES: 0, Verdict.OVERSHOOTS: 1, Verdict.NOT_CONVERGING: 2,
             Verdict.NOT_FINISHED: 3}
