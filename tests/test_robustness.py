@@ -418,7 +418,7 @@ def test_fingerprints_of_existing_grids_are_unchanged(tmp_path, monkeypatch):
     assert plan(**test_sweep_grid).fingerprint(False) == \
         "ba5289553a5b5853181d650e931da33885597114d38ea8f3518b2ffcb453f2a6"
     assert plan(**coupled).fingerprint(True) == \
-        "6f899e12e7380de4e31834d6d6d146f647a70453dd9b65fae45d1db90ea2c9d7"
+        "6d5f0eba4cceb59d992ddad041cf323de4cbb43bdcb5d33382199899005b4dc3"
     paths = []
     for i in range(2):
         paths.append(str(tmp_path / f"t{i}.txt"))

@@ -974,7 +974,7 @@ def _scan_notes(scan, base, smallest, notes) -> bool:
 
 
 def _multifd_alternatives(base) -> list:
-    """multifd with :data:`MULTIFD_CHANNELS` (or the base's more), without and with zstd:
+    """Multifd with :data:`MULTIFD_CHANNELS` (or the base's more), without and with zstd:
     the channels lift a migration thread that is CPU-bound, and find the zero pages
     themselves (zero-page-detection multifd), so the estimate follows what they carry."""
     if base.postcopy_ram:

@@ -38,7 +38,9 @@ Measured, one value per run that shows it, then mean and standard error:
   ``src-downtime-end`` (device state, EOF, flush). The model spends it when the
   VM stops (**simplification**: QEMU spends part of it after the RAM);
 * ``device_state_size`` [B] (completed runs): the bytes that are not RAM pages
-  (``transferred - 4104 normal - 9 duplicate``).
+  (``transferred - 4104 normal - 9 duplicate``; with multifd, whose packets carry
+  the pages, ``transferred - multifd-bytes``, less 9 B a zero page the migration
+  thread found itself with ``zero-page-detection`` legacy).
 
 Fitted (:data:`FITS`, a table of :class:`Fit`: name, log-scale search range,
 start value, the quantities it is fitted on, the kind of page it prices): by
@@ -307,6 +309,8 @@ class RealRun(Mapping):
     transferred: float
     normal_pages: float = math.nan
     zero_pages: float = math.nan
+    multifd_bytes: float = 0.0
+    zero_page_detection: str = "multifd"
     remaining: float = math.nan
     pending_exact: float = math.nan
     time_limit: float | None = None
@@ -343,8 +347,15 @@ class RealRun(Mapping):
             out["sync_time_fixed"] = float(np.median(self.trace["sync_times"]))
         if self.completed:
             out["vm_stop_time"] = self.trace.get("vm_stop_time", math.nan)
-            out["device_state_size"] = (self.transferred - NORMAL_PAGE_WIRE * self.normal_pages
-                                        - ZERO_PAGE_WIRE * self.zero_pages)
+            if self.multifd_bytes > 0:
+                # the channels' packets carry the pages; the main stream the zero pages
+                # the migration thread finds itself (legacy), as 9 B records
+                legacy = self.zero_page_detection == "legacy"
+                out["device_state_size"] = (self.transferred - self.multifd_bytes
+                                            - ZERO_PAGE_WIRE * self.zero_pages * legacy)
+            else:
+                out["device_state_size"] = (self.transferred - NORMAL_PAGE_WIRE *
+                                            self.normal_pages - ZERO_PAGE_WIRE * self.zero_pages)
         return out
 
     @property
@@ -392,8 +403,11 @@ class RealRun(Mapping):
             dirty_sync_count=_num(record.get("dirty_sync_count")),
             transferred=_num(record.get("transferred")),
             normal_pages=_num(record.get("normal_pages")),
-            zero_pages=_num(record.get("zero_pages")), remaining=remaining,
-            pending_exact=trace["pending_exact"],
+            zero_pages=_num(record.get("zero_pages")),
+            multifd_bytes=_num(record.get("multifd_bytes") or 0),
+            zero_page_detection=(record.get("parameters") or {}).get("zero-page-detection",
+                                                                    "multifd"),
+            remaining=remaining, pending_exact=trace["pending_exact"],
             time_limit=record.get("time_limit"),
             guest_rate=record.get("migration_write_rate") or None,
             pace=record.get("rate") or None, trace=trace, record=dict(record),
@@ -496,6 +510,7 @@ def user_run(*, trace, samples, scenario, id: str | None = None, group: str | No
               "dirty_sync_count": _num(ram.get("dirty-sync-count")),
               "transferred": _num(ram.get("transferred")),
               "normal_pages": _num(ram.get("normal")), "zero_pages": _num(ram.get("duplicate")),
+              "multifd_bytes": _num(ram.get("multifd-bytes") or 0),
               "remaining": _num(ram.get("remaining")),
               "time_limit": time_limit if time_limit is not None or completed else total / 1e3,
               "migration_write_rate": guest_rate, "rate": pace}
@@ -506,6 +521,9 @@ def user_run(*, trace, samples, scenario, id: str | None = None, group: str | No
         downtime=record["downtime"] if completed else math.nan,
         dirty_sync_count=record["dirty_sync_count"], transferred=record["transferred"],
         normal_pages=record["normal_pages"], zero_pages=record["zero_pages"],
+        multifd_bytes=record["multifd_bytes"],
+        zero_page_detection=scenario.zero_page_detection if isinstance(scenario, Scenario)
+        else "multifd",
         remaining=record["remaining"], pending_exact=measured["pending_exact"],
         time_limit=record["time_limit"], guest_rate=guest_rate or None, pace=pace or None,
         trace=measured, record=record, scenario=None if builder else scenario, builder=builder,
@@ -533,7 +551,7 @@ def simulated_run(scenario: Scenario, *, id: str | None = None, group: str | Non
              "windows": 0}
     reported = {q: float(r[q]) for q in ("total_time", "setup_time", "dirty_sync_count",
                                          "transferred", "normal_pages", "zero_pages",
-                                         "remaining")}
+                                         "multifd_bytes", "remaining")}
     record = {"run": rid, "scenario": group or rid, "completed": completed,
               "status": "completed" if completed else "cancelled",
               **reported, "downtime": float(r["downtime"]) if completed else None,
@@ -543,7 +561,8 @@ def simulated_run(scenario: Scenario, *, id: str | None = None, group: str | Non
                    downtime=float(r["downtime"]) if completed else math.nan,
                    pending_exact=trace["pending_exact"], time_limit=record["time_limit"],
                    guest_rate=guest_rate, pace=pace, trace=trace, record=record,
-                   scenario=scenario, source="toolkit.simulate", **reported)
+                   zero_page_detection=scenario.zero_page_detection, scenario=scenario,
+                   source="toolkit.simulate", **reported)
 
 
 _SIMULATED = itertools.count()

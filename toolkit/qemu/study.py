@@ -20,6 +20,12 @@ The runs not done yet need QEMU: ``--install-qemu`` installs it with
 6 minutes on 2 cores for the second edition's 78 runs, 4 for the first's 48),
 predicts every run (:mod:`toolkit.qemu.validate`, about 4 minutes) and writes
 the table to ``datasets/qemu-validation.nc``.
+
+``--multifd`` does the same for multifd's 12 scenarios (:data:`grid.MULTIFD`,
+recorded in ``datasets/qemu-multifd``, table ``datasets/qemu-multifd.nc``, about
+2 minutes): their calibrations take the ``tcg-loopback`` profile's host as known
+and fit multifd's costs alone (:data:`MULTIFD_FITTED`), so that the profile
+stays one host.
 """
 from __future__ import annotations
 
@@ -33,16 +39,18 @@ import sys
 import time
 from pathlib import Path
 
-from ..hosts import HOST_PARAMETERS
+from ..hosts import HOST_PARAMETERS, TCG_LOOPBACK
 from ..store import save
 from . import grid, harness
-from .calibrate import load_records, scenario_for
+from .calibrate import FITTED, MULTIFD_FITTED, load_records, scenario_for
 from .records import DEFAULT_OUT, GUEST_DEFAULTS, ROOT
 from .validate import validate
 
 __all__ = ["DEFAULT_OUT", "GUEST_DEFAULTS", "load_records", "main", "result_record", "run_id",
            "run_study", "scenario_for", "scenarios"]
 DEFAULT_TABLE = ROOT / "datasets" / "qemu-validation.nc"
+MULTIFD_OUT = ROOT / "datasets" / "qemu-multifd"
+MULTIFD_TABLE = ROOT / "datasets" / "qemu-multifd.nc"
 REPEATS = 3
 TIME_LIMIT = grid.BASE["time_limit"]   # [s] after `migrate`, unless a scenario sets its own
 KEPT = ("samples.jsonl", "events.jsonl", "src-trace.log", "dst-trace.log")
@@ -162,56 +170,79 @@ def _todo(out, repeats: int, only: str | None, which=None) -> list[tuple[int, di
             and not (Path(out) / "runs" / run_id(sc, r) / "result.json").exists()]
 
 
-def pending_runs(out, repeats: int = REPEATS, only: str | None = None) -> list[str]:
+def pending_runs(out, repeats: int = REPEATS, only: str | None = None,
+                 scenarios: list | None = None) -> list[str]:
     """The run ids :func:`run_study` would run: those without a ``result.json``."""
-    return [run_id(sc, r) for r, sc in _todo(out, repeats, only)]
+    return [run_id(sc, r) for r, sc in _todo(out, repeats, only, scenarios)]
+
+
+def multifd_known() -> dict:
+    """The host the multifd study's calibrations take as known: what the
+    ``tcg-loopback`` profile fitted on the study's runs without multifd."""
+    return {k: TCG_LOOPBACK[k][0] for k in (*FITTED, "page_send_time")}
+
+
+def validate_multifd(records: list, **kwargs):
+    """:func:`toolkit.qemu.validate.validate` for the multifd runs (see the module)."""
+    return validate(records, fit=MULTIFD_FITTED, known=multifd_known(),
+                    title="the multifd study", **kwargs)
 
 
 def main(argv=None) -> int:
     """``python -m toolkit.qemu.study``: run what is missing, then write the table."""
     parser = argparse.ArgumentParser(prog="python -m toolkit.qemu.study",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help="study directory")
+    parser.add_argument("--multifd", action="store_true",
+                        help="multifd's scenarios (toolkit.qemu.grid.MULTIFD) instead; "
+                             f"defaults --out {MULTIFD_OUT.relative_to(ROOT)}, --table "
+                             f"{MULTIFD_TABLE.relative_to(ROOT)}")
+    parser.add_argument("--out", help=f"study directory (default "
+                                      f"{DEFAULT_OUT.relative_to(ROOT)})")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="runs per scenario")
     parser.add_argument("--only", help="only the scenarios whose id contains this text")
     parser.add_argument("--install-qemu", action="store_true",
                         help=f"install QEMU and nasm first with {INSTALL_QEMU} (apt-get, as "
                              "root or with sudo)")
-    parser.add_argument("--table", default=str(DEFAULT_TABLE),
-                        help="where the validation table goes (NetCDF)")
+    parser.add_argument("--table", help="where the validation table goes (NetCDF; default "
+                                         f"{DEFAULT_TABLE.relative_to(ROOT)})")
     args = parser.parse_args(argv)
+    which = grid.MULTIFD if args.multifd else None
+    args.out = args.out or str(MULTIFD_OUT if args.multifd else DEFAULT_OUT)
+    args.table = args.table or str(MULTIFD_TABLE if args.multifd else DEFAULT_TABLE)
     if args.install_qemu:
         subprocess.run([str(INSTALL_QEMU)], check=True)
-    todo = pending_runs(args.out, args.repeats, args.only)
+    todo = pending_runs(args.out, args.repeats, args.only, which)
     missing = qemu_missing() if todo else None
     if missing:
         print(f"python -m toolkit.qemu.study: {len(todo)} runs to do need {missing}, not found: "
               f"install it with {INSTALL_QEMU} (or rerun with --install-qemu)", file=sys.stderr)
         return 2
     t0 = time.monotonic()
-    records = run_study(args.out, args.repeats, args.only)
+    records = run_study(args.out, args.repeats, args.only, scenarios=which)
     print(f"{len(records)} runs in {args.out} ({time.monotonic() - t0:.0f} s for the runs "
           "not recorded yet)")
     t0 = time.monotonic()
-    table = validate(records)
+    table = validate_multifd(records) if args.multifd else validate(records)
     save(table, args.table)
     print(f"wrote {args.table} ({time.monotonic() - t0:.0f} s for the table)")
     for k, v in table.attrs.items():
         if k.startswith("score_"):
             print(f"  {k[6:]:44s} {v:.3g}")
-    print("toolkit/hosts.py TCG_LOOPBACK from this calibration (value, standard error):")
-    print(profile_block(table))
+    name = "TCG_LOOPBACK_MULTIFD" if args.multifd else "TCG_LOOPBACK"
+    print(f"toolkit/hosts.py {name} from this calibration (value, standard error):")
+    print(profile_block(table, MULTIFD_FITTED if args.multifd else None))
     return 0
 
 
-def profile_block(table) -> str:
+def profile_block(table, names=None) -> str:
     """The ``TCG_LOOPBACK`` block of :mod:`toolkit.hosts` for a validation table's
-    calibration (NaN error: not identified or not fitted)."""
+    calibration (NaN error: not identified or not fitted); with ``names``, those
+    inputs only (the ``TCG_LOOPBACK_MULTIFD`` block)."""
     values = dict(zip(table.input.values, table.calibrated_value.values))
     errors = dict(zip(table.input.values, table.calibrated_error.values))
     lines = []
     for k in HOST_PARAMETERS:
-        if k in values:
+        if k in values and (names is None or k in names):
             err = float(errors[k])
             text = "math.nan" if err != err else f"{err:.3g}"
             lines.append(f'    "{k}": ({float(values[k]):.6g}, {text}),')

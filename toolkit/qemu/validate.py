@@ -97,7 +97,8 @@ def _predict_left_out(args) -> dict:
     return rows
 
 
-def validate(records: list, bootstrap: int = 4, workers: int = 2) -> xr.Dataset:
+def validate(records: list, bootstrap: int = 4, workers: int = 2, fit=None,
+             known: dict | None = None, title: str = "the validation study") -> xr.Dataset:
     """Predict each run from a calibration on the other scenarios' runs.
 
     Parameters
@@ -108,6 +109,11 @@ def validate(records: list, bootstrap: int = 4, workers: int = 2) -> xr.Dataset:
         Resamples for the errors of the calibration on all runs.
     workers : int
         Processes for the leave-one-scenario-out calibrations (1: in this process).
+    fit, known : optional
+        What the calibrations fit and what they take as known
+        (:func:`toolkit.qemu.calibrate.calibrate`; default: its own).
+    title : str
+        What the table is, for its ``title``.
 
     Returns
     -------
@@ -119,12 +125,13 @@ def validate(records: list, bootstrap: int = 4, workers: int = 2) -> xr.Dataset:
         identified); ``score_*`` attributes (:func:`scores`, :func:`boundaries`).
     """
     scenario_ids = sorted({r["scenario"] for r in records})
-    full = calibrate(records, bootstrap=bootstrap)
+    full = calibrate(records, bootstrap=bootstrap, fit=fit, known=known)
     # each left-out calibration starts from the one on all runs and refits near it what
     # that one identified (fewer runs do not tell apart what all runs do not)
-    fit = [k for k in full.fitted if full.identified[k]]
-    known = {k: full.values[k] for k in full.fitted if not full.identified[k]}
-    tasks = [(sid, records, full.values, fit, known) for sid in scenario_ids]
+    refit = [k for k in full.fitted if full.identified[k]]
+    fixed = {**(known or {}), **{k: full.values[k] for k in full.fitted
+                                 if not full.identified[k]}}
+    tasks = [(sid, records, full.values, refit, fixed) for sid in scenario_ids]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             parts = list(pool.map(_predict_left_out, tasks))
@@ -158,8 +165,8 @@ def validate(records: list, bootstrap: int = 4, workers: int = 2) -> xr.Dataset:
         values = [r.get(k) for r in records]
         values = [0 if v is None else (int(v) if isinstance(v, bool) else v) for v in values]
         coords[k] = ("run", np.array(values, dtype=float), {"units": units, "long_name": name})
-    # multifd's costs are left out: no run of the study has multifd yet (datasets/qemu-multifd)
-    names = [k for k in UNITS if k not in MULTIFD_FITTED]
+    # multifd's costs only where fitted: the runs without multifd do not show them
+    names = [k for k in UNITS if k not in MULTIFD_FITTED or k in full.fitted]
     data["calibrated_value"] = ("input", [full.values[k] for k in names],
                                 {"long_name": "host input calibrated on all runs",
                                  "units": "see input_units"})
@@ -173,7 +180,7 @@ def validate(records: list, bootstrap: int = 4, workers: int = 2) -> xr.Dataset:
     coords["input_units"] = ("input", [UNITS[k] for k in names],
                              {"units": "1", "long_name": "units of the input"})
     first = records[0]
-    attrs = {"title": "Simulator vs real QEMU: the validation study",
+    attrs = {"title": f"Simulator vs real QEMU: {title}",
              "source": f"switchover-lab {__version__} (toolkit.simulate, leave one scenario "
                        f"out) against QEMU {first['qemu_version']} (recorded, TCG, loopback)",
              "Conventions": "CF-1.10", "scenarios": len(scenario_ids),
@@ -183,8 +190,9 @@ def validate(records: list, bootstrap: int = 4, workers: int = 2) -> xr.Dataset:
         for by in ("run", "scenario"):
             for k, v in scores(ds, model, by).items():
                 ds.attrs[f"score_{model}_{by}_{k}"] = v
+        steps = [b["within_one_step"] for b in boundaries(ds, model).values()]
         ds.attrs[f"score_{model}_boundaries_within_one_step"] = \
-            float(np.mean([b["within_one_step"] for b in boundaries(ds, model).values()]))
+            float(np.mean(steps)) if steps else math.nan      # NaN: no avail sweep
     return ds
 
 
