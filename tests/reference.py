@@ -78,7 +78,7 @@ class Reference:
         # a page takes the longest of the source's, the wire's and the destination's time
         source_or_wire = max(ps(sc.page_send_time * 1e-9), ps(4104 / link))
         self.t_resend = max(source_or_wire, ps(sc.dst_copy_time * 1e-9))
-        self.t_populate = 0 if sc.mem_prealloc else ps(sc.dst_populate_time * 1e-3)
+        self.t_populate = ps(sc.dst_populate_time * 1e-3) if sc.dst_populates else 0
 
         self.t_zero = max(ps(sc.zero_page_scan_time * 1e-9), ps(9 / link))
         self.t_zero_untouched = max(ps(sc.untouched_page_scan_time * 1e-9), ps(9 / link))

@@ -91,6 +91,12 @@ def test_downtime_that_populates_regions_waits_for_the_destination():
     prealloc = tk.simulate(ample.replace(mem_prealloc=True))   # populated from the start
     assert int(prealloc.populated_regions) == 0
     assert float(prealloc.downtime) == pytest.approx(float(ds.downtime), rel=1e-3)
+    # the destination alone preallocated: the run of a destination that populates for free
+    dst_only = tk.simulate(sc.replace(dst_mem_prealloc=True))
+    free = tk.simulate(sc.replace(dst_populate_time=0))
+    assert int(dst_only.populated_regions) == 0
+    for name in ("total_time", "downtime", "transferred", "dirty_sync_count"):
+        assert float(dst_only[name]) == float(free[name]), name
 
 
 def test_zero_pages_populate_nothing_and_data_ranges_hold_data():

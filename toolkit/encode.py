@@ -113,7 +113,7 @@ def kernel_inputs(sc: Scenario, policy=None) -> tuple[np.ndarray, np.ndarray]:
     normal = max(_ps(sc.page_send_time * 1e-9), wire_ps(NORMAL_PAGE_WIRE, link))
     p[L.P_PS_NORMAL] = max(normal, _ps(sc.dst_copy_time * 1e-9))
     # preallocated, the destination's RAM is populated from the start
-    p[L.P_PS_POPULATE] = 0 if sc.mem_prealloc else _ps(sc.dst_populate_time * 1e-3)
+    p[L.P_PS_POPULATE] = _ps(sc.dst_populate_time * 1e-3) if sc.dst_populates else 0
     p[L.P_SOCKET_BUFFER] = sc.socket_buffer_size
     p[L.P_PS_ZERO] = max(_ps(sc.zero_page_scan_time * 1e-9), wire_ps(ZERO_PAGE_WIRE, link))
     p[L.P_PS_ZERO_UNTOUCHED] = max(_ps(sc.untouched_page_scan_time * 1e-9),

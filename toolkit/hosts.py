@@ -96,16 +96,16 @@ TCG_LOOPBACK = {
 }
 
 
-#: multifd's costs on the same host, calibrated on the multifd study's 36 real runs
+#: multifd's costs on the same host, calibrated on the multifd study's 51 real runs
 #: with the host above as known (``python -m toolkit.qemu.study --multifd`` prints
 #: this block; a test checks it against the shipped table). NaN: not identified, the
-#: value is the fit's start (docs/model.md, "Multifd against real QEMU").
+#: value is the fit's start (README, "Multifd against real QEMU").
 TCG_LOOPBACK_MULTIFD = {
-    "multifd_queue_time": (196.549, 50.1),
-    "multifd_packet_time": (0, math.nan),
-    "multifd_page_time": (0, math.nan),
-    "zlib_page_time": (50000, math.nan),
-    "zstd_page_time": (5000, math.nan),
+    "multifd_queue_time": (226.536, 49.7),
+    "multifd_packet_time": (8103.5, 2.52e+03),
+    "multifd_page_time": (3371.82, 357),
+    "zlib_page_time": (8919.33, 3.85e+03),
+    "zstd_page_time": (3064.27, 376),
 }
 
 

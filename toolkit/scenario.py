@@ -519,6 +519,10 @@ PARAMETERS = (
           doc="QEMU -mem-prealloc on both sides: all RAM is allocated from the start, so a "
           "zero page costs the source a full scan (zero_page_scan_time) and the destination "
           "populates nothing (dst_populate_time)."),
+    Param("dst_mem_prealloc", "bool", False, "1",
+          doc="QEMU -mem-prealloc on the destination only: its RAM is populated before the "
+          "migration starts, so a first copy costs no population (dst_populate_time); the "
+          "source's RAM is as mem_prealloc says."),
     Param("write_stride", "int", 1, "pages", 1, 2**31 - 1,
           "sequential: pages the write cursor advances per write, modulo the range "
           "(a scattered order when > 1; coprime with the range's pages, it visits all)."),
@@ -749,6 +753,7 @@ class Scenario:
     data_ranges: str | None = None
     zero_write_share: float | None = None
     mem_prealloc: bool | None = None
+    dst_mem_prealloc: bool | None = None
     write_stride: int | None = None
     write_cursor: int | None = None
     compressed_fraction: float | None = None
@@ -907,6 +912,12 @@ class Scenario:
             raise ValueError(f"write trace {self.write_trace}: {where}: page "
                              f"{pages[beyond[0]]} is beyond the {self.n_pages} pages of "
                              f"ram_size={self.ram_size} B")
+
+    @property
+    def dst_populates(self) -> bool:
+        """Whether the destination populates its RAM during the migration (neither side
+        preallocated, nor the destination alone)."""
+        return not (self.mem_prealloc or self.dst_mem_prealloc)
 
     @property
     def policy_object(self):

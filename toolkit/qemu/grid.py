@@ -115,7 +115,8 @@ def _second_edition() -> list[dict]:
 
 
 def _multifd() -> list[dict]:
-    """The multifd scenarios: recorded (``datasets/qemu-multifd``), not yet scored."""
+    """The multifd scenarios (``datasets/qemu-multifd``, scored by
+    ``python -m toolkit.qemu.study --multifd``)."""
     out = []
     # multifd (issue 15): channel counts, the rate check's lag under max-bandwidth, zero
     # detection in the channels (and in the migration thread, legacy), compression, a
@@ -145,6 +146,17 @@ def _multifd() -> list[dict]:
         _scenario("multifd2-big-2g", "multifd large guest", ram_mib=2048,
                   multifd_channels=2),
     ]
+    # the same with the destination's RAM preallocated: the channels and the wire
+    # without the destination's population cost (on this host it depends on what ran
+    # before: memory freed a moment ago is cheap, memory handed back to the hypervisor is not)
+    for channels in (1, 2, 8):
+        out.append(_scenario(f"multifd{channels}-dst-prealloc", "multifd, destination "
+                             "preallocated", **mf, multifd_channels=channels,
+                             dst_prealloc=True))
+    for compression in ("zstd", "zlib"):
+        out.append(_scenario(f"multifd2-{compression}-dst-prealloc", "multifd, destination "
+                             "preallocated", **mf, multifd_channels=2,
+                             multifd_compression=compression, dst_prealloc=True))
     return out
 
 
@@ -152,9 +164,9 @@ FIRST_EDITION = _first_edition()
 SECOND_EDITION = _second_edition()
 #: Every scenario of the study, first edition first.
 SCENARIOS = FIRST_EDITION + SECOND_EDITION
-#: multifd's scenarios (issue 15), recorded apart in ``datasets/qemu-multifd`` and not
-#: part of the scored study yet: a table with them takes ~12 minutes here, and the
-#: model's multifd costs are not calibrated into ``tcg-loopback`` yet.
+#: multifd's scenarios, recorded in ``datasets/qemu-multifd`` and scored apart
+#: (``python -m toolkit.qemu.study --multifd``): their calibration takes the study's
+#: host as known and fits multifd's costs alone.
 MULTIFD = _multifd()
 #: Run keywords that are not harness arguments.
 NOT_HARNESS = ("id", "family", "sweep")

@@ -400,7 +400,7 @@ class _Run:
 def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pages: int = 16384,
                   pattern: str = "sequential", rate: float | None = 2000.0,
                   zero_every: int = 0, fill: bool = True, stride: int = 1,
-                  prealloc: bool = False,
+                  prealloc: bool = False, dst_prealloc: bool = False,
                   max_bandwidth: int = 128 << 20, downtime_limit: int = 300,
                   avail_switchover_bandwidth: int = 0, auto_converge: bool = False,
                   multifd_channels: int = 0, multifd_compression: str = "none",
@@ -440,6 +440,11 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
         Preallocate all guest RAM on source and destination (``-mem-prealloc``,
         ~2.5 s per GiB on the 2-core development host).  A preallocated guest
         needs ``2 * ram_mib`` MiB of free host RAM for the pair.
+    dst_prealloc : bool, optional
+        Preallocate the destination's RAM only: it is populated before the
+        migration, so the run shows the migration without the destination's
+        population cost (which on a host that hands freed memory back to its
+        own hypervisor depends on what ran before).
     max_bandwidth : int, optional
         ``max-bandwidth`` [B/s], 0..SIZE_MAX (0 = unlimited; QEMU's default 128 MiB/s).
     downtime_limit : int, optional
@@ -515,6 +520,7 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
                        zero_every=zero_every, fill=fill, stride=stride)
     guest.pace(rate)  # checks rate
     _check_bool("prealloc", prealloc)
+    _check_bool("dst_prealloc", dst_prealloc)
     _check_positive("warmup", warmup, "s", zero_ok=True)
     _check_positive("time_limit", time_limit, "s")
     _check_positive("sample_interval", sample_interval, "s")
@@ -551,6 +557,7 @@ def run_migration(*, ram_mib: int = 256, start_page: int = guest.FIRST_PAGE, pag
             caps.update(both[0])
             params.update(both[1])
             result = _migrate(run, image, version, ram_mib=ram_mib, prealloc=bool(prealloc),
+                              dst_prealloc=bool(prealloc or dst_prealloc),
                               start_page=start_page, pages=pages, caps=caps, params=params,
                               incoming=both,
                               warmup=warmup, time_limit=time_limit,
@@ -629,11 +636,11 @@ def _set_migration(qmp: QMPClient, caps: dict, params: dict) -> None:
         qmp.execute("migrate-set-parameters", params)
 
 
-def _migrate(run: _Run, image: Path, version, *, ram_mib, prealloc, start_page, pages, caps,
-             params, incoming, warmup, time_limit, sample_interval, verify,
+def _migrate(run: _Run, image: Path, version, *, ram_mib, prealloc, dst_prealloc, start_page,
+             pages, caps, params, incoming, warmup, time_limit, sample_interval, verify,
              callback) -> MigrationResult:
     dst = run.start("dst", image, ram_mib, ["-incoming", "defer"] + (["-S"] if verify else []),
-                    prealloc)
+                    dst_prealloc)
     _set_migration(dst, *incoming)
     # Port 0: the destination binds a free port itself and reports it, no race.
     dst.execute("migrate-incoming", {"uri": "tcp:127.0.0.1:0"})

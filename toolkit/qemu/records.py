@@ -19,9 +19,11 @@ DEFAULT_OUT = ROOT / "datasets" / "qemu-validation"
 
 #: Settings of a record added with the extended test guest and with multifd, and their
 #: values for the records written before them (a filled range, data writes only,
-#: stride 1, no -mem-prealloc, no auto-converge, the cursor unknown, no multifd).
+#: stride 1, no -mem-prealloc on either side, no auto-converge, the cursor unknown, no
+#: multifd).
 GUEST_DEFAULTS = {"zero_every": 0, "fill": True, "stride": 1, "prealloc": False,
-                  "auto_converge": False, "cursor_at_migrate": None, "writes_at_migrate": None,
+                  "dst_prealloc": False, "auto_converge": False, "cursor_at_migrate": None,
+                  "writes_at_migrate": None,
                   "multifd_channels": 0, "multifd_compression": "none"}
 
 
@@ -165,6 +167,7 @@ def record_scenario(record: dict, host: dict, dirty_rate: float | None) -> Scena
         data_ranges=firmware_data_ranges(ram),
         zero_write_share=1.0 / zero_every if zero_every else 0.0,
         mem_prealloc=bool(setting("prealloc")),
+        dst_mem_prealloc=bool(setting("dst_prealloc")),
         max_bandwidth=record["max_bandwidth"], downtime_limit=record["downtime_limit"],
         avail_switchover_bandwidth=record["avail_switchover_bandwidth"],
         auto_converge=bool(setting("auto_converge")),

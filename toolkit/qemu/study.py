@@ -21,7 +21,7 @@ The runs not done yet need QEMU: ``--install-qemu`` installs it with
 predicts every run (:mod:`toolkit.qemu.validate`, about 4 minutes) and writes
 the table to ``datasets/qemu-validation.nc``.
 
-``--multifd`` does the same for multifd's 12 scenarios (:data:`grid.MULTIFD`,
+``--multifd`` does the same for multifd's 17 scenarios (:data:`grid.MULTIFD`,
 recorded in ``datasets/qemu-multifd``, table ``datasets/qemu-multifd.nc``, about
 2 minutes): their calibrations take the ``tcg-loopback`` profile's host as known
 and fit multifd's costs alone (:data:`MULTIFD_FITTED`), so that the profile
