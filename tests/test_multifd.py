@@ -118,3 +118,28 @@ def test_no_page_is_lost_with_multifd():
 def test_bad_multifd_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Scenario(**kwargs)
+
+
+def test_a_sweep_over_channels_and_avail_and_its_rescue_classes():
+    # a migration thread CPU-bound at 8 us a page, a guest rewriting 512 MiB at 900 MB/s:
+    # one channel is lost whatever avail says; more converge without any
+    cpu_bound = dict(ram_size="1GiB", workload="sequential", write_range="512MiB",
+                     dirty_rate="900MB/s", link_bandwidth="10Gbit/s", max_bandwidth=0,
+                     downtime_limit=300, page_send_time="8us", multifd_page_time="8us",
+                     max_time=20, multifd=True)
+    ds = tk.sweep(multifd_channels=[1, 8], avail_switchover_bandwidth=[0, int(5e8)],
+                  **cpu_bound)
+    assert ds.converged.dims == ("multifd_channels", "avail_switchover_bandwidth")
+    assert ds.multifd_channels.values.tolist() == [1, 8]
+    for channels in (1, 8):
+        one = tk.simulate(**cpu_bound, multifd_channels=channels)
+        assert float(ds.total_time.sel(multifd_channels=channels,
+                                       avail_switchover_bandwidth=0)) == \
+            float(one.total_time)
+    classes = tk.rescue(ds).rescue_class
+    names = {(c, a): tk.RESCUE_CLASSES[int(classes.sel(multifd_channels=c,
+                                                       avail_switchover_bandwidth=a))]
+             for c in (1, 8) for a in (0, int(5e8))}
+    assert names[(1, 0)] == names[(1, int(5e8))] == "lost"
+    assert names[(8, 0)] == names[(8, int(5e8))] == "converges_anyway"
+    assert ds.multifd_cpu_time.attrs["units"] == "ms"
