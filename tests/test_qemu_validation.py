@@ -121,14 +121,21 @@ def test_scores_closed_form():
     assert s["sync_count_exact"] == 0.5
 
 
+def _assert_is_shipped(table, name):
+    """``table`` holds the shipped dataset ``name``'s values (to 1e-9 where floating)."""
+    shipped = tk.open_dataset(name)
+    for var in list(shipped.data_vars) + list(shipped.coords):
+        if table[var].dtype.kind == "f":
+            np.testing.assert_allclose(table[var].values, shipped[var].values, rtol=1e-9,
+                                       err_msg=var)
+        else:
+            np.testing.assert_array_equal(table[var].values, shipped[var].values, err_msg=var)
+
+
 @pytest.mark.slow
 def test_shipped_table_regenerates_and_meets_the_targets(tmp_path):
     table = validate.validate(RECORDS)
-    shipped = tk.open_dataset("qemu-validation")
-    for name in list(shipped.data_vars) + list(shipped.coords):
-        np.testing.assert_allclose(table[name].values, shipped[name].values, rtol=1e-9,
-                                   err_msg=name) if table[name].dtype.kind == "f" else \
-            np.testing.assert_array_equal(table[name].values, shipped[name].values, err_msg=name)
+    _assert_is_shipped(table, "qemu-validation")
     s = validate.scores(table)
     met = validate.meets_targets(s)
     assert met["verdict_agreement"] and met["sync_count_exact"]
@@ -160,11 +167,7 @@ MULTIFD_RECORDS = study.load_records(DATASETS / "qemu-multifd")
 @pytest.mark.slow
 def test_the_multifd_table_regenerates_and_scores_ahead_of_the_baselines():
     table = study.validate_multifd(MULTIFD_RECORDS)
-    shipped = tk.open_dataset("qemu-multifd")
-    for name in list(shipped.data_vars) + list(shipped.coords):
-        np.testing.assert_allclose(table[name].values, shipped[name].values, rtol=1e-9,
-                                   err_msg=name) if table[name].dtype.kind == "f" else \
-            np.testing.assert_array_equal(table[name].values, shipped[name].values, err_msg=name)
+    _assert_is_shipped(table, "qemu-multifd")
     s = validate.scores(table)
     assert s["rows"] == 51 and s["converged_in_both"] == 51
     met = validate.meets_targets(s)

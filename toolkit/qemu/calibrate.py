@@ -196,9 +196,9 @@ FITTED = ("link_bandwidth", "dst_copy_time", "dst_populate_time", "socket_buffer
           "untouched_page_scan_time",
           "zero_page_scan_time")
 #: The multifd costs, fitted on runs with multifd: ``fit=(*FITTED, *MULTIFD_FITTED)``.
-#: The channels' page cost goes first: after the migration thread's queue cost the
-#: coordinate search stays where that one took the pages' time, at a higher loss
-#: (on the multifd study's runs 5.33 against 4.75, every cost identified).
+#: The channels' page cost goes first: fitted after the migration thread's queue cost,
+#: the coordinate search stays where that one took the pages' time (on the multifd
+#: study's runs at a higher loss, the channels' costs left unidentified).
 MULTIFD_FITTED = ("multifd_page_time", "multifd_queue_time", "multifd_packet_time",
                   "zstd_page_time", "zlib_page_time")
 
