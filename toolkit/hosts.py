@@ -129,11 +129,11 @@ def _kvm(link_bits: float) -> dict:
             "setup_overhead": 5.0, "vm_stop_time": 2.0, "device_state_size": 512 * 1024}
 
 
+_TCG = {**TCG_LOOPBACK, **TCG_LOOPBACK_MULTIFD}
 PROFILES = {
     "tcg-loopback": HostProfile(
         "tcg-loopback", "two QEMU 10.0 under TCG on one 2-core host, over loopback TCP",
-        {k: v for k, (v, _) in {**TCG_LOOPBACK, **TCG_LOOPBACK_MULTIFD}.items()},
-        {k: e for k, (_, e) in {**TCG_LOOPBACK, **TCG_LOOPBACK_MULTIFD}.items()},
+        {k: v for k, (v, _) in _TCG.items()}, {k: e for k, (_, e) in _TCG.items()},
         "toolkit.qemu.calibrate on all runs of datasets/qemu-validation (multifd's costs: "
         "of datasets/qemu-multifd)"),
     "kvm-10g": HostProfile("kvm-10g", "x86 KVM hosts on a 10 Gbit/s network (order of "
